@@ -1,0 +1,43 @@
+"""convnet: a from-scratch CUDA/C++ convolutional-network library in the spirit of cuda-convnet.
+
+The C++ core (`convnet._core`) holds tensors, devices and the ops; `convnet.ops` calls every op on
+numpy arrays. The same installed package runs on the CPU and, where one is present, on a GPU.
+"""
+
+import os as _os
+
+# OpenMP threads that spin while idle starve OpenBLAS's own threads when our loops and BLAS calls
+# alternate (25x slower in BUILD_NOTES.md); this must be set before libgomp is loaded by _core.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Preloads the OpenBLAS shared library that _core links against (the rpath alone fails for
+# editable and --target installs).
+import scipy_openblas32 as _scipy_openblas32  # noqa: E402,F401
+
+from . import _core  # noqa: E402
+from ._core import (  # noqa: E402
+    Device,
+    Error,
+    Tensor,
+    allocator_stats,
+    built_with_cuda,
+    cuda_device_count,
+    empty_cache,
+    get_num_threads,
+    set_num_threads,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Device",
+    "Error",
+    "Tensor",
+    "allocator_stats",
+    "built_with_cuda",
+    "cuda_device_count",
+    "empty_cache",
+    "get_num_threads",
+    "set_num_threads",
+    "__version__",
+]

@@ -1,0 +1,24 @@
+// The CUDA-free facade of the C++ core: the only header bindings.cpp includes. Everything here is
+// plain C++ over convnet::Tensor; no Python, no CUDA types.
+#pragma once
+
+#include "core/allocator.h"
+#include "core/check.h"
+#include "core/device.h"
+#include "core/tensor.h"
+#include "ops/conv.h"
+#include "ops/dropout.h"
+#include "ops/fc.h"
+#include "ops/lrn.h"
+#include "ops/neuron.h"
+#include "ops/pool.h"
+#include "ops/sgd.h"
+#include "ops/softmax.h"
+
+namespace convnet {
+
+// Threads of the CPU path: OpenMP loops and OpenBLAS together.
+int get_num_threads();
+void set_num_threads(int n);
+
+}  // namespace convnet

@@ -1,0 +1,18 @@
+// The few CUDA runtime calls the core needs, behind a CUDA-free declaration so that files compiled
+// by the host compiler never include cuda_runtime.h. Implemented in kernels/runtime.cu and only
+// present when CONVNET_WITH_CUDA is defined.
+#pragma once
+
+#include <cstddef>
+
+namespace convnet::cuda {
+
+// Number of GPUs; 0 (never an error) when there is no driver or no device.
+int device_count();
+// cudaMalloc on `device`; throws convnet::Error naming the byte count when memory runs out.
+void* malloc_on(int device, std::size_t bytes);
+void free_on(int device, void* ptr);
+// Synchronous copies; `kind`: 0 host->device, 1 device->host, 2 device->device.
+void memcpy_sync(void* dst, const void* src, std::size_t bytes, int kind);
+
+}  // namespace convnet::cuda

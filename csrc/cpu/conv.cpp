@@ -1,0 +1,147 @@
+// Convolution on the CPU: im2col + GEMM per image and group, threaded over the batch.
+// With two or more images, each OpenMP thread takes whole images and runs single-threaded
+// OpenBLAS GEMMs on its own im2col workspace; with one image, the GEMMs use OpenBLAS's threads.
+// A 1x1, stride-1, unpadded convolution skips im2col: the image already is the column matrix.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/blas.h"
+#include "cpu/im2col.h"
+#include "ops/conv.h"
+
+namespace convnet {
+
+namespace {
+bool is_pointwise(const ConvGeometry& g) {
+    return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+           g.pad_w == 0 && g.oh == g.h && g.ow == g.w;
+}
+
+template <typename T>
+Tensor workspace(int threads, std::int64_t per_thread) {
+    return Tensor::empty({threads, std::max<std::int64_t>(per_thread, 1)},
+                         sizeof(T) == 4 ? DType::f32 : DType::f64);
+}
+
+// Runs body(image, thread) for every image, on `threads` OpenMP threads; OpenBLAS is kept to
+// one thread while more than one of ours runs.
+template <typename Body>
+void for_each_image(std::int64_t images, int threads, Body&& body) {
+    if (threads <= 1) {
+        for (std::int64_t i = 0; i < images; ++i) body(i, 0);
+        return;
+    }
+    blas::SingleThreadedScope single;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (std::int64_t i = 0; i < images; ++i) body(i, omp_get_thread_num());
+}
+}  // namespace
+
+template <typename T>
+void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
+    const std::int64_t positions = g.oh * g.ow, patch = g.patch_size();
+    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
+    const bool pointwise = is_pointwise(g);
+    const int threads = blas::threads_for(g.n);
+    Tensor cols = workspace<T>(threads, pointwise ? 0 : patch * positions);
+    for_each_image(g.n, threads, [&](std::int64_t n, int t) {
+        T* col = cols.data<T>() + t * cols.dim(1);
+        for (int grp = 0; grp < g.groups; ++grp) {
+            const T* xg = x + (n * g.c + grp * cg) * g.h * g.w;
+            T* yg = y + (n * g.f + grp * fg) * positions;
+            if (!pointwise) im2col(xg, col, g);
+            blas::gemm<T>(false, false, fg, positions, patch, T(1), w + grp * fg * patch, patch,
+                          pointwise ? xg : col, positions, T(0), yg, positions);
+            if (b)
+                for (std::int64_t f = 0; f < fg; ++f) {
+                    const T bias = b[grp * fg + f];
+                    T* row = yg + f * positions;
+                    for (std::int64_t p = 0; p < positions; ++p) row[p] += bias;
+                }
+        }
+    });
+}
+
+template <typename T>
+void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta) {
+    const std::int64_t positions = g.oh * g.ow, patch = g.patch_size();
+    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
+    const bool pointwise = is_pointwise(g);
+    const int threads = blas::threads_for(g.n);
+    Tensor cols = workspace<T>(threads, pointwise ? 0 : patch * positions);
+    for_each_image(g.n, threads, [&](std::int64_t n, int t) {
+        T* col = cols.data<T>() + t * cols.dim(1);
+        T* dxn = dx + n * g.c * g.h * g.w;
+        if (!pointwise) {
+            if (beta == T(0))
+                std::fill(dxn, dxn + g.c * g.h * g.w, T(0));
+            else if (beta != T(1))
+                for (std::int64_t i = 0; i < g.c * g.h * g.w; ++i) dxn[i] *= beta;
+        }
+        for (int grp = 0; grp < g.groups; ++grp) {
+            const T* dyg = dy + (n * g.f + grp * fg) * positions;
+            T* dxg = dxn + grp * cg * g.h * g.w;
+            // dcol (patch, positions) = W_g^T (patch, fg) * dy_g (fg, positions)
+            blas::gemm<T>(true, false, patch, positions, fg, T(1), w + grp * fg * patch, patch, dyg,
+                          positions, pointwise ? beta : T(0), pointwise ? dxg : col, positions);
+            if (!pointwise) col2im_add(col, dxg, g);
+        }
+    });
+}
+
+template <typename T>
+void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g,
+                              T beta) {
+    const std::int64_t positions = g.oh * g.ow, patch = g.patch_size();
+    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
+    const bool pointwise = is_pointwise(g);
+    const int threads = blas::threads_for(g.n);
+    Tensor cols = workspace<T>(threads, pointwise ? 0 : patch * positions);
+    // Each thread sums its images' gradients into its own (dw, db); the sums are added at the end.
+    const std::int64_t dw_size = g.f * patch;
+    Tensor partial = Tensor::zeros({threads, dw_size + g.f}, sizeof(T) == 4 ? DType::f32 : DType::f64);
+    for_each_image(g.n, threads, [&](std::int64_t n, int t) {
+        T* col = cols.data<T>() + t * cols.dim(1);
+        T* dw_t = partial.data<T>() + t * (dw_size + g.f);
+        T* db_t = dw_t + dw_size;
+        for (int grp = 0; grp < g.groups; ++grp) {
+            const T* xg = x + (n * g.c + grp * cg) * g.h * g.w;
+            const T* dyg = dy + (n * g.f + grp * fg) * positions;
+            if (dw) {
+                if (!pointwise) im2col(xg, col, g);
+                // dW_g (fg, patch) += dy_g (fg, positions) * col^T (positions, patch)
+                blas::gemm<T>(false, true, fg, patch, positions, T(1), dyg, positions,
+                              pointwise ? xg : col, positions, T(1), dw_t + grp * fg * patch,
+                              patch);
+            }
+            if (db)
+                for (std::int64_t f = 0; f < fg; ++f) {
+                    const T* row = dyg + f * positions;
+                    T sum = 0;
+                    for (std::int64_t p = 0; p < positions; ++p) sum += row[p];
+                    db_t[grp * fg + f] += sum;
+                }
+        }
+    });
+    auto reduce = [&](T* out, std::int64_t offset, std::int64_t count) {
+        for (std::int64_t i = 0; i < count; ++i) {
+            T sum = 0;
+            for (int t = 0; t < threads; ++t) sum += partial.data<T>()[t * (dw_size + g.f) + offset + i];
+            out[i] = beta == T(0) ? sum : beta * out[i] + sum;
+        }
+    };
+    if (dw) reduce(dw, 0, dw_size);
+    if (db) reduce(db, dw_size, g.f);
+}
+
+#define CONVNET_INSTANTIATE(T)                                                                  \
+    template void conv_forward_cpu<T>(const T*, const T*, const T*, T*, const ConvGeometry&);   \
+    template void conv_backward_data_cpu<T>(const T*, const T*, T*, const ConvGeometry&, T);    \
+    template void conv_backward_filter_cpu<T>(const T*, const T*, T*, T*, const ConvGeometry&, T);
+CONVNET_INSTANTIATE(float)
+CONVNET_INSTANTIATE(double)
+#undef CONVNET_INSTANTIATE
+
+}  // namespace convnet

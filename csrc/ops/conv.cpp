@@ -1,0 +1,89 @@
+// Convolution dispatch: output-size rules, geometry checks, CPU or CUDA.
+#include "ops/conv.h"
+
+#include "ops/dispatch.h"
+
+namespace convnet {
+
+using ops_detail::expect;
+using ops_detail::expect_shape;
+
+ConvSizeRule conv_size_rule_from_name(const std::string& name) {
+    if (name == "floor") return ConvSizeRule::floor;
+    if (name == "cuda-convnet") return ConvSizeRule::cuda_convnet;
+    throw ArgumentError("conv: rule must be 'floor' or 'cuda-convnet', got '" + name + "'");
+}
+
+std::int64_t conv_output_size(std::int64_t size, std::int64_t kernel, int stride, int padding,
+                              ConvSizeRule rule) {
+    CONVNET_ARG_CHECK(stride >= 1, "conv: stride must be >= 1, got ", stride);
+    CONVNET_ARG_CHECK(padding >= 0, "conv: padding must be >= 0, got ", padding);
+    CONVNET_ARG_CHECK(kernel >= 1, "conv: kernel size must be >= 1, got ", kernel);
+    const std::int64_t span = size + 2 * std::int64_t(padding) - kernel;
+    CONVNET_ARG_CHECK(span >= 0, "conv: kernel ", kernel, " does not fit an input of ", size,
+                      " with padding ", padding);
+    if (rule == ConvSizeRule::floor) return span / stride + 1;
+    return 1 + (span + stride - 1) / stride;  // 1 + ceil(span / stride)
+}
+
+ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, int stride_h,
+                           int stride_w, int pad_h, int pad_w, int groups, const char* op) {
+    expect(x, op, "x", x.dtype(), x.device(), 4);
+    expect(w, op, "w", x.dtype(), x.device(), 4);
+    expect(y, op, "y", x.dtype(), x.device(), 4);
+    ConvGeometry g;
+    g.n = x.dim(0), g.c = x.dim(1), g.h = x.dim(2), g.w = x.dim(3);
+    g.f = w.dim(0), g.kh = w.dim(2), g.kw = w.dim(3);
+    g.oh = y.dim(2), g.ow = y.dim(3);
+    g.stride_h = stride_h, g.stride_w = stride_w, g.pad_h = pad_h, g.pad_w = pad_w;
+    g.groups = groups;
+    CONVNET_ARG_CHECK(groups >= 1 && g.c % groups == 0 && g.f % groups == 0, op, ": groups (",
+                      groups, ") must divide the input channels (", g.c, ") and filters (", g.f,
+                      ")");
+    CONVNET_ARG_CHECK(stride_h >= 1 && stride_w >= 1, op, ": stride must be >= 1");
+    CONVNET_ARG_CHECK(pad_h >= 0 && pad_w >= 0, op, ": padding must be >= 0");
+    CONVNET_ARG_CHECK(w.dim(1) == g.c / groups, op, ": w must have C/groups = ", g.c / groups,
+                      " channels, got shape ", shape_str(w.shape()));
+    expect_shape(y, op, "y", {g.n, g.f, g.oh, g.ow});
+    // Every output position must touch the padded image; overhang past it reads zeros.
+    CONVNET_ARG_CHECK(g.oh >= 1 && g.ow >= 1 && (g.oh - 1) * stride_h - pad_h < g.h &&
+                          (g.ow - 1) * stride_w - pad_w < g.w,
+                      op, ": output ", g.oh, "x", g.ow, " has positions outside the input");
+    return g;
+}
+
+void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
+                  const ConvGeometry& g) {
+    const char* op = "conv_forward";
+    if (b.defined()) {
+        expect(b, op, "b", x.dtype(), x.device(), 1);
+        expect_shape(b, op, "b", {g.f});
+    }
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
+                            y.data<T>(), g);
+    });
+}
+
+void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
+                   const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta) {
+    const char* op = "conv_backward";
+    expect(dy, op, "dy", x.dtype(), x.device(), 4);
+    expect_shape(dy, op, "dy", {g.n, g.f, g.oh, g.ow});
+    if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
+    if (dw.defined()) expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
+    if (db.defined()) expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f});
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        if (dx.defined()) conv_backward_data_cpu<T>(w.data<T>(), dy.data<T>(), dx.data<T>(), g, T(beta));
+        if (dw.defined() || db.defined())
+            conv_backward_filter_cpu<T>(x.data<T>(), dy.data<T>(),
+                                        dw.defined() ? dw.data<T>() : nullptr,
+                                        db.defined() ? db.data<T>() : nullptr, g, T(beta));
+    });
+}
+
+}  // namespace convnet

@@ -1,0 +1,54 @@
+// 2D convolution (cross-correlation, as in every CNN library) with stride, zero padding, groups
+// and bias.
+// Layouts: x is (N, C, H, W); w is (F, C/groups, KH, KW); b is (F,); y is (N, F, OH, OW).
+// Group g reads input channels [g*C/G, (g+1)*C/G) and writes output channels [g*F/G, (g+1)*F/G).
+// The output size is the caller's: the usual floor rule, or cuda-convnet's ceil rule under which
+// the last filter positions overhang the far side of the image and read zeros there. Any pixel
+// outside the image (padding or overhang) reads as zero.
+// Backward entry points write dx = beta*dx + ..., dw = beta*dw + ..., db = beta*db + ...
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace convnet {
+
+struct ConvGeometry {
+    std::int64_t n = 0, c = 0, h = 0, w = 0;  // input
+    std::int64_t f = 0, kh = 0, kw = 0;       // filters
+    std::int64_t oh = 0, ow = 0;              // output
+    int stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, groups = 1;
+
+    std::int64_t channels_per_group() const { return c / groups; }
+    std::int64_t filters_per_group() const { return f / groups; }
+    // Rows of the im2col matrix of one group: (C/G)*KH*KW.
+    std::int64_t patch_size() const { return channels_per_group() * kh * kw; }
+};
+
+enum class ConvSizeRule { floor, cuda_convnet };
+ConvSizeRule conv_size_rule_from_name(const std::string& name);
+// Output positions along one axis; throws ArgumentError when the kernel does not fit.
+std::int64_t conv_output_size(std::int64_t size, std::int64_t kernel, int stride, int padding,
+                              ConvSizeRule rule);
+
+// Reads the geometry off the tensors (y's spatial size gives OH, OW) and checks it.
+ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, int stride_h,
+                           int stride_w, int pad_h, int pad_w, int groups, const char* op);
+
+void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b /* may be undefined */,
+                  const Tensor& y, const ConvGeometry& g);
+// Any of dx, dw, db may be undefined to skip that gradient.
+void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
+                   const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta = 0.f);
+
+template <typename T>
+void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g);
+template <typename T>
+void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta);
+template <typename T>
+void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g,
+                              T beta);
+
+}  // namespace convnet

@@ -1,0 +1,26 @@
+// Argument checks shared by the op dispatchers.
+#include "ops/dispatch.h"
+
+namespace convnet::ops_detail {
+
+void expect(const Tensor& t, const char* op, const char* name, DType dtype, Device device,
+            int ndim) {
+    CONVNET_ARG_CHECK(t.defined(), op, ": ", name, " is missing");
+    CONVNET_ARG_CHECK(t.dtype() == dtype, op, ": ", name, " must be ", dtype_name(dtype), ", got ",
+                      dtype_name(t.dtype()));
+    CONVNET_ARG_CHECK(t.device() == device, op, ": ", name, " is on ", t.device().str(),
+                      " but the op runs on ", device.str());
+    CONVNET_ARG_CHECK(ndim < 0 || t.ndim() == ndim, op, ": ", name, " must have ", ndim,
+                      " dimensions, got shape ", shape_str(t.shape()));
+}
+
+void expect_shape(const Tensor& t, const char* op, const char* name, const Shape& shape) {
+    CONVNET_ARG_CHECK(t.shape() == shape, op, ": ", name, " must have shape ", shape_str(shape),
+                      ", got ", shape_str(t.shape()));
+}
+
+void no_cuda_kernel(const char* op) {
+    throw Error(detail::concat(op, ": no CUDA kernel in this version; run it on the CPU"));
+}
+
+}  // namespace convnet::ops_detail

@@ -1,0 +1,37 @@
+// Dropout with a counter-based mask (kernels/rng.h): element i of the flat tensor is kept when
+// word i%4 of Philox4x32-10(counter = (i/4, step lo, step hi, layer), key = seed) is below
+// floor(keep * 2^32), keep = 1 - p. The mask is never stored: backward regenerates it.
+// Classic dropout (the paper; cuda-convnet's dropout2): train y = x*mask, test y = x*keep.
+// Inverted dropout (cuda-convnet2's dropout): train y = x*mask/keep, test y = x.
+// x, y, dy, dx: any shape, same for all; float32 on the GPU.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace convnet {
+
+struct DropoutParams {
+    double p = 0.5;           // probability of dropping
+    std::uint64_t seed = 0;
+    std::uint64_t step = 0;
+    std::uint32_t layer = 0;
+    bool train = true;
+    bool inverted = false;
+
+    // y = x * factor where kept (or always, at test time)
+    double kept_factor() const;
+};
+
+void dropout_mask(std::uint8_t* mask, std::int64_t n, const DropoutParams& p);
+void dropout_forward(const Tensor& x, const Tensor& y, const DropoutParams& p);
+void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutParams& p,
+                      float beta = 0.f);
+
+void dropout_mask_cpu(std::uint8_t* mask, std::int64_t n, const DropoutParams& p);
+// Training: y = x * mask * factor; testing: y = x * factor. Backward is the same map applied to dy.
+template <typename T>
+void dropout_apply_cpu(const T* x, T* y, std::int64_t n, const DropoutParams& p, T beta);
+
+}  // namespace convnet

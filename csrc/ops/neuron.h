@@ -1,0 +1,34 @@
+// Neurons: element-wise activations (cuda-convnet's `neuron=`). Any shape; x, y, dy, dx share it.
+// Entry points: the dispatching Tensor functions, the CPU implementation (float and double) and
+// the CUDA launcher (float). Backward writes dx = beta*dx + gradient (beta 0 overwrites).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+#include "kernels/neuron_math.h"
+
+namespace convnet {
+
+// "relu", "tanh", ... -> NeuronType; throws ArgumentError listing the known names.
+NeuronType neuron_type_from_name(const std::string& name);
+// How many bracketed parameters a neuron takes (tanh[a,b]: 2, brelu[a]: 1, relu: 0).
+int neuron_param_count(NeuronType type);
+
+void neuron_forward(const Tensor& x, const Tensor& y, const NeuronParams& p);
+void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
+                     const NeuronParams& p, float beta = 0.f);
+
+template <typename T>
+void neuron_forward_cpu(const T* x, T* y, std::int64_t n, const NeuronParams& p);
+template <typename T>
+void neuron_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n,
+                         const NeuronParams& p, T beta);
+
+void neuron_forward_cuda(const float* x, float* y, std::int64_t n, const NeuronParams& p,
+                         void* stream);
+void neuron_backward_cuda(const float* x, const float* y, const float* dy, float* dx,
+                          std::int64_t n, const NeuronParams& p, float beta, void* stream);
+
+}  // namespace convnet

@@ -1,0 +1,25 @@
+// SGD update dispatch.
+#include "ops/sgd.h"
+
+#include "ops/dispatch.h"
+
+namespace convnet {
+
+using ops_detail::expect;
+using ops_detail::expect_shape;
+
+void sgd_update(const Tensor& w, const Tensor& grad, const Tensor& v, const SgdParams& p) {
+    const char* op = "sgd_update";
+    expect(w, op, "w", w.dtype(), w.device());
+    for (auto [t, name] : {std::pair{&grad, "grad"}, {&v, "v"}}) {
+        expect(*t, op, name, w.dtype(), w.device());
+        expect_shape(*t, op, name, w.shape());
+    }
+    if (w.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(w.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        sgd_update_cpu<T>(w.data<T>(), grad.data<T>(), v.data<T>(), w.numel(), p);
+    });
+}
+
+}  // namespace convnet

@@ -1,0 +1,60 @@
+// Softmax / log-loss dispatch.
+#include "ops/softmax.h"
+
+#include "ops/dispatch.h"
+
+namespace convnet {
+
+using ops_detail::expect;
+using ops_detail::expect_shape;
+
+void softmax_forward(const Tensor& x, const Tensor& probs) {
+    const char* op = "softmax_forward";
+    expect(x, op, "x", x.dtype(), x.device(), 2);
+    expect(probs, op, "probs", x.dtype(), x.device());
+    expect_shape(probs, op, "probs", x.shape());
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        softmax_forward_cpu<T>(x.data<T>(), probs.data<T>(), x.dim(0), x.dim(1));
+    });
+}
+
+void softmax_backward(const Tensor& probs, const Tensor& dy, const Tensor& dx, float beta) {
+    const char* op = "softmax_backward";
+    expect(probs, op, "y", probs.dtype(), probs.device(), 2);
+    for (auto [t, name] : {std::pair{&dy, "dy"}, {&dx, "dx"}}) {
+        expect(*t, op, name, probs.dtype(), probs.device());
+        expect_shape(*t, op, name, probs.shape());
+    }
+    if (probs.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(probs.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        softmax_backward_cpu<T>(probs.data<T>(), dy.data<T>(), dx.data<T>(), probs.dim(0),
+                                probs.dim(1), T(beta));
+    });
+}
+
+LogLossResult softmax_logloss(const Tensor& x, const std::int32_t* labels, const Tensor& probs,
+                              const Tensor& dx, int topk) {
+    const char* op = "softmax_logloss";
+    expect(x, op, "x", x.dtype(), x.device(), 2);
+    expect(probs, op, "probs", x.dtype(), x.device());
+    expect_shape(probs, op, "probs", x.shape());
+    if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
+    CONVNET_ARG_CHECK(topk >= 1, op, ": topk must be >= 1, got ", topk);
+    const std::int64_t n = x.dim(0), k = x.dim(1);
+    for (std::int64_t i = 0; i < n; ++i)
+        CONVNET_ARG_CHECK(labels[i] >= 0 && labels[i] < k, op, ": label ", labels[i], " of sample ",
+                          i, " is outside [0, ", k, ")");
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    LogLossResult result;
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        result = softmax_logloss_cpu<T>(x.data<T>(), labels, probs.data<T>(),
+                                        dx.defined() ? dx.data<T>() : nullptr, n, k, topk);
+    });
+    return result;
+}
+
+}  // namespace convnet

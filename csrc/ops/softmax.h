@@ -1,0 +1,36 @@
+// Softmax over the last axis and the multinomial log-loss (cuda-convnet's softmax + cost.logreg).
+// Layout: x, probs, dx are (N, K) row-major; labels are (N,) int32 class indices.
+// softmax_logloss computes, in one pass: probs, the summed loss sum_n -log probs[n, label[n]]
+// (from the log-sum-exp, so it stays finite when a probability underflows), dx = probs -
+// onehot(labels) (the gradient of that sum), and the top-1 / top-k error counts. A sample is
+// correct at k when fewer than k classes are strictly more probable than its label.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace convnet {
+
+struct LogLossResult {
+    double loss = 0.0;
+    std::int64_t top1_errors = 0;
+    std::int64_t topk_errors = 0;
+};
+
+void softmax_forward(const Tensor& x, const Tensor& probs);
+void softmax_backward(const Tensor& probs, const Tensor& dy, const Tensor& dx, float beta = 0.f);
+// dx may be undefined (evaluation only).
+LogLossResult softmax_logloss(const Tensor& x, const std::int32_t* labels, const Tensor& probs,
+                              const Tensor& dx, int topk);
+
+template <typename T>
+void softmax_forward_cpu(const T* x, T* probs, std::int64_t n, std::int64_t k);
+template <typename T>
+void softmax_backward_cpu(const T* probs, const T* dy, T* dx, std::int64_t n, std::int64_t k,
+                          T beta);
+template <typename T>
+LogLossResult softmax_logloss_cpu(const T* x, const std::int32_t* labels, T* probs, T* dx,
+                                  std::int64_t n, std::int64_t k, int topk);
+
+}  // namespace convnet

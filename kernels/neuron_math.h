@@ -1,0 +1,69 @@
+// The element-wise functions of cuda-convnet's neurons (CUDA_CONVNET.md section 2.4), forward and
+// derivative, shared by csrc/cpu/neuron.cpp and kernels/neuron.cu. Each derivative takes the
+// input x and output y and uses whichever is cheaper and exact; relu and brelu use the output,
+// as cuda-convnet does.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/hostdevice.h"
+
+namespace convnet {
+
+enum class NeuronType { ident, relu, logistic, tanh, abs, square, sqrt, linear, brelu, softrelu,
+                        log, drelu };
+
+struct NeuronParams {
+    NeuronType type = NeuronType::ident;
+    double a = 1.0;  // tanh/linear scale, brelu bound, log offset, drelu scale
+    double b = 0.0;  // tanh inner scale, linear offset
+};
+
+template <typename T>
+CONVNET_HD T neuron_value(NeuronType type, T x, T a, T b) {
+    switch (type) {
+        case NeuronType::ident: return x;
+        case NeuronType::relu: return x > T(0) ? x : T(0);
+        case NeuronType::logistic: return T(1) / (T(1) + std::exp(-x));
+        case NeuronType::tanh: return a * std::tanh(b * x);
+        case NeuronType::abs: return std::fabs(x);
+        case NeuronType::square: return x * x;
+        case NeuronType::sqrt: return std::sqrt(x);
+        case NeuronType::linear: return a * x + b;
+        case NeuronType::brelu: return x > T(0) ? (x < a ? x : a) : T(0);
+        // log(1 + e^x) without overflow: for x > 0 it equals x + log(1 + e^-x).
+        case NeuronType::softrelu:
+            return x > T(0) ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+        case NeuronType::log: return std::log(a + x);
+        case NeuronType::drelu: return x - a * std::tanh(x / a);
+    }
+    return x;
+}
+
+// dL/dx given dL/dy = dy.
+template <typename T>
+CONVNET_HD T neuron_gradient(NeuronType type, T x, T y, T dy, T a, T b) {
+    switch (type) {
+        case NeuronType::ident: return dy;
+        case NeuronType::relu: return y > T(0) ? dy : T(0);
+        case NeuronType::logistic: return dy * y * (T(1) - y);
+        case NeuronType::tanh: {
+            const T t = std::tanh(b * x);  // from x: y/a is undefined when a == 0
+            return dy * a * b * (T(1) - t * t);
+        }
+        case NeuronType::abs: return x > T(0) ? dy : (x < T(0) ? -dy : T(0));
+        case NeuronType::square: return dy * T(2) * x;
+        case NeuronType::sqrt: return dy / (T(2) * y);
+        case NeuronType::linear: return dy * a;
+        case NeuronType::brelu: return (y > T(0) && y < a) ? dy : T(0);
+        case NeuronType::softrelu: return dy / (T(1) + std::exp(-x));  // the logistic of x
+        case NeuronType::log: return dy / (a + x);
+        case NeuronType::drelu: {
+            const T t = std::tanh(x / a);
+            return dy * t * t;
+        }
+    }
+    return dy;
+}
+
+}  // namespace convnet
