@@ -200,6 +200,21 @@ PYBIND11_MODULE(_core, m) {
         neuron_backward(tx, ty, tdy, tdx, p);
     });
 
+    // Tensor forms of the ops that have a CUDA kernel, for device tensors (and GPU tests).
+    m.def("neuron_forward_tensor", [](const Tensor& x, const Tensor& y, const std::string& name,
+                                      double a, double b) {
+        const NeuronParams p = neuron_params(name, a, b);
+        py::gil_scoped_release release;
+        neuron_forward(x, y, p);
+    });
+    m.def("neuron_backward_tensor", [](const Tensor& x, const Tensor& y, const Tensor& dy,
+                                       const Tensor& dx, const std::string& name, double a,
+                                       double b) {
+        const NeuronParams p = neuron_params(name, a, b);
+        py::gil_scoped_release release;
+        neuron_backward(x, y, dy, dx, p);
+    });
+
     m.def("lrn_forward", [](py::array x, py::array y, int size, int pre, bool blocked,
                             double alpha, double beta, double k) {
         const char* op = "lrn_forward";

@@ -1,6 +1,8 @@
 // Fully connected on the CPU: three GEMMs through OpenBLAS (using its own threads).
 #include "ops/fc.h"
 
+#include <vector>
+
 #include "cpu/blas.h"
 
 namespace convnet {
@@ -21,12 +23,13 @@ void fc_backward_cpu(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db,
     if (dx) blas::gemm<T>(false, false, g.n, g.k, g.m, T(1), dy, g.m, w, g.k, beta, dx, g.k);
     // dw (M, K) = dy^T (M, N) * x (N, K)
     if (dw) blas::gemm<T>(true, false, g.m, g.k, g.n, T(1), dy, g.m, x, g.k, beta, dw, g.k);
-    if (db)
-        for (std::int64_t m = 0; m < g.m; ++m) {
-            T sum = 0;
-            for (std::int64_t n = 0; n < g.n; ++n) sum += dy[n * g.m + m];
-            db[m] = beta == T(0) ? sum : beta * db[m] + sum;
-        }
+    if (db) {
+        // Row by row, so the reads of dy stay contiguous.
+        std::vector<T> sum(g.m, T(0));
+        for (std::int64_t n = 0; n < g.n; ++n)
+            for (std::int64_t m = 0; m < g.m; ++m) sum[m] += dy[n * g.m + m];
+        for (std::int64_t m = 0; m < g.m; ++m) db[m] = beta == T(0) ? sum[m] : beta * db[m] + sum[m];
+    }
 }
 
 template void fc_forward_cpu<float>(const float*, const float*, const float*, float*,
