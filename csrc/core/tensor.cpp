@@ -48,6 +48,9 @@ std::int64_t Tensor::numel() const { return count_elements(shape_); }
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
     CONVNET_ARG_CHECK(device.is_cpu() || dtype == DType::f32,
                       "tensor: float64 tensors live on the CPU only");
+    CONVNET_ARG_CHECK(device.is_cpu() || device.index < cuda_device_count(), "tensor: ",
+                      device.str(), " is not available (", built_with_cuda() ? "" : "built without CUDA; ",
+                      cuda_device_count(), " GPU(s) visible)");
     Tensor t;
     t.shape_ = shape;
     t.dtype_ = dtype;
