@@ -12,7 +12,8 @@ import convnet
 import convnet.ops as ops
 from convnet import _core
 
-pytestmark = pytest.mark.gpu
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(convnet.cuda_device_count() == 0, reason="needs a GPU")]
 
 # A few ulp of float32 for the transcendental neurons; exact ones match to rounding.
 GPU_VS_CPU_REL_TOL = 1e-5
