@@ -499,7 +499,7 @@ def _labels(op, labels, n, k):
                          f"got {labels.dtype}")
     if n and (labels.min() < 0 or labels.max() >= k):
         bad = labels[(labels < 0) | (labels >= k)][0]
-        raise ValueError(f"{op}: label {bad!r} is outside [0, {k})")
+        raise ValueError(f"{op}: label {bad.item()!r} is outside [0, {k})")
     return np.ascontiguousarray(labels, dtype=np.int32)
 
 

@@ -45,10 +45,12 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, in
     CONVNET_ARG_CHECK(w.dim(1) == g.c / groups, op, ": w must have C/groups = ", g.c / groups,
                       " channels, got shape ", shape_str(w.shape()));
     expect_shape(y, op, "y", {g.n, g.f, g.oh, g.ow});
-    // Every output position must touch the padded image; overhang past it reads zeros.
-    CONVNET_ARG_CHECK(g.oh >= 1 && g.ow >= 1 && (g.oh - 1) * stride_h - pad_h < g.h &&
-                          (g.ow - 1) * stride_w - pad_w < g.w,
-                      op, ": output ", g.oh, "x", g.ow, " has positions outside the input");
+    // Every window must start inside the padded image; what overhangs it reads zeros (the
+    // cuda-convnet rule overhangs the far side; stride > kernel could skip past it entirely).
+    CONVNET_ARG_CHECK(g.oh >= 1 && g.ow >= 1 && (g.oh - 1) * stride_h < g.h + 2 * pad_h &&
+                          (g.ow - 1) * stride_w < g.w + 2 * pad_w,
+                      op, ": output ", g.oh, "x", g.ow, " has windows starting beyond the padded ",
+                      g.h, "x", g.w, " input");
     return g;
 }
 
