@@ -56,6 +56,16 @@ def _same_shape(op: str, name: str, a: np.ndarray, shape: Sequence[int], what: s
                          f"got {tuple(a.shape)}")
 
 
+def _like(op: str, ref_name: str, ref: np.ndarray, **arrays):
+    """Checks arrays that must share ref's dtype and shape; returns them in order."""
+    checked = []
+    for name, a in arrays.items():
+        a = _array(op, name, a, dtype=ref.dtype)
+        _same_shape(op, name, a, ref.shape, ref_name)
+        checked.append(a)
+    return checked
+
+
 def _pair(op: str, name: str, v: IntOrPair, minimum: Optional[int] = None) -> Tuple[int, int]:
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
@@ -261,10 +271,7 @@ def neuron_backward(x, y, dy, neuron: str) -> np.ndarray:
     """dx for y = neuron_forward(x, neuron) given dy; x, y, dy share one shape."""
     op = "neuron_backward"
     x = _array(op, "x", x)
-    y = _array(op, "y", y, dtype=x.dtype)
-    dy = _array(op, "dy", dy, dtype=x.dtype)
-    _same_shape(op, "y", y, x.shape, "x")
-    _same_shape(op, "dy", dy, x.shape, "x")
+    y, dy = _like(op, "x", x, y=y, dy=dy)
     name, a, b = parse_neuron(neuron)
     dx = np.empty_like(x)
     _core.neuron_backward(x, y, dy, dx, name, a, b)
@@ -302,10 +309,7 @@ def _lrn_call(op, fn, x, params, y=None, dy=None):
         out = np.empty_like(x)
         fn(x, out, *params)
         return out
-    y = _array(op, "y", y, dtype=x.dtype)
-    dy = _array(op, "dy", dy, dtype=x.dtype)
-    _same_shape(op, "y", y, x.shape, "x")
-    _same_shape(op, "dy", dy, x.shape, "x")
+    y, dy = _like(op, "x", x, y=y, dy=dy)
     dx = np.empty_like(x)
     fn(x, y, dy, dx, *params)
     return dx
@@ -478,8 +482,7 @@ def softmax_backward(y, dy) -> np.ndarray:
     """dx for y = softmax_forward(x) given dy: y * (dy - sum(dy * y, axis=1))."""
     op = "softmax_backward"
     y = _array(op, "y", y, ndim=2)
-    dy = _array(op, "dy", dy, dtype=y.dtype)
-    _same_shape(op, "dy", dy, y.shape, "y")
+    (dy,) = _like(op, "y", y, dy=dy)
     dx = np.empty_like(y)
     _core.softmax_backward(y, dy, dx)
     return dx
@@ -523,10 +526,7 @@ def sgd_update(w, grad, v, *, eps: float, mom: float, wc: float) -> None:
     w and v must be writeable; w, grad, v share shape and dtype."""
     op = "sgd_update"
     w = _array(op, "w", w)
-    grad = _array(op, "grad", grad, dtype=w.dtype)
-    v = _array(op, "v", v, dtype=w.dtype)
-    _same_shape(op, "grad", grad, w.shape, "w")
-    _same_shape(op, "v", v, w.shape, "w")
+    grad, v = _like(op, "w", w, grad=grad, v=v)
     for name, a in (("w", w), ("v", v)):
         if not a.flags.writeable:
             raise ValueError(f"{op}: {name} is updated in place and must be writeable")

@@ -20,10 +20,25 @@ bool is_pointwise(const ConvGeometry& g) {
 }
 
 template <typename T>
-Tensor workspace(int threads, std::int64_t per_thread) {
-    return Tensor::empty({threads, std::max<std::int64_t>(per_thread, 1)},
-                         sizeof(T) == 4 ? DType::f32 : DType::f64);
+constexpr DType dtype_of() {
+    return sizeof(T) == 4 ? DType::f32 : DType::f64;
 }
+
+// The sizes every direction uses, and one im2col workspace per thread (from the caching
+// allocator, so repeated calls allocate nothing new).
+template <typename T>
+struct ConvPlan {
+    explicit ConvPlan(const ConvGeometry& g)
+        : positions(g.oh * g.ow), patch(g.patch_size()), cg(g.channels_per_group()),
+          fg(g.filters_per_group()), pointwise(is_pointwise(g)), threads(blas::threads_for(g.n)),
+          cols(Tensor::empty({threads, pointwise ? 1 : patch * positions}, dtype_of<T>())) {}
+    T* col(int thread) const { return cols.data<T>() + thread * cols.dim(1); }
+
+    std::int64_t positions, patch, cg, fg;
+    bool pointwise;
+    int threads;
+    Tensor cols;
+};
 
 // Runs body(image, thread) for every image, on `threads` OpenMP threads; OpenBLAS is kept to
 // one thread while more than one of ours runs.
@@ -41,13 +56,11 @@ void for_each_image(std::int64_t images, int threads, Body&& body) {
 
 template <typename T>
 void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
-    const std::int64_t positions = g.oh * g.ow, patch = g.patch_size();
-    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
-    const bool pointwise = is_pointwise(g);
-    const int threads = blas::threads_for(g.n);
-    Tensor cols = workspace<T>(threads, pointwise ? 0 : patch * positions);
-    for_each_image(g.n, threads, [&](std::int64_t n, int t) {
-        T* col = cols.data<T>() + t * cols.dim(1);
+    const ConvPlan<T> plan(g);
+    const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
+    const bool pointwise = plan.pointwise;
+    for_each_image(g.n, plan.threads, [&](std::int64_t n, int t) {
+        T* col = plan.col(t);
         for (int grp = 0; grp < g.groups; ++grp) {
             const T* xg = x + (n * g.c + grp * cg) * g.h * g.w;
             T* yg = y + (n * g.f + grp * fg) * positions;
@@ -66,13 +79,11 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
 
 template <typename T>
 void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta) {
-    const std::int64_t positions = g.oh * g.ow, patch = g.patch_size();
-    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
-    const bool pointwise = is_pointwise(g);
-    const int threads = blas::threads_for(g.n);
-    Tensor cols = workspace<T>(threads, pointwise ? 0 : patch * positions);
-    for_each_image(g.n, threads, [&](std::int64_t n, int t) {
-        T* col = cols.data<T>() + t * cols.dim(1);
+    const ConvPlan<T> plan(g);
+    const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
+    const bool pointwise = plan.pointwise;
+    for_each_image(g.n, plan.threads, [&](std::int64_t n, int t) {
+        T* col = plan.col(t);
         T* dxn = dx + n * g.c * g.h * g.w;
         if (!pointwise) {
             if (beta == T(0))
@@ -94,16 +105,14 @@ void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& 
 template <typename T>
 void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g,
                               T beta) {
-    const std::int64_t positions = g.oh * g.ow, patch = g.patch_size();
-    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
-    const bool pointwise = is_pointwise(g);
-    const int threads = blas::threads_for(g.n);
-    Tensor cols = workspace<T>(threads, pointwise ? 0 : patch * positions);
+    const ConvPlan<T> plan(g);
+    const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
+    const bool pointwise = plan.pointwise;
     // Each thread sums its images' gradients into its own (dw, db); the sums are added at the end.
     const std::int64_t dw_size = g.f * patch;
-    Tensor partial = Tensor::zeros({threads, dw_size + g.f}, sizeof(T) == 4 ? DType::f32 : DType::f64);
-    for_each_image(g.n, threads, [&](std::int64_t n, int t) {
-        T* col = cols.data<T>() + t * cols.dim(1);
+    Tensor partial = Tensor::zeros({plan.threads, dw_size + g.f}, dtype_of<T>());
+    for_each_image(g.n, plan.threads, [&](std::int64_t n, int t) {
+        T* col = plan.col(t);
         T* dw_t = partial.data<T>() + t * (dw_size + g.f);
         T* db_t = dw_t + dw_size;
         for (int grp = 0; grp < g.groups; ++grp) {
@@ -128,7 +137,7 @@ void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvG
     auto reduce = [&](T* out, std::int64_t offset, std::int64_t count) {
         for (std::int64_t i = 0; i < count; ++i) {
             T sum = 0;
-            for (int t = 0; t < threads; ++t) sum += partial.data<T>()[t * (dw_size + g.f) + offset + i];
+            for (int t = 0; t < plan.threads; ++t) sum += partial.data<T>()[t * (dw_size + g.f) + offset + i];
             out[i] = beta == T(0) ? sum : beta * out[i] + sum;
         }
     };

@@ -95,3 +95,19 @@ def test_groups_do_not_mix_channels(rng):
     y2 = ops.conv_forward(x2, w, padding=1, groups=2)
     np.testing.assert_array_equal(y[:, :3], y2[:, :3])
     assert not np.allclose(y[:, 3:], y2[:, 3:])
+
+
+def test_thread_count_does_not_change_results(rng):
+    import convnet
+    x, w = f32(rng.standard_normal((5, 6, 9, 8)), rng.standard_normal((4, 3, 3, 3)))
+    dy = f32(rng.standard_normal((5, 4, 9, 8)))[0]
+    kw = dict(padding=1, groups=2)
+    threaded = ops.conv_forward(x, w, **kw), *ops.conv_backward(x, w, dy, **kw)
+    n = convnet.get_num_threads()
+    try:
+        convnet.set_num_threads(1)
+        single = ops.conv_forward(x, w, **kw), *ops.conv_backward(x, w, dy, **kw)
+    finally:
+        convnet.set_num_threads(n)
+    for a, b in zip(threaded, single):
+        assert_close(a, b, what="threaded vs single-threaded")
