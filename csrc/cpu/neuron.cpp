@@ -5,24 +5,31 @@
 
 namespace convnet {
 
+// Element-wise loops are cheap per element: only split them over threads when large.
+constexpr std::int64_t kParallelThreshold = 1 << 16;
+
 template <typename T>
 void neuron_forward_cpu(const T* x, T* y, std::int64_t n, const NeuronParams& p) {
     const T a = T(p.a), b = T(p.b);
-    const NeuronType type = p.type;
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (std::int64_t i = 0; i < n; ++i) y[i] = neuron_value<T>(type, x[i], a, b);
+    with_neuron_type(p.type, [&](auto type) {
+        constexpr NeuronType kType = decltype(type)::value;
+#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
+        for (std::int64_t i = 0; i < n; ++i) y[i] = neuron_value<T>(kType, x[i], a, b);
+    });
 }
 
 template <typename T>
 void neuron_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n,
                          const NeuronParams& p, T beta) {
     const T a = T(p.a), b = T(p.b);
-    const NeuronType type = p.type;
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (std::int64_t i = 0; i < n; ++i) {
-        const T g = neuron_gradient<T>(type, x[i], y[i], dy[i], a, b);
-        dx[i] = beta == T(0) ? g : beta * dx[i] + g;
-    }
+    with_neuron_type(p.type, [&](auto type) {
+        constexpr NeuronType kType = decltype(type)::value;
+#pragma omp parallel for simd schedule(static) if (n > kParallelThreshold)
+        for (std::int64_t i = 0; i < n; ++i) {
+            const T g = neuron_gradient<T>(kType, x[i], y[i], dy[i], a, b);
+            dx[i] = beta == T(0) ? g : beta * dx[i] + g;
+        }
+    });
 }
 
 template void neuron_forward_cpu<float>(const float*, float*, std::int64_t, const NeuronParams&);

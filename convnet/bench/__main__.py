@@ -1,0 +1,173 @@
+"""python -m convnet.bench: time every op at the AlexNet (batch 32) and cuda-convnet CIFAR-10
+(batch 128) layer shapes on the CPU.
+
+Convolutions and fully connected layers are reported in GFLOP/s and as a fraction of this machine's
+SGEMM rate (measured first, through the same OpenBLAS); memory-bound ops in GB/s and as a fraction
+of the measured copy bandwidth. With PyTorch installed, its time for the same op is a column.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+
+import numpy as np
+
+import convnet
+import convnet.ops as ops
+
+from . import report, shapes
+from .timing import median_seconds
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure_sgemm(n=2048):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    return 2.0 * n ** 3 / median_seconds(lambda: ops.fc_forward(a, b), min_runs=5) / 1e9
+
+
+def measure_copy(threads, nbytes=256 << 20):
+    """Memory bandwidth as a threaded copy (read + write) of an array far larger than the caches:
+    each of `threads` threads copies its own slice (numpy releases the GIL while copying)."""
+    from concurrent.futures import ThreadPoolExecutor
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    bounds = np.linspace(0, src.size, threads + 1).astype(int)
+    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(threads) as pool:
+        def copy():
+            list(pool.map(lambda s: np.copyto(dst[s], src[s]), slices))
+        return 2.0 * nbytes / median_seconds(copy, min_runs=5) / 1e9
+
+
+def _torch(threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def run_case(case, sgemm, copy, torch, min_time):
+    seconds = median_seconds(case.run, min_total=min_time)
+    r = {"net": case.net, "layer": case.layer, "op": case.op, "shape": case.shape,
+         "ms": 1e3 * seconds, "gflops": None, "gbps": None, "fraction_of_limit": None,
+         "torch_ms": None, "vs_torch": None}
+    if case.flops:
+        r["gflops"] = case.flops / seconds / 1e9
+        r["fraction_of_limit"] = r["gflops"] / sgemm
+    elif case.bytes:
+        r["gbps"] = case.bytes / seconds / 1e9
+        r["fraction_of_limit"] = r["gbps"] / copy
+    if torch is not None and case.torch is not None:
+        with torch.no_grad() if "bwd" not in case.op else _null():
+            t = median_seconds(case.torch(), min_total=min_time)
+        r["torch_ms"] = 1e3 * t
+        r["vs_torch"] = t / seconds  # > 1: ours is faster
+    return r
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def summarize(rows, sgemm):
+    """The issue's figure: AlexNet conv2-conv5 forward+backward, flop-weighted."""
+    sel = [r for r in rows if r["net"] == "alexnet" and r["op"] == "conv fwd+bwd"
+           and r["layer"] in ("conv2", "conv3", "conv4", "conv5")]
+    if not sel:
+        return {}, []
+    flops = sum(r["gflops"] * r["ms"] / 1e3 for r in sel)
+    seconds = sum(r["ms"] / 1e3 for r in sel)
+    rate = flops / seconds
+    summary = {"alexnet_conv2_5_fwd_bwd_gflops": rate,
+               "alexnet_conv2_5_fwd_bwd_fraction_of_sgemm": rate / sgemm}
+    line = (f"AlexNet conv2-conv5 forward+backward (batch 32): {rate:.1f} GFLOP/s = "
+            f"{100 * rate / sgemm:.0f}% of SGEMM ({sgemm:.1f} GFLOP/s)")
+    return summary, [line]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m convnet.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where to run the ops (default: cpu)")
+    p.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
+    p.add_argument("--markdown", metavar="FILE", help="write a markdown table to FILE")
+    p.add_argument("--filter", metavar="SUBSTR", default="",
+                   help="only cases whose 'net layer op' contains SUBSTR (e.g. conv, alexnet conv3)")
+    p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for OpenMP and OpenBLAS (default: all cores)")
+    args = p.parse_args(argv)
+
+    if args.device == "cuda":
+        sys.exit("convnet.bench: the CUDA backend of the op API is not available yet "
+                 f"(GPUs visible: {convnet.cuda_device_count()}); run with --device cpu")
+    if args.threads is not None:
+        if args.threads < 1:
+            p.error("--threads must be >= 1")
+        convnet.set_num_threads(args.threads)
+    threads = convnet.get_num_threads()
+    min_time = 0.05 if args.quick else 0.5
+    rng = np.random.default_rng(0)
+    cases = shapes.quick(rng) if args.quick else shapes.alexnet(rng) + shapes.cifar10(rng)
+    cases = [c for c in cases if args.filter in f"{c.net} {c.layer} {c.op}"]
+    if not cases:
+        sys.exit(f"convnet.bench: no case matches --filter {args.filter!r}")
+
+    torch = _torch(threads)
+    meta = {"machine": f"{_cpu_model()}, {os.cpu_count()} cores", "threads": threads,
+            "date": datetime.date.today().isoformat(), "version": convnet.__version__,
+            "numpy": np.__version__, "device": "cpu",
+            "torch": getattr(torch, "__version__", None)}
+    print(f"convnet {meta['version']} benchmark on {meta['machine']}, {threads} threads, "
+          f"{meta['date']}", flush=True)
+    print("measuring reference rates ...", flush=True)
+    meta["sgemm_gflops"] = measure_sgemm(256 if args.quick else 2048)
+    meta["copy_gbps"] = measure_copy(threads, 8 << 20 if args.quick else 256 << 20)
+    print(f"SGEMM {meta['sgemm_gflops']:.1f} GFLOP/s; copy {meta['copy_gbps']:.1f} GB/s; "
+          f"PyTorch: {meta['torch'] or 'not installed'}", flush=True)
+    print(f"{len(cases)} cases; 'of limit' is the fraction of SGEMM (GFLOP/s) or of copy "
+          "bandwidth (GB/s); 'vs torch' > 1 means convnet is faster", flush=True)
+    print(report.header_line(), flush=True)
+
+    rows = []
+    for case in cases:
+        r = run_case(case, meta["sgemm_gflops"], meta["copy_gbps"], torch, min_time)
+        rows.append(r)
+        print(report.row_line(r), flush=True)
+
+    summary, lines = summarize(rows, meta["sgemm_gflops"])
+    for line in lines:
+        print(line)
+    if args.json:
+        report.write_json(args.json, meta, rows, summary)
+        print(f"wrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(report.markdown(meta, rows, lines))
+        print(f"wrote {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
