@@ -418,6 +418,15 @@ def _dropout_args(op, p, seed, step, layer):
     return p, seed, step, layer
 
 
+def _dropout_apply(op, fn, name, a, p, seed, step, layer, train, inverted):
+    """Forward and backward are the same map (mask times a factor) on x or on dy."""
+    a = _array(op, name, a)
+    p, seed, step, layer = _dropout_args(op, p, seed, step, layer)
+    out = np.empty_like(a)
+    fn(a, out, p, seed, step, layer, bool(train), bool(inverted))
+    return out
+
+
 def dropout_mask(shape, *, p: float, seed: int, step: int, layer: int = 0) -> np.ndarray:
     """The keep mask (uint8, 1 = kept) that dropout uses for this (seed, step, layer): element i
     is kept when Philox4x32-10 word i%4 of counter (i//4, step lo, step hi, layer) and key
@@ -440,23 +449,15 @@ def dropout_forward(x, *, p: float = 0.5, seed: int = 0, step: int = 0, layer: i
     """Dropout of probability p. Classic (the paper, cuda-convnet's dropout2): train y = x*mask,
     test y = x*(1-p). inverted=True (cuda-convnet2's dropout): train y = x*mask/(1-p), test y = x.
     The mask is dropout_mask(x.shape, p=p, seed=seed, step=step, layer=layer)."""
-    op = "dropout_forward"
-    x = _array(op, "x", x)
-    p, seed, step, layer = _dropout_args(op, p, seed, step, layer)
-    y = np.empty_like(x)
-    _core.dropout_forward(x, y, p, seed, step, layer, bool(train), bool(inverted))
-    return y
+    return _dropout_apply("dropout_forward", _core.dropout_forward, "x", x, p, seed, step, layer,
+                          train, inverted)
 
 
 def dropout_backward(dy, *, p: float = 0.5, seed: int = 0, step: int = 0, layer: int = 0,
                      train: bool = True, inverted: bool = False) -> np.ndarray:
     """dx for dropout_forward with the same arguments (the mask is regenerated, not stored)."""
-    op = "dropout_backward"
-    dy = _array(op, "dy", dy)
-    p, seed, step, layer = _dropout_args(op, p, seed, step, layer)
-    dx = np.empty_like(dy)
-    _core.dropout_backward(dy, dx, p, seed, step, layer, bool(train), bool(inverted))
-    return dx
+    return _dropout_apply("dropout_backward", _core.dropout_backward, "dy", dy, p, seed, step,
+                          layer, train, inverted)
 
 
 # ---- softmax and log-loss -------------------------------------------------------------------------
