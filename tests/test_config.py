@@ -319,7 +319,7 @@ def test_params_section_for_a_missing_layer_warns():
 def test_no_warnings_for_the_shipped_configs():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for stem in ("alexnet",):
+        for stem in ("alexnet", "cifar10-80sec", "cifar10-18pct"):
             parse(LAYER_DEFS / f"{stem}.cfg", LAYER_DEFS / f"{stem}-params.cfg", strict=True)
 
 
