@@ -12,6 +12,7 @@
 #include "ops/lrn.h"
 #include "ops/neuron.h"
 #include "ops/pool.h"
+#include "ops/rnorm.h"
 #include "ops/sgd.h"
 #include "ops/softmax.h"
 

@@ -231,6 +231,22 @@ PYBIND11_MODULE(_core, m) {
         lrn_backward(tx, ty, tdy, tdx, lrn_params(size, pre, blocked, alpha, beta, k));
     });
 
+    m.def("rnorm_forward", [](py::array x, py::array y, int size, int pre, double alpha,
+                              double beta, double k) {
+        const char* op = "rnorm_forward";
+        Tensor tx = borrow(x, op, "x"), ty = borrow(y, op, "y", true);
+        py::gil_scoped_release release;
+        rnorm_forward(tx, ty, RnormParams{size, pre, alpha, beta, k});
+    });
+    m.def("rnorm_backward", [](py::array x, py::array y, py::array dy, py::array dx, int size,
+                               int pre, double alpha, double beta, double k) {
+        const char* op = "rnorm_backward";
+        Tensor tx = borrow(x, op, "x"), ty = borrow(y, op, "y"), tdy = borrow(dy, op, "dy");
+        Tensor tdx = borrow(dx, op, "dx", true);
+        py::gil_scoped_release release;
+        rnorm_backward(tx, ty, tdy, tdx, RnormParams{size, pre, alpha, beta, k});
+    });
+
     m.def("pool_output_size", &pool_output_size);
     m.def("pool_forward", [](py::array x, py::array y, const std::string& mode, int size_h,
                              int size_w, int stride_h, int stride_w, int start_h, int start_w) {

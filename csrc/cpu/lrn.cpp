@@ -8,18 +8,12 @@
 #include <vector>
 
 #include "cpu/blas.h"
+#include "cpu/norm_math.h"
 #include "ops/lrn.h"
 
 namespace convnet {
 
 namespace {
-// d^-beta; beta = 0.75 (the paper's) avoids pow: d^0.75 = sqrt(d * sqrt(d)).
-template <typename T>
-inline T pow_neg(T d, T beta) {
-    if (beta == T(0.75)) return T(1) / std::sqrt(d * std::sqrt(d));
-    return std::pow(d, -beta);
-}
-
 // denom[f] = k + alpha * sum_{c in W(f)} x[c]^2 for one image; sq is scratch of C*HW.
 template <typename T>
 void denominators(const T* x, T* denom, T* sq, std::int64_t c, std::int64_t hw,

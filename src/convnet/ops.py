@@ -22,6 +22,7 @@ __all__ = [
     "fc_forward", "fc_backward",
     "parse_neuron", "neuron_forward", "neuron_backward",
     "lrn_forward", "lrn_backward", "cmrnorm_forward", "cmrnorm_backward",
+    "rnorm_forward", "rnorm_backward",
     "pool_output_size", "pool_forward", "pool_backward",
     "dropout_mask", "dropout_forward", "dropout_backward",
     "softmax_forward", "softmax_backward", "softmax_logloss", "SoftmaxLogLoss",
@@ -346,6 +347,26 @@ def cmrnorm_backward(x, y, dy, *, size: int, scale: float, pow: float, min_div: 
     op = "cmrnorm_backward"
     return _lrn_call(op, _core.lrn_backward, x, _cmrnorm(op, size, scale, pow, min_div, blocked),
                      y, dy)
+
+
+def _rnorm(op, size, scale, pow, min_div):
+    size, alpha, beta, k = _lrn_core_args(op, size, scale, pow, min_div)
+    return (size, size // 2, alpha / (size * size), beta, k)
+
+
+def rnorm_forward(x, *, size: int, scale: float, pow: float, min_div: float = 1.0) -> np.ndarray:
+    """cuda-convnet's rnorm, normalisation within each map: y = x / (min_div + scale/size^2 *
+    sum of x^2 over the size x size window)^pow, the window starting size//2 before the pixel on
+    each axis and clipped to the image. x and y are (N, C, H, W)."""
+    op = "rnorm_forward"
+    return _lrn_call(op, _core.rnorm_forward, x, _rnorm(op, size, scale, pow, min_div))
+
+
+def rnorm_backward(x, y, dy, *, size: int, scale: float, pow: float,
+                   min_div: float = 1.0) -> np.ndarray:
+    """dx for y = rnorm_forward(x, ...) given dy."""
+    op = "rnorm_backward"
+    return _lrn_call(op, _core.rnorm_backward, x, _rnorm(op, size, scale, pow, min_div), y, dy)
 
 
 # ---- pooling --------------------------------------------------------------------------------------

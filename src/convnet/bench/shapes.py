@@ -1,5 +1,6 @@
 """The benchmark's op cases: the paper's AlexNet in its one-GPU form at batch 32 and the cuda-convnet
-CIFAR-10 net (layers-80sec/18pct: conv 5x5 32/32/64 with max then avg 3/2 pooling, fc64, fc10) at
+CIFAR-10 net (layers-80sec/18pct: conv 5x5 32/32/64 with max then avg 3/2 pooling, the 18% net's
+same-map rnorm, fc64, fc10) at
 batch 128. Each case builds its inputs once and returns a closure to time, plus the work it does:
 flops for compute-bound ops, bytes read + written for memory-bound ones (every input and output
 array touched once; the minimum any implementation must move)."""
@@ -130,6 +131,18 @@ def lrn_cases(net, layer, rng, shape):
                  bytes=_nbytes(x, y, dy, x))]
 
 
+def rnorm_cases(net, layer, rng, shape):
+    x = _rand(rng, *shape, scale=5.0)
+    p = dict(size=3, scale=0.00005, pow=0.75)
+    y = ops.rnorm_forward(x, **p)
+    dy = _rand(rng, *shape)
+    text = "x".join(map(str, shape))
+    return [Case(net, layer, "rnorm fwd", text, lambda: ops.rnorm_forward(x, **p),
+                 bytes=_nbytes(x, y)),
+            Case(net, layer, "rnorm bwd", text, lambda: ops.rnorm_backward(x, y, dy, **p),
+                 bytes=_nbytes(x, y, dy, x))]
+
+
 def pool_cases(net, layer, rng, shape, mode, size=3, stride=2):
     x = _rand(rng, *shape)
     p = dict(mode=mode, size=size, stride=stride)
@@ -210,8 +223,10 @@ def cifar10(rng, n=128):
     cases += conv_cases(c, "conv1", rng, n, 3, 32, 32, 5, pad=2)
     cases += pool_cases(c, "pool1", rng, (n, 32, 32, 32), "max")
     cases += relu_cases(c, "relu1", rng, (n, 32, 16, 16))
+    cases += rnorm_cases(c, "rnorm1", rng, (n, 32, 16, 16))
     cases += conv_cases(c, "conv2", rng, n, 32, 16, 32, 5, pad=2)
     cases += pool_cases(c, "pool2", rng, (n, 32, 16, 16), "avg")
+    cases += rnorm_cases(c, "rnorm2", rng, (n, 32, 8, 8))
     cases += conv_cases(c, "conv3", rng, n, 32, 8, 64, 5, pad=2)
     cases += pool_cases(c, "pool3", rng, (n, 64, 8, 8), "avg")
     cases += fc_cases(c, "fc64", rng, n, 1024, 64)
@@ -230,6 +245,7 @@ def quick(rng):
     cases += fc_cases(q, "fc", rng, 4, 32, 8)
     cases += relu_cases(q, "relu", rng, (2, 8, 6, 6))
     cases += lrn_cases(q, "lrn", rng, (2, 8, 6, 6))
+    cases += rnorm_cases(q, "rnorm", rng, (2, 8, 6, 6))
     cases += pool_cases(q, "pool", rng, (2, 8, 7, 7), "max")
     cases += dropout_cases(q, "drop", rng, (4, 64))
     cases += softmax_cases(q, "prob", rng, 4, 10)

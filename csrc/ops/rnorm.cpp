@@ -1,0 +1,47 @@
+// Same-map response normalisation dispatch.
+#include "ops/rnorm.h"
+
+#include "ops/dispatch.h"
+
+namespace convnet {
+
+using ops_detail::expect;
+using ops_detail::expect_shape;
+
+static void check_params(const RnormParams& p, const char* op) {
+    CONVNET_ARG_CHECK(p.size >= 1, op, ": size must be >= 1, got ", p.size);
+    CONVNET_ARG_CHECK(p.pre >= 0 && p.pre < p.size, op, ": window offset out of range");
+    CONVNET_ARG_CHECK(p.k > 0 || p.alpha > 0, op, ": k and alpha cannot both be <= 0");
+}
+
+void rnorm_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {
+    const char* op = "rnorm_forward";
+    check_params(p, op);
+    expect(x, op, "x", x.dtype(), x.device(), 4);
+    expect(y, op, "y", x.dtype(), x.device());
+    expect_shape(y, op, "y", x.shape());
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        rnorm_forward_cpu<T>(x.data<T>(), y.data<T>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p);
+    });
+}
+
+void rnorm_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
+                    const RnormParams& p, float beta) {
+    const char* op = "rnorm_backward";
+    check_params(p, op);
+    expect(x, op, "x", x.dtype(), x.device(), 4);
+    for (auto [t, name] : {std::pair{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}}) {
+        expect(*t, op, name, x.dtype(), x.device());
+        expect_shape(*t, op, name, x.shape());
+    }
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        rnorm_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),
+                              x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p, T(beta));
+    });
+}
+
+}  // namespace convnet
