@@ -27,6 +27,16 @@ Tensor borrow(const py::array& a, const char* op, const char* name, bool writeab
                           Device::cpu());
 }
 
+std::vector<Tensor> borrow_list(const std::vector<py::array>& arrays, const char* op,
+                                const char* name, bool writeable = false) {
+    std::vector<Tensor> out;
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+        const std::string label = std::string(name) + "[" + std::to_string(i) + "]";
+        out.push_back(borrow(arrays[i], op, label.c_str(), writeable));
+    }
+    return out;
+}
+
 Tensor borrow_optional(const std::optional<py::array>& a, const char* op, const char* name,
                        bool writeable = false) {
     return a ? borrow(*a, op, name, writeable) : Tensor();
@@ -265,6 +275,51 @@ PYBIND11_MODULE(_core, m) {
         const PoolParams p = pool_params(mode, size_h, size_w, stride_h, stride_w, start_h, start_w);
         py::gil_scoped_release release;
         pool_backward(tx, ty, tdy, tdx, p);
+    });
+
+    using Arrays = std::vector<py::array>;
+    m.def("eltsum_forward", [](const Arrays& xs, const std::vector<double>& coeffs, py::array y) {
+        const char* op = "eltsum_forward";
+        auto txs = borrow_list(xs, op, "xs");
+        Tensor ty = borrow(y, op, "y", true);
+        py::gil_scoped_release release;
+        eltsum_forward(txs, coeffs, ty);
+    });
+    m.def("eltsum_backward", [](py::array dy, const std::vector<double>& coeffs,
+                                const Arrays& dxs) {
+        const char* op = "eltsum_backward";
+        Tensor tdy = borrow(dy, op, "dy");
+        auto tdxs = borrow_list(dxs, op, "dxs", true);
+        py::gil_scoped_release release;
+        eltsum_backward(tdy, coeffs, tdxs);
+    });
+    m.def("eltmax_forward", [](const Arrays& xs, py::array y) {
+        const char* op = "eltmax_forward";
+        auto txs = borrow_list(xs, op, "xs");
+        Tensor ty = borrow(y, op, "y", true);
+        py::gil_scoped_release release;
+        eltmax_forward(txs, ty);
+    });
+    m.def("eltmax_backward", [](const Arrays& xs, py::array y, py::array dy, const Arrays& dxs) {
+        const char* op = "eltmax_backward";
+        auto txs = borrow_list(xs, op, "xs"), tdxs = borrow_list(dxs, op, "dxs", true);
+        Tensor ty = borrow(y, op, "y"), tdy = borrow(dy, op, "dy");
+        py::gil_scoped_release release;
+        eltmax_backward(txs, ty, tdy, tdxs);
+    });
+    m.def("concat_forward", [](const Arrays& xs, py::array y) {
+        const char* op = "concat_forward";
+        auto txs = borrow_list(xs, op, "xs");
+        Tensor ty = borrow(y, op, "y", true);
+        py::gil_scoped_release release;
+        concat_forward(txs, ty);
+    });
+    m.def("concat_backward", [](py::array dy, const Arrays& dxs) {
+        const char* op = "concat_backward";
+        Tensor tdy = borrow(dy, op, "dy");
+        auto tdxs = borrow_list(dxs, op, "dxs", true);
+        py::gil_scoped_release release;
+        concat_backward(tdy, tdxs);
     });
 
     m.def("dropout_mask", [](py::array_t<std::uint8_t, py::array::c_style> mask, double p,

@@ -24,6 +24,8 @@ __all__ = [
     "lrn_forward", "lrn_backward", "cmrnorm_forward", "cmrnorm_backward",
     "rnorm_forward", "rnorm_backward",
     "pool_output_size", "pool_forward", "pool_backward",
+    "eltsum_forward", "eltsum_backward", "eltmax_forward", "eltmax_backward",
+    "concat_forward", "concat_backward",
     "dropout_mask", "dropout_forward", "dropout_backward",
     "softmax_forward", "softmax_backward", "softmax_logloss", "SoftmaxLogLoss",
     "sgd_update",
@@ -425,6 +427,97 @@ def pool_backward(x, y, dy, *, mode: str, size: IntOrPair, stride: IntOrPair,
     dx = np.empty_like(x)
     _core.pool_backward(x, y, dy, dx, *params)
     return dx
+
+
+# ---- element-wise combinations and concatenation -------------------------------------------------
+
+def _inputs(op, xs, same_shape=True):
+    if not isinstance(xs, (list, tuple)) or not xs:
+        raise ValueError(f"{op}: xs must be a non-empty list of arrays")
+    first = _array(op, "xs[0]", xs[0])
+    out = [first]
+    for i, a in enumerate(xs[1:], start=1):
+        a = _array(op, f"xs[{i}]", a, dtype=first.dtype)
+        if same_shape:
+            _same_shape(op, f"xs[{i}]", a, first.shape, "xs[0]")
+        elif a.ndim < 1 or a.shape[0] != first.shape[0]:
+            raise ValueError(f"{op}: xs[{i}] must have {first.shape[0]} samples like xs[0], "
+                             f"got shape {a.shape}")
+        out.append(a)
+    return out
+
+
+def _coeffs(op, coeffs, count):
+    if coeffs is None:
+        return [1.0] * count
+    coeffs = [_number(op, "coeffs", c) for c in coeffs]
+    if len(coeffs) != count:
+        raise ValueError(f"{op}: {count} inputs need {count} coeffs, got {len(coeffs)}")
+    return coeffs
+
+
+def eltsum_forward(xs, coeffs=None) -> np.ndarray:
+    """y = sum_i coeffs[i] * xs[i] (cuda-convnet's eltsum); equally shaped inputs, coeffs default
+    to 1."""
+    op = "eltsum_forward"
+    xs = _inputs(op, xs)
+    y = np.empty_like(xs[0])
+    _core.eltsum_forward(xs, _coeffs(op, coeffs, len(xs)), y)
+    return y
+
+
+def eltsum_backward(dy, coeffs) -> list:
+    """[coeffs[i] * dy for each input]."""
+    op = "eltsum_backward"
+    dy = _array(op, "dy", dy)
+    coeffs = [_number(op, "coeffs", c) for c in coeffs]
+    dxs = [np.empty_like(dy) for _ in coeffs]
+    _core.eltsum_backward(dy, coeffs, dxs)
+    return dxs
+
+
+def eltmax_forward(xs) -> np.ndarray:
+    """y = the element-wise maximum of equally shaped inputs (cuda-convnet's eltmax)."""
+    op = "eltmax_forward"
+    xs = _inputs(op, xs)
+    y = np.empty_like(xs[0])
+    _core.eltmax_forward(xs, y)
+    return y
+
+
+def eltmax_backward(xs, y, dy) -> list:
+    """dy goes to every input equal to the maximum there (ties all receive it)."""
+    op = "eltmax_backward"
+    xs = _inputs(op, xs)
+    y, dy = _like(op, "xs[0]", xs[0], y=y, dy=dy)
+    dxs = [np.empty_like(dy) for _ in xs]
+    _core.eltmax_backward(xs, y, dy, dxs)
+    return dxs
+
+
+def concat_forward(xs) -> np.ndarray:
+    """Each sample's features concatenated (cuda-convnet2's concat): xs[i] (N, ...) read as
+    (N, K_i) -> y (N, sum K_i)."""
+    op = "concat_forward"
+    xs = _inputs(op, xs, same_shape=False)
+    n = xs[0].shape[0]
+    width = sum(a.size // n if n else 0 for a in xs)
+    y = np.empty((n, width), dtype=xs[0].dtype)
+    _core.concat_forward(xs, y)
+    return y
+
+
+def concat_backward(dy, shapes) -> list:
+    """Splits dy (N, sum K_i) back into gradients of the given input shapes."""
+    op = "concat_backward"
+    dy = _array(op, "dy", dy, ndim=2)
+    try:
+        shapes = [tuple(int(d) for d in s) for s in shapes]
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: shapes must be a list of shape tuples") from None
+    dxs = [np.empty(s, dtype=dy.dtype) for s in shapes]
+    _core.concat_backward(dy, dxs)
+    return dxs
 
 
 # ---- dropout --------------------------------------------------------------------------------------

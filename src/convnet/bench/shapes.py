@@ -162,6 +162,19 @@ def pool_cases(net, layer, rng, shape, mode, size=3, stride=2):
                  bytes=_nbytes(x, y, dy, x))]
 
 
+def combine_cases(net, layer, rng, shape):
+    """eltsum, eltmax and concat of two inputs (not in the paper's nets; used by custom ones)."""
+    a, b = _rand(rng, *shape), _rand(rng, *shape)
+    y = ops.eltmax_forward([a, b])
+    text = "2 x " + "x".join(map(str, shape))
+    return [Case(net, layer, "eltsum fwd", text, lambda: ops.eltsum_forward([a, b], [1.0, -1.0]),
+                 bytes=3 * a.nbytes),
+            Case(net, layer, "eltmax bwd", text, lambda: ops.eltmax_backward([a, b], y, a),
+                 bytes=7 * a.nbytes),
+            Case(net, layer, "concat fwd", text, lambda: ops.concat_forward([a, b]),
+                 bytes=4 * a.nbytes)]
+
+
 def dropout_cases(net, layer, rng, shape):
     x = _rand(rng, *shape)
     text = "x".join(map(str, shape))
@@ -229,6 +242,7 @@ def cifar10(rng, n=128):
     cases += rnorm_cases(c, "rnorm2", rng, (n, 32, 8, 8))
     cases += conv_cases(c, "conv3", rng, n, 32, 8, 64, 5, pad=2)
     cases += pool_cases(c, "pool3", rng, (n, 64, 8, 8), "avg")
+    cases += combine_cases(c, "(extra)", rng, (n, 64, 8, 8))
     cases += fc_cases(c, "fc64", rng, n, 1024, 64)
     cases += fc_cases(c, "fc10", rng, n, 64, 10)
     cases += softmax_cases(c, "prob", rng, n, 10)
@@ -248,6 +262,7 @@ def quick(rng):
     cases += rnorm_cases(q, "rnorm", rng, (2, 8, 6, 6))
     cases += pool_cases(q, "pool", rng, (2, 8, 7, 7), "max")
     cases += dropout_cases(q, "drop", rng, (4, 64))
+    cases += combine_cases(q, "combine", rng, (2, 8, 3, 3))
     cases += softmax_cases(q, "prob", rng, 4, 10)
     cases += sgd_case(q, rng, [(8, 3, 3, 3)])
     return cases
