@@ -241,21 +241,24 @@ PYBIND11_MODULE(_core, m) {
         lrn_backward(tx, ty, tdy, tdx, lrn_params(size, pre, blocked, alpha, beta, k));
     });
 
-    m.def("rnorm_forward", [](py::array x, py::array y, int size, int pre, double alpha,
-                              double beta, double k) {
-        const char* op = "rnorm_forward";
-        Tensor tx = borrow(x, op, "x"), ty = borrow(y, op, "y", true);
-        py::gil_scoped_release release;
-        rnorm_forward(tx, ty, RnormParams{size, pre, alpha, beta, k});
-    });
-    m.def("rnorm_backward", [](py::array x, py::array y, py::array dy, py::array dx, int size,
-                               int pre, double alpha, double beta, double k) {
-        const char* op = "rnorm_backward";
-        Tensor tx = borrow(x, op, "x"), ty = borrow(y, op, "y"), tdy = borrow(dy, op, "dy");
-        Tensor tdx = borrow(dx, op, "dx", true);
-        py::gil_scoped_release release;
-        rnorm_backward(tx, ty, tdy, tdx, RnormParams{size, pre, alpha, beta, k});
-    });
+    // Within-map normalisations: rnorm and cnorm share their parameters.
+    auto def_within_map = [&m](const char* fwd_name, const char* bwd_name, auto fwd, auto bwd) {
+        m.def(fwd_name, [fwd_name, fwd](py::array x, py::array y, int size, int pre, double alpha,
+                                        double beta, double k) {
+            Tensor tx = borrow(x, fwd_name, "x"), ty = borrow(y, fwd_name, "y", true);
+            py::gil_scoped_release release;
+            fwd(tx, ty, RnormParams{size, pre, alpha, beta, k});
+        });
+        m.def(bwd_name, [bwd_name, bwd](py::array x, py::array y, py::array dy, py::array dx,
+                                        int size, int pre, double alpha, double beta, double k) {
+            Tensor tx = borrow(x, bwd_name, "x"), ty = borrow(y, bwd_name, "y");
+            Tensor tdy = borrow(dy, bwd_name, "dy"), tdx = borrow(dx, bwd_name, "dx", true);
+            py::gil_scoped_release release;
+            bwd(tx, ty, tdy, tdx, RnormParams{size, pre, alpha, beta, k}, 0.f);
+        });
+    };
+    def_within_map("rnorm_forward", "rnorm_backward", &rnorm_forward, &rnorm_backward);
+    def_within_map("cnorm_forward", "cnorm_backward", &cnorm_forward, &cnorm_backward);
 
     m.def("pool_output_size", &pool_output_size);
     m.def("pool_forward", [](py::array x, py::array y, const std::string& mode, int size_h,

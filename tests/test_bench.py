@@ -15,7 +15,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path, capsys):
     assert data["meta"]["sgemm_gflops"] > 0 and data["meta"]["copy_gbps"] > 0
     ops = {r["op"] for r in data["results"]}
     assert {"conv fwd", "conv bwd", "fc fwd", "relu fwd", "lrn bwd", "maxpool fwd",
-            "rnorm bwd", "dropout fwd", "softmax+logloss", "sgd update"} <= ops
+            "rnorm bwd", "cnorm bwd", "dropout fwd", "softmax+logloss", "sgd update"} <= ops
     for r in data["results"]:
         assert r["ms"] > 0
         assert (r["gflops"] or 0) > 0 or (r["gbps"] or 0) > 0

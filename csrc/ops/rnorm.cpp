@@ -1,4 +1,4 @@
-// Same-map response normalisation dispatch.
+// Within-map normalisation dispatch (rnorm, cnorm).
 #include "ops/rnorm.h"
 
 #include "ops/dispatch.h"
@@ -14,8 +14,10 @@ static void check_params(const RnormParams& p, const char* op) {
     CONVNET_ARG_CHECK(p.k > 0 || p.alpha > 0, op, ": k and alpha cannot both be <= 0");
 }
 
-void rnorm_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {
-    const char* op = "rnorm_forward";
+namespace {
+template <typename ForwardCpu>
+void forward(const Tensor& x, const Tensor& y, const RnormParams& p, const char* op,
+             ForwardCpu&& cpu) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     expect(y, op, "y", x.dtype(), x.device());
@@ -23,13 +25,13 @@ void rnorm_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {
     if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        rnorm_forward_cpu<T>(x.data<T>(), y.data<T>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p);
+        cpu(x.data<T>(), y.data<T>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p);
     });
 }
 
-void rnorm_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
-                    const RnormParams& p, float beta) {
-    const char* op = "rnorm_backward";
+template <typename BackwardCpu>
+void backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
+              const RnormParams& p, float beta, const char* op, BackwardCpu&& cpu) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     for (auto [t, name] : {std::pair{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}}) {
@@ -39,9 +41,24 @@ void rnorm_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Te
     if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
-        rnorm_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),
-                              x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p, T(beta));
+        cpu(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), x.dim(0) * x.dim(1), x.dim(2),
+            x.dim(3), p, T(beta));
     });
 }
+}  // namespace
+
+#define CONVNET_WITHIN_MAP_NORM(name)                                                          \
+    void name##_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {              \
+        forward(x, y, p, #name "_forward",                                                     \
+                [](auto... a) { name##_forward_cpu(a...); });                                  \
+    }                                                                                          \
+    void name##_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx, \
+                         const RnormParams& p, float beta) {                                   \
+        backward(x, y, dy, dx, p, beta, #name "_backward",                                     \
+                 [](auto... a) { name##_backward_cpu(a...); });                                \
+    }
+CONVNET_WITHIN_MAP_NORM(rnorm)
+CONVNET_WITHIN_MAP_NORM(cnorm)
+#undef CONVNET_WITHIN_MAP_NORM
 
 }  // namespace convnet

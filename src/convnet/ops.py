@@ -22,7 +22,7 @@ __all__ = [
     "fc_forward", "fc_backward",
     "parse_neuron", "neuron_forward", "neuron_backward",
     "lrn_forward", "lrn_backward", "cmrnorm_forward", "cmrnorm_backward",
-    "rnorm_forward", "rnorm_backward",
+    "rnorm_forward", "rnorm_backward", "cnorm_forward", "cnorm_backward",
     "pool_output_size", "pool_forward", "pool_backward",
     "eltsum_forward", "eltsum_backward", "eltmax_forward", "eltmax_backward",
     "concat_forward", "concat_backward",
@@ -369,6 +369,21 @@ def rnorm_backward(x, y, dy, *, size: int, scale: float, pow: float,
     """dx for y = rnorm_forward(x, ...) given dy."""
     op = "rnorm_backward"
     return _lrn_call(op, _core.rnorm_backward, x, _rnorm(op, size, scale, pow, min_div), y, dy)
+
+
+def cnorm_forward(x, *, size: int, scale: float, pow: float, min_div: float = 1.0) -> np.ndarray:
+    """cuda-convnet's cnorm, contrast normalisation within each map: like rnorm_forward, but the
+    window sums squared deviations from the local mean (the mean of x over each pixel's own
+    window, clipped); the numerator is x itself."""
+    op = "cnorm_forward"
+    return _lrn_call(op, _core.cnorm_forward, x, _rnorm(op, size, scale, pow, min_div))
+
+
+def cnorm_backward(x, y, dy, *, size: int, scale: float, pow: float,
+                   min_div: float = 1.0) -> np.ndarray:
+    """dx for y = cnorm_forward(x, ...) given dy (exact, through the local mean too)."""
+    op = "cnorm_backward"
+    return _lrn_call(op, _core.cnorm_backward, x, _rnorm(op, size, scale, pow, min_div), y, dy)
 
 
 # ---- pooling --------------------------------------------------------------------------------------

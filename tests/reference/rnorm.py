@@ -37,3 +37,17 @@ def backward(x, dy, size, scale, pow, min_div):
         dx[:, :, rows, cols] -= 2 * alpha * pow * x[:, :, rows, cols] * t[:, :, i, j][:, :, None,
                                                                                       None]
     return dx
+
+
+def _local_mean(x, size):
+    m = np.empty_like(x)
+    for i, j, (rows, cols) in _windows(x.shape[2], x.shape[3], size):
+        m[:, :, i, j] = x[:, :, rows, cols].mean(axis=(2, 3))
+    return m
+
+
+def cnorm_forward(x, size, scale, pow, min_div):
+    """Contrast normalisation: the window sums squared deviations from the local mean."""
+    x = np.asarray(x, np.float64)
+    dev = x - _local_mean(x, size)
+    return x * _denominators(dev, size, scale / size**2, min_div) ** -pow

@@ -131,15 +131,16 @@ def lrn_cases(net, layer, rng, shape):
                  bytes=_nbytes(x, y, dy, x))]
 
 
-def rnorm_cases(net, layer, rng, shape):
+def rnorm_cases(net, layer, rng, shape, kind="rnorm"):
+    """Within-map normalisation: kind "rnorm" or "cnorm"."""
+    fwd, bwd = getattr(ops, f"{kind}_forward"), getattr(ops, f"{kind}_backward")
     x = _rand(rng, *shape, scale=5.0)
     p = dict(size=3, scale=0.00005, pow=0.75)
-    y = ops.rnorm_forward(x, **p)
+    y = fwd(x, **p)
     dy = _rand(rng, *shape)
     text = "x".join(map(str, shape))
-    return [Case(net, layer, "rnorm fwd", text, lambda: ops.rnorm_forward(x, **p),
-                 bytes=_nbytes(x, y)),
-            Case(net, layer, "rnorm bwd", text, lambda: ops.rnorm_backward(x, y, dy, **p),
+    return [Case(net, layer, f"{kind} fwd", text, lambda: fwd(x, **p), bytes=_nbytes(x, y)),
+            Case(net, layer, f"{kind} bwd", text, lambda: bwd(x, y, dy, **p),
                  bytes=_nbytes(x, y, dy, x))]
 
 
@@ -243,6 +244,7 @@ def cifar10(rng, n=128):
     cases += conv_cases(c, "conv3", rng, n, 32, 8, 64, 5, pad=2)
     cases += pool_cases(c, "pool3", rng, (n, 64, 8, 8), "avg")
     cases += combine_cases(c, "(extra)", rng, (n, 64, 8, 8))
+    cases += rnorm_cases(c, "(extra)", rng, (n, 32, 16, 16), kind="cnorm")
     cases += fc_cases(c, "fc64", rng, n, 1024, 64)
     cases += fc_cases(c, "fc10", rng, n, 64, 10)
     cases += softmax_cases(c, "prob", rng, n, 10)
@@ -260,6 +262,7 @@ def quick(rng):
     cases += relu_cases(q, "relu", rng, (2, 8, 6, 6))
     cases += lrn_cases(q, "lrn", rng, (2, 8, 6, 6))
     cases += rnorm_cases(q, "rnorm", rng, (2, 8, 6, 6))
+    cases += rnorm_cases(q, "cnorm", rng, (2, 8, 6, 6), kind="cnorm")
     cases += pool_cases(q, "pool", rng, (2, 8, 7, 7), "max")
     cases += dropout_cases(q, "drop", rng, (4, 64))
     cases += combine_cases(q, "combine", rng, (2, 8, 3, 3))
