@@ -11,6 +11,7 @@
 #include "ops/dropout.h"
 #include "ops/eltwise.h"
 #include "ops/fc.h"
+#include "ops/local.h"
 #include "ops/lrn.h"
 #include "ops/neuron.h"
 #include "ops/pool.h"

@@ -172,6 +172,27 @@ PYBIND11_MODULE(_core, m) {
                       conv_geometry(tx, tw, tdy, sh, sw, ph, pw, groups, op));
     });
 
+    m.def("local_forward", [](py::array x, py::array w, std::optional<py::array> b, py::array y,
+                              int sh, int sw, int ph, int pw, int groups) {
+        const char* op = "local_forward";
+        Tensor tx = borrow(x, op, "x"), tw = borrow(w, op, "w"), ty = borrow(y, op, "y", true);
+        Tensor tb = borrow_optional(b, op, "b");
+        py::gil_scoped_release release;
+        local_forward(tx, tw, tb, ty, local_geometry(tx, tw, ty, sh, sw, ph, pw, groups, op));
+    });
+    m.def("local_backward", [](py::array x, py::array w, py::array dy,
+                               std::optional<py::array> dx, std::optional<py::array> dw,
+                               std::optional<py::array> db, int sh, int sw, int ph, int pw,
+                               int groups) {
+        const char* op = "local_backward";
+        Tensor tx = borrow(x, op, "x"), tw = borrow(w, op, "w"), tdy = borrow(dy, op, "dy");
+        Tensor tdx = borrow_optional(dx, op, "dx", true), tdw = borrow_optional(dw, op, "dw", true);
+        Tensor tdb = borrow_optional(db, op, "db", true);
+        py::gil_scoped_release release;
+        local_backward(tx, tw, tdy, tdx, tdw, tdb,
+                       local_geometry(tx, tw, tdy, sh, sw, ph, pw, groups, op));
+    });
+
     m.def("fc_forward", [](py::array x, py::array w, std::optional<py::array> b, py::array y) {
         const char* op = "fc_forward";
         Tensor tx = borrow(x, op, "x"), tw = borrow(w, op, "w"), ty = borrow(y, op, "y", true);

@@ -14,6 +14,7 @@ def test_quick_run_writes_json_and_markdown(tmp_path, capsys):
     data = json.loads(out_json.read_text())
     assert data["meta"]["sgemm_gflops"] > 0 and data["meta"]["copy_gbps"] > 0
     ops = {r["op"] for r in data["results"]}
+    assert "local bwd" in ops
     assert {"conv fwd", "conv bwd", "fc fwd", "relu fwd", "lrn bwd", "maxpool fwd",
             "rnorm bwd", "cnorm bwd", "dropout fwd", "softmax+logloss", "sgd update"} <= ops
     for r in data["results"]:

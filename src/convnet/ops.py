@@ -19,6 +19,7 @@ IntOrPair = Union[int, Tuple[int, int]]
 
 __all__ = [
     "conv_output_size", "conv_forward", "conv_backward",
+    "local_forward", "local_backward",
     "fc_forward", "fc_backward",
     "parse_neuron", "neuron_forward", "neuron_backward",
     "lrn_forward", "lrn_backward", "cmrnorm_forward", "cmrnorm_backward",
@@ -136,29 +137,36 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
                                   rule)
 
 
-def _conv_args(op, x, w, stride, padding, groups, rule):
-    x = _array(op, "x", x, ndim=4)
-    w = _array(op, "w", w, ndim=4, dtype=x.dtype)
+def _conv_geometry(op, x, wshape, stride, padding, groups, rule):
+    """Checks the geometry of filters of shape (F, C/groups, KH, KW) on x; returns the core's
+    geometry arguments and the output shape."""
     sh, sw = _pair(op, "stride", stride, 1)
     ph, pw = _pair(op, "padding", padding, 0)
     groups = _int(op, "groups", groups, 1)
     if rule not in _CONV_RULES:
         raise ValueError(f"{op}: rule must be one of {_CONV_RULES}, got {rule!r}")
     n, c, h, wid = x.shape
-    f, cg, kh, kw = w.shape
+    f, cg, kh, kw = wshape
     if c % groups or f % groups:
         raise ValueError(f"{op}: groups={groups} must divide the input channels ({c}) and the "
                          f"filters ({f})")
     if cg != c // groups:
         raise ValueError(f"{op}: w must have shape (filters, C/groups={c // groups}, kh, kw), "
-                         f"got {w.shape}")
+                         f"got {tuple(wshape)}")
     for axis, size, k, s, p in (("height", h, kh, sh, ph), ("width", wid, kw, sw, pw)):
         if size + 2 * p < k:
             raise ValueError(f"{op}: the {k}-wide kernel does not fit the input {axis} {size} "
                              f"with padding {p}")
     oh = _core.conv_output_size(h, kh, sh, ph, rule)
     ow = _core.conv_output_size(wid, kw, sw, pw, rule)
-    return x, w, (sh, sw, ph, pw, groups), (n, f, oh, ow)
+    return (sh, sw, ph, pw, groups), (n, f, oh, ow)
+
+
+def _conv_args(op, x, w, stride, padding, groups, rule):
+    x = _array(op, "x", x, ndim=4)
+    w = _array(op, "w", w, ndim=4, dtype=x.dtype)
+    geometry, yshape = _conv_geometry(op, x, w.shape, stride, padding, groups, rule)
+    return x, w, geometry, yshape
 
 
 def conv_forward(x, w, b=None, *, stride: IntOrPair = 1, padding: IntOrPair = 0, groups: int = 1,
@@ -185,6 +193,47 @@ def conv_backward(x, w, dy, *, stride: IntOrPair = 1, padding: IntOrPair = 0, gr
     dx, dw = np.empty_like(x), np.empty_like(w)
     db = np.empty(w.shape[0], dtype=x.dtype)
     _core.conv_backward(x, w, dy, dx, dw, db, *geometry)
+    return dx, dw, db
+
+
+# ---- locally connected ----------------------------------------------------------------------------
+
+def _local_args(op, x, w, stride, padding, groups, rule):
+    x = _array(op, "x", x, ndim=4)
+    w = _array(op, "w", w, ndim=6, dtype=x.dtype)
+    geometry, yshape = _conv_geometry(op, x, w.shape[2:], stride, padding, groups, rule)
+    if w.shape[:2] != yshape[2:]:
+        raise ValueError(f"{op}: w must hold one filter bank per output position: shape "
+                         f"{yshape[2:] + w.shape[2:]}, got {w.shape}")
+    return x, w, geometry, yshape
+
+
+def local_forward(x, w, b=None, *, stride: IntOrPair = 1, padding: IntOrPair = 0,
+                  groups: int = 1, rule: str = "floor") -> np.ndarray:
+    """Locally connected layer (cuda-convnet's local): a convolution with different filters at
+    every output position. x (N, C, H, W); w (OH, OW, F, C/groups, KH, KW); b (F, OH, OW) or
+    None; y (N, F, OH, OW). Geometry arguments as conv_forward."""
+    op = "local_forward"
+    x, w, geometry, yshape = _local_args(op, x, w, stride, padding, groups, rule)
+    if b is not None:
+        b = _array(op, "b", b, ndim=3, dtype=x.dtype)
+        _same_shape(op, "b", b, (yshape[1],) + yshape[2:], "(filters, OH, OW)")
+    y = np.empty(yshape, dtype=x.dtype)
+    _core.local_forward(x, w, b, y, *geometry)
+    return y
+
+
+def local_backward(x, w, dy, *, stride: IntOrPair = 1, padding: IntOrPair = 0, groups: int = 1,
+                   rule: str = "floor") -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of sum(local_forward(x, w, b) * dy): (dx, dw, db) shaped like x, w and
+    (F, OH, OW)."""
+    op = "local_backward"
+    x, w, geometry, yshape = _local_args(op, x, w, stride, padding, groups, rule)
+    dy = _array(op, "dy", dy, ndim=4, dtype=x.dtype)
+    _same_shape(op, "dy", dy, yshape, "the output")
+    dx, dw = np.empty_like(x), np.empty_like(w)
+    db = np.empty((yshape[1],) + yshape[2:], dtype=x.dtype)
+    _core.local_backward(x, w, dy, dx, dw, db, *geometry)
     return dx, dw, db
 
 

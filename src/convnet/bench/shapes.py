@@ -78,6 +78,18 @@ def conv_cases(net, layer, rng, n, c, h, f, k, stride=1, pad=0, groups=1, rule="
     ]
 
 
+def local_cases(net, layer, rng, n, c, h, f, k, pad=0):
+    oh = ops.conv_output_size(h, k, 1, pad)
+    x, w = _rand(rng, n, c, h, h), _rand(rng, oh, oh, f, c, k, k, scale=0.01)
+    dy = _rand(rng, n, f, oh, oh)
+    flops = 2.0 * n * f * oh * oh * c * k * k
+    shape = f"{n}x{c}x{h}x{h} * {oh}x{oh}x{f}x{c}x{k}x{k}"
+    return [Case(net, layer, "local fwd", shape, lambda: ops.local_forward(x, w, padding=pad),
+                 flops=flops),
+            Case(net, layer, "local bwd", shape, lambda: ops.local_backward(x, w, dy, padding=pad),
+                 flops=2 * flops)]
+
+
 def fc_cases(net, layer, rng, n, k, m):
     x, w, b = _rand(rng, n, k), _rand(rng, m, k, scale=0.01), _rand(rng, m)
     dy = _rand(rng, n, m)
@@ -244,6 +256,7 @@ def cifar10(rng, n=128):
     cases += conv_cases(c, "conv3", rng, n, 32, 8, 64, 5, pad=2)
     cases += pool_cases(c, "pool3", rng, (n, 64, 8, 8), "avg")
     cases += combine_cases(c, "(extra)", rng, (n, 64, 8, 8))
+    cases += local_cases(c, "11pct local3", rng, n, 64, 6, 32, 3, pad=1)
     cases += rnorm_cases(c, "(extra)", rng, (n, 32, 16, 16), kind="cnorm")
     cases += fc_cases(c, "fc64", rng, n, 1024, 64)
     cases += fc_cases(c, "fc10", rng, n, 64, 10)
@@ -259,6 +272,7 @@ def quick(rng):
     cases = []
     cases += conv_cases(q, "conv", rng, 2, 3, 12, 8, 3, pad=1)
     cases += fc_cases(q, "fc", rng, 4, 32, 8)
+    cases += local_cases(q, "local", rng, 2, 3, 6, 4, 3, pad=1)
     cases += relu_cases(q, "relu", rng, (2, 8, 6, 6))
     cases += lrn_cases(q, "lrn", rng, (2, 8, 6, 6))
     cases += rnorm_cases(q, "rnorm", rng, (2, 8, 6, 6))

@@ -1,0 +1,54 @@
+// Locally connected layer dispatch.
+#include "ops/local.h"
+
+#include "ops/dispatch.h"
+
+namespace convnet {
+
+using ops_detail::expect;
+using ops_detail::expect_shape;
+
+ConvGeometry local_geometry(const Tensor& x, const Tensor& w, const Tensor& y, int stride_h,
+                            int stride_w, int pad_h, int pad_w, int groups, const char* op) {
+    expect(w, op, "w", x.dtype(), x.device(), 6);
+    // The conv checks apply to the filter bank of one position (a view of the first).
+    const Tensor bank = Tensor::borrow(w.raw(), {w.dim(2), w.dim(3), w.dim(4), w.dim(5)},
+                                       w.dtype(), w.device());
+    ConvGeometry g = conv_geometry(x, bank, y, stride_h, stride_w, pad_h, pad_w, groups, op);
+    CONVNET_ARG_CHECK(w.dim(0) == g.oh && w.dim(1) == g.ow, op, ": w must hold one filter bank "
+                      "per output position, (", g.oh, ", ", g.ow, ", ...), got ",
+                      shape_str(w.shape()));
+    return g;
+}
+
+void local_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
+                   const ConvGeometry& g) {
+    const char* op = "local_forward";
+    if (b.defined()) expect(b, op, "b", x.dtype(), x.device()), expect_shape(b, op, "b", {g.f, g.oh, g.ow});
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        local_forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
+                             y.data<T>(), g);
+    });
+}
+
+void local_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
+                    const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta) {
+    const char* op = "local_backward";
+    expect(dy, op, "dy", x.dtype(), x.device(), 4);
+    expect_shape(dy, op, "dy", {g.n, g.f, g.oh, g.ow});
+    if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
+    if (dw.defined()) expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
+    if (db.defined()) expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f, g.oh, g.ow});
+    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        local_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(),
+                              dx.defined() ? dx.data<T>() : nullptr,
+                              dw.defined() ? dw.data<T>() : nullptr,
+                              db.defined() ? db.data<T>() : nullptr, g, T(beta));
+    });
+}
+
+}  // namespace convnet
