@@ -19,6 +19,14 @@ void expect_shape(const Tensor& t, const char* op, const char* name, const Shape
                       ", got ", shape_str(t.shape()));
 }
 
+void expect_like(const Tensor& ref, const char* op,
+                 std::initializer_list<std::pair<const Tensor*, const char*>> tensors) {
+    for (const auto& [t, name] : tensors) {
+        expect(*t, op, name, ref.dtype(), ref.device());
+        expect_shape(*t, op, name, ref.shape());
+    }
+}
+
 void no_cuda_kernel(const char* op) {
     throw Error(detail::concat(op, ": no CUDA kernel in this version; run it on the CPU"));
 }

@@ -2,6 +2,7 @@
 // the argument, and the float/double switch of the CPU path.
 #pragma once
 
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -14,6 +15,9 @@ namespace convnet::ops_detail {
 void expect(const Tensor& t, const char* op, const char* name, DType dtype, Device device,
             int ndim = -1);
 void expect_shape(const Tensor& t, const char* op, const char* name, const Shape& shape);
+// Checks that every named tensor has ref's dtype, device and shape.
+void expect_like(const Tensor& ref, const char* op,
+                 std::initializer_list<std::pair<const Tensor*, const char*>> tensors);
 
 // Calls f(T{}) with T = float or double according to dtype.
 template <typename F>

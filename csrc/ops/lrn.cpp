@@ -8,7 +8,6 @@
 namespace convnet {
 
 using ops_detail::expect;
-using ops_detail::expect_shape;
 
 void LrnParams::window(std::int64_t f, std::int64_t channels, std::int64_t* first,
                        std::int64_t* last) const {
@@ -27,8 +26,7 @@ void lrn_forward(const Tensor& x, const Tensor& y, const LrnParams& p) {
     const char* op = "lrn_forward";
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
-    expect(y, op, "y", x.dtype(), x.device());
-    expect_shape(y, op, "y", x.shape());
+    ops_detail::expect_like(x, op, {{&y, "y"}});
     if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
@@ -41,10 +39,7 @@ void lrn_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tens
     const char* op = "lrn_backward";
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
-    for (auto [t, name] : {std::pair{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}}) {
-        expect(*t, op, name, x.dtype(), x.device());
-        expect_shape(*t, op, name, x.shape());
-    }
+    ops_detail::expect_like(x, op, {{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}});
     if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);

@@ -60,10 +60,7 @@ void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const T
                      const NeuronParams& p, float beta) {
     const char* op = "neuron_backward";
     expect(dy, op, "dy", dy.dtype(), dy.device());
-    for (auto [t, name] : {std::pair{&x, "x"}, {&y, "y"}, {&dx, "dx"}}) {
-        expect(*t, op, name, dy.dtype(), dy.device());
-        expect_shape(*t, op, name, dy.shape());
-    }
+    ops_detail::expect_like(dy, op, {{&x, "x"}, {&y, "y"}, {&dx, "dx"}});
     if (dy.device().is_cuda()) {
         CONVNET_ARG_CHECK(dy.dtype() == DType::f32, op, ": the GPU path takes float32");
         neuron_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),

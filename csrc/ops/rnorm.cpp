@@ -6,7 +6,6 @@
 namespace convnet {
 
 using ops_detail::expect;
-using ops_detail::expect_shape;
 
 static void check_params(const RnormParams& p, const char* op) {
     CONVNET_ARG_CHECK(p.size >= 1, op, ": size must be >= 1, got ", p.size);
@@ -20,8 +19,7 @@ void forward(const Tensor& x, const Tensor& y, const RnormParams& p, const char*
              ForwardCpu&& cpu) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
-    expect(y, op, "y", x.dtype(), x.device());
-    expect_shape(y, op, "y", x.shape());
+    ops_detail::expect_like(x, op, {{&y, "y"}});
     if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
@@ -34,10 +32,7 @@ void backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& 
               const RnormParams& p, float beta, const char* op, BackwardCpu&& cpu) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
-    for (auto [t, name] : {std::pair{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}}) {
-        expect(*t, op, name, x.dtype(), x.device());
-        expect_shape(*t, op, name, x.shape());
-    }
+    ops_detail::expect_like(x, op, {{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}});
     if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);

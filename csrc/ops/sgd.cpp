@@ -6,15 +6,11 @@
 namespace convnet {
 
 using ops_detail::expect;
-using ops_detail::expect_shape;
 
 void sgd_update(const Tensor& w, const Tensor& grad, const Tensor& v, const SgdParams& p) {
     const char* op = "sgd_update";
     expect(w, op, "w", w.dtype(), w.device());
-    for (auto [t, name] : {std::pair{&grad, "grad"}, {&v, "v"}}) {
-        expect(*t, op, name, w.dtype(), w.device());
-        expect_shape(*t, op, name, w.shape());
-    }
+    ops_detail::expect_like(w, op, {{&grad, "grad"}, {&v, "v"}});
     if (w.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(w.dtype(), [&](auto tag) {
         using T = decltype(tag);

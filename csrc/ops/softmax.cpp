@@ -23,10 +23,7 @@ void softmax_forward(const Tensor& x, const Tensor& probs) {
 void softmax_backward(const Tensor& probs, const Tensor& dy, const Tensor& dx, float beta) {
     const char* op = "softmax_backward";
     expect(probs, op, "y", probs.dtype(), probs.device(), 2);
-    for (auto [t, name] : {std::pair{&dy, "dy"}, {&dx, "dx"}}) {
-        expect(*t, op, name, probs.dtype(), probs.device());
-        expect_shape(*t, op, name, probs.shape());
-    }
+    ops_detail::expect_like(probs, op, {{&dy, "dy"}, {&dx, "dx"}});
     if (probs.device().is_cuda()) ops_detail::no_cuda_kernel(op);
     ops_detail::with_float_type(probs.dtype(), [&](auto tag) {
         using T = decltype(tag);
