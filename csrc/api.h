@@ -6,6 +6,7 @@
 #include "core/check.h"
 #include "core/device.h"
 #include "core/tensor.h"
+#include "graph/net.h"
 #include "ops/concat.h"
 #include "ops/conv.h"
 #include "ops/dropout.h"

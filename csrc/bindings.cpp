@@ -63,6 +63,18 @@ DropoutParams dropout_params(double p, std::uint64_t seed, std::uint64_t step,
     return DropoutParams{p, seed, step, layer, train, inverted};
 }
 
+// A LayerConfig from the dict convnet/net.py builds from a LayerSpec:
+// {name, type, inputs: [int], numbers: {key: [float]}, strings: {key: str}}.
+LayerConfig layer_config(const py::dict& d) {
+    LayerConfig c;
+    c.name = d["name"].cast<std::string>();
+    c.type = d["type"].cast<std::string>();
+    c.inputs = d["inputs"].cast<std::vector<int>>();
+    c.numbers = d["numbers"].cast<std::map<std::string, std::vector<double>>>();
+    c.strings = d["strings"].cast<std::map<std::string, std::string>>();
+    return c;
+}
+
 // A numpy view of a CPU tensor that keeps its storage alive.
 py::array tensor_to_numpy(const Tensor& t) {
     CONVNET_ARG_CHECK(t.device().is_cpu(), "Tensor.numpy: the tensor is on ", t.device().str(),
@@ -85,9 +97,12 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "convnet's C++ core: tensors, devices and the CPU/CUDA ops (see convnet.ops)";
 
     static py::exception<Error> error_type(m, "Error", PyExc_RuntimeError);
+    static py::exception<ShapeError> shape_error_type(m, "ShapeError", PyExc_ValueError);
     py::register_exception_translator([](std::exception_ptr p) {
         try {
             if (p) std::rethrow_exception(p);
+        } catch (const ShapeError& e) {
+            PyErr_SetString(shape_error_type.ptr(), e.what());
         } catch (const ArgumentError& e) {
             PyErr_SetString(PyExc_ValueError, e.what());
         } catch (const Error& e) {
@@ -145,6 +160,66 @@ PYBIND11_MODULE(_core, m) {
         .def("__repr__", [](const Tensor& t) {
             return "Tensor(shape=" + shape_str(t.shape()) + ", dtype=" + dtype_name(t.dtype()) +
                    ", device=" + t.device().str() + ")";
+        });
+
+    // ---- the net ------------------------------------------------------------------------------
+    m.def("layer_types", &registered_layer_types);
+    py::class_<Net>(m, "Net")
+        .def(py::init([](const std::vector<py::dict>& layers, const std::string& dtype) {
+                 std::vector<LayerConfig> configs;
+                 for (const py::dict& d : layers) configs.push_back(layer_config(d));
+                 CONVNET_ARG_CHECK(dtype == "float32" || dtype == "float64",
+                                   "Net: dtype must be 'float32' or 'float64'");
+                 return std::make_unique<Net>(configs,
+                                              dtype == "float32" ? DType::f32 : DType::f64);
+             }),
+             py::arg("layers"), py::arg("dtype") = "float32")
+        .def_property_readonly("size", &Net::size)
+        .def_property_readonly("data_layers", &Net::data_layers)
+        .def("output_shape", [](const Net& n, int i) { return n.output_shape(i); })
+        .def("flops_per_sample", [](Net& n, int i) { return n.layer(i).flops_per_sample(); })
+        .def("param_count", [](Net& n, int i) { return n.layer(i).params().size(); })
+        .def("param_name", [](Net& n, int i, int j) { return n.layer(i).params().at(j).name; })
+        .def("param_value", [](Net& n, int i, int j) {
+            return tensor_to_numpy(n.layer(i).params().at(j).value);
+        })
+        .def("param_grad", [](Net& n, int i, int j) {
+            return tensor_to_numpy(n.layer(i).params().at(j).grad);
+        })
+        .def("param_velocity", [](Net& n, int i, int j) {
+            return tensor_to_numpy(n.layer(i).params().at(j).velocity);
+        })
+        .def("set_hyper", [](Net& n, int i, int j, double eps, double mom, double wc) {
+            Param& p = n.layer(i).params().at(j);
+            p.eps = eps, p.mom = mom, p.wc = wc;
+        })
+        .def("forward", [](Net& n, const std::vector<py::array>& batch, bool train,
+                           std::uint64_t seed, std::uint64_t step, bool run_costs) {
+            auto tensors = borrow_list(batch, "Net.forward", "batch");
+            py::gil_scoped_release release;
+            n.forward(tensors, StepContext{train, seed, step}, run_costs);
+        })
+        .def("backward", [](Net& n, std::uint64_t seed, std::uint64_t step) {
+            py::gil_scoped_release release;
+            n.backward(StepContext{true, seed, step});
+        })
+        .def("update", [](Net& n) {
+            py::gil_scoped_release release;
+            n.update();
+        })
+        .def("train_step", [](Net& n, const std::vector<py::array>& batch, std::uint64_t seed,
+                              std::uint64_t step) {
+            auto tensors = borrow_list(batch, "Net.train_step", "batch");
+            py::gil_scoped_release release;
+            n.train_step(tensors, StepContext{true, seed, step});
+        })
+        .def("output", [](const Net& n, int i) {
+            // A copy: the net reuses its activation buffers on the next step.
+            return tensor_to_numpy(n.output(i).to(Device::cpu()));
+        })
+        .def("cost_report", [](Net& n, int i) {
+            const CostReport r = n.layer(i).cost_report();
+            return py::make_tuple(r.loss, r.top1_errors, r.topk_errors, r.samples);
         });
 
     // ---- ops (outputs are allocated by convnet/ops.py) ----------------------------------------

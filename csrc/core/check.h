@@ -20,6 +20,12 @@ public:
     explicit ArgumentError(const std::string& what) : Error(what) {}
 };
 
+// Shapes that do not fit together in a net (Python: convnet.ShapeError, a ValueError).
+class ShapeError : public ArgumentError {
+public:
+    explicit ShapeError(const std::string& what) : ArgumentError(what) {}
+};
+
 namespace detail {
 template <typename... Args>
 std::string concat(const Args&... args) {

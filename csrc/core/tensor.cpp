@@ -93,7 +93,7 @@ Tensor Tensor::to(Device device) const {
     return t;
 }
 
-void Tensor::copy_from(const Tensor& src) {
+void Tensor::copy_from(const Tensor& src) const {
     CONVNET_ARG_CHECK(src.numel() == numel() && src.dtype() == dtype_, "tensor.copy_from: ",
                       dtype_name(src.dtype()), shape_str(src.shape()), " into ", dtype_name(dtype_),
                       shape_str(shape_));

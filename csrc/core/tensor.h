@@ -71,7 +71,8 @@ public:
     Tensor reshape(const Shape& shape) const;
     // A copy on `device` (a new storage even when the device is the same).
     Tensor to(Device device) const;
-    void copy_from(const Tensor& src);
+    // Copies src's elements into this tensor's storage (the handle itself does not change).
+    void copy_from(const Tensor& src) const;
 
 private:
     std::shared_ptr<Storage> storage_;

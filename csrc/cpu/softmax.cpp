@@ -71,11 +71,37 @@ LogLossResult softmax_logloss_cpu(const T* x, const std::int32_t* labels, T* pro
     return {loss, top1, topk_err};
 }
 
+template <typename T>
+LogLossResult logreg_cost_cpu(const T* probs, const std::int32_t* labels, T* dprobs,
+                              std::int64_t n, std::int64_t k, double scale, int topk, T beta) {
+    double loss = 0;
+    std::int64_t top1 = 0, topk_err = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const T* pi = probs + i * k;
+        const T p = pi[labels[i]];
+        loss -= std::log(double(p));
+        std::int64_t above = 0;
+        for (std::int64_t j = 0; j < k; ++j) above += pi[j] > p;
+        top1 += above >= 1;
+        topk_err += above >= topk;
+        if (dprobs) {
+            T* di = dprobs + i * k;
+            for (std::int64_t j = 0; j < k; ++j) {
+                const T g = j == labels[i] ? T(-scale / double(p)) : T(0);
+                di[j] = beta == T(0) ? g : beta * di[j] + g;
+            }
+        }
+    }
+    return {loss, top1, topk_err};
+}
+
 #define CONVNET_INSTANTIATE(T)                                                                   \
     template void softmax_forward_cpu<T>(const T*, T*, std::int64_t, std::int64_t);              \
     template void softmax_backward_cpu<T>(const T*, const T*, T*, std::int64_t, std::int64_t, T); \
     template LogLossResult softmax_logloss_cpu<T>(const T*, const std::int32_t*, T*, T*,        \
-                                                  std::int64_t, std::int64_t, int);
+                                                  std::int64_t, std::int64_t, int);             \
+    template LogLossResult logreg_cost_cpu<T>(const T*, const std::int32_t*, T*, std::int64_t,  \
+                                              std::int64_t, double, int, T);
 CONVNET_INSTANTIATE(float)
 CONVNET_INSTANTIATE(double)
 #undef CONVNET_INSTANTIATE

@@ -54,4 +54,25 @@ LogLossResult softmax_logloss(const Tensor& x, const std::int32_t* labels, const
     return result;
 }
 
+LogLossResult logreg_cost(const Tensor& probs, const std::int32_t* labels, const Tensor& dprobs,
+                          double scale, int topk, float beta) {
+    const char* op = "logreg_cost";
+    expect(probs, op, "probs", probs.dtype(), probs.device(), 2);
+    if (dprobs.defined()) ops_detail::expect_like(probs, op, {{&dprobs, "dprobs"}});
+    CONVNET_ARG_CHECK(topk >= 1, op, ": topk must be >= 1, got ", topk);
+    const std::int64_t n = probs.dim(0), k = probs.dim(1);
+    for (std::int64_t i = 0; i < n; ++i)
+        CONVNET_ARG_CHECK(labels[i] >= 0 && labels[i] < k, op, ": label ", labels[i], " of sample ",
+                          i, " is outside [0, ", k, ")");
+    if (probs.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    LogLossResult result;
+    ops_detail::with_float_type(probs.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        result = logreg_cost_cpu<T>(probs.data<T>(), labels,
+                                    dprobs.defined() ? dprobs.data<T>() : nullptr, n, k, scale,
+                                    topk, T(beta));
+    });
+    return result;
+}
+
 }  // namespace convnet

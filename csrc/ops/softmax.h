@@ -24,6 +24,12 @@ void softmax_backward(const Tensor& probs, const Tensor& dy, const Tensor& dx, f
 LogLossResult softmax_logloss(const Tensor& x, const std::int32_t* labels, const Tensor& probs,
                               const Tensor& dx, int topk);
 
+// cuda-convnet's cost.logreg on probabilities (the output of a softmax layer): the loss and error
+// counts as above, and, when dprobs is defined, dprobs = beta*dprobs + d(scale * loss)/dprobs,
+// i.e. -scale / probs[n, label] at each label and 0 elsewhere.
+LogLossResult logreg_cost(const Tensor& probs, const std::int32_t* labels, const Tensor& dprobs,
+                          double scale, int topk, float beta = 0.f);
+
 template <typename T>
 void softmax_forward_cpu(const T* x, T* probs, std::int64_t n, std::int64_t k);
 template <typename T>
@@ -32,5 +38,9 @@ void softmax_backward_cpu(const T* probs, const T* dy, T* dx, std::int64_t n, st
 template <typename T>
 LogLossResult softmax_logloss_cpu(const T* x, const std::int32_t* labels, T* probs, T* dx,
                                   std::int64_t n, std::int64_t k, int topk);
+
+template <typename T>
+LogLossResult logreg_cost_cpu(const T* probs, const std::int32_t* labels, T* dprobs,
+                              std::int64_t n, std::int64_t k, double scale, int topk, T beta);
 
 }  // namespace convnet

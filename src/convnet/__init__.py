@@ -18,6 +18,7 @@ from . import _core  # noqa: E402
 from ._core import (  # noqa: E402
     Device,
     Error,
+    ShapeError,
     Tensor,
     allocator_stats,
     built_with_cuda,
@@ -27,11 +28,15 @@ from ._core import (  # noqa: E402
     set_num_threads,
 )
 
+from .net import Net  # noqa: E402
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Device",
     "Error",
+    "Net",
+    "ShapeError",
     "Tensor",
     "allocator_stats",
     "built_with_cuda",

@@ -1,0 +1,107 @@
+// Net: construction with shape inference, forward, backward with fan-out accumulation, update.
+#include "graph/net.h"
+
+#include "ops/sgd.h"
+
+namespace convnet {
+
+Net::Net(const std::vector<LayerConfig>& configs, DType dtype) : dtype_(dtype) {
+    CONVNET_ARG_CHECK(!configs.empty(), "net: no layers");
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+        const LayerConfig& c = configs[i];
+        std::vector<Shape> in;
+        for (int j : c.inputs) {
+            CONVNET_ARG_CHECK(j >= 0 && j < static_cast<int>(i), "net: layer '", c.name,
+                              "' reads layer #", j, ", which does not come before it");
+            in.push_back(shapes_[j]);
+        }
+        auto layer = make_layer(c);
+        layer->set_index(static_cast<int>(i));
+        shapes_.push_back(layer->setup(in, dtype));
+        if (layer->is_data()) data_layers_.push_back(static_cast<int>(i));
+        layers_.push_back(std::move(layer));
+    }
+    acts_.resize(layers_.size());
+    grads_.resize(layers_.size());
+}
+
+void Net::allocate(std::int64_t batch) {
+    if (batch == batch_) return;
+    for (int i = 0; i < size(); ++i) {
+        acts_[i] = Tensor::empty(acts_shape(i, batch), dtype_);
+        grads_[i] = layers_[i]->is_data() ? Tensor() : Tensor::empty(acts_shape(i, batch), dtype_);
+    }
+    batch_ = batch;
+}
+
+void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool run_costs) {
+    CONVNET_ARG_CHECK(batch.size() == data_layers_.size(), "net.forward: the net has ",
+                      data_layers_.size(), " data layers but ", batch.size(),
+                      " batch tensors were given");
+    const std::int64_t n = batch.empty() ? 0 : batch[0].dim(0);
+    CONVNET_ARG_CHECK(n >= 1, "net.forward: empty batch");
+    for (std::size_t j = 0; j < batch.size(); ++j) {
+        const int i = data_layers_[j];
+        const Shape want = acts_shape(i, n);
+        const Shape got = batch[j].shape();
+        std::int64_t got_n = 1, want_n = 1;
+        for (auto d : got) got_n *= d;
+        for (auto d : want) want_n *= d;
+        if (got_n != want_n || got.empty() || got[0] != n)
+            throw ShapeError(detail::concat("data layer '", layers_[i]->name(),
+                                            "': expected a batch of shape ", shape_str(want),
+                                            ", found ", shape_str(got)));
+        CONVNET_ARG_CHECK(batch[j].dtype() == dtype_, "data layer '", layers_[i]->name(),
+                          "': expected ", dtype_name(dtype_), " data, found ",
+                          dtype_name(batch[j].dtype()));
+    }
+    allocate(n);
+    // Copied, so that backward never reads memory the caller has since released.
+    for (std::size_t j = 0; j < batch.size(); ++j) acts_[data_layers_[j]].copy_from(batch[j]);
+    for (int i = 0; i < size(); ++i) {
+        Layer& layer = *layers_[i];
+        if (layer.is_data() || (layer.is_cost() && !run_costs)) continue;
+        std::vector<Tensor> in;
+        for (int j : layer.config().inputs) in.push_back(acts_[j]);
+        layer.forward(in, acts_[i], ctx);
+    }
+    costs_ran_ = run_costs;
+}
+
+Shape Net::acts_shape(int i, std::int64_t batch) const {
+    Shape shape{batch};
+    shape.insert(shape.end(), shapes_[i].begin(), shapes_[i].end());
+    return shape;
+}
+
+void Net::backward(const StepContext& ctx) {
+    CONVNET_ARG_CHECK(costs_ran_, "net.backward: the last forward pass skipped the cost layers");
+    std::vector<bool> written(layers_.size(), false);
+    for (int i = size() - 1; i >= 0; --i) {
+        Layer& layer = *layers_[i];
+        if (layer.is_data() || (!layer.is_cost() && !written[i])) continue;
+        std::vector<Tensor> in, din;
+        std::vector<float> beta;
+        for (int j : layer.config().inputs) {
+            in.push_back(acts_[j]);
+            din.push_back(grads_[j]);  // undefined for data layers: no gradient wanted
+            beta.push_back(written[j] ? 1.f : 0.f);
+            if (grads_[j].defined()) written[j] = true;
+        }
+        layer.backward(in, acts_[i], layer.is_cost() ? Tensor() : grads_[i], din, beta, ctx);
+    }
+}
+
+void Net::update() {
+    for (auto& layer : layers_)
+        for (Param& p : layer->params())
+            sgd_update(p.value, p.grad, p.velocity, SgdParams{p.eps, p.mom, p.wc});
+}
+
+void Net::train_step(const std::vector<Tensor>& batch, const StepContext& ctx) {
+    forward(batch, ctx, true);
+    backward(ctx);
+    update();
+}
+
+}  // namespace convnet

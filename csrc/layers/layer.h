@@ -1,0 +1,102 @@
+// Layers: one class per cfg `type=`, owning its parameters, checking its input shapes when the net
+// is built, and calling ops. Shapes here are per sample (no batch dimension); tensors passed to
+// forward/backward carry the batch first.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/check.h"
+#include "core/tensor.h"
+
+namespace convnet {
+
+// A layer as the config files define it, converted from Python's LayerSpec by the bindings:
+// numbers (ints, floats and booleans as doubles; per-input keys as lists) and strings.
+struct LayerConfig {
+    std::string name, type;
+    std::vector<int> inputs;  // indices of earlier layers in the net
+    std::map<std::string, std::vector<double>> numbers;
+    std::map<std::string, std::string> strings;
+
+    bool has(const std::string& key) const;
+    double number(const std::string& key) const;               // a scalar key
+    double number(const std::string& key, double fallback) const;
+    int integer(const std::string& key) const;
+    int integer(const std::string& key, int fallback) const;
+    const std::vector<double>& list(const std::string& key) const;
+    const std::string& string(const std::string& key) const;
+};
+
+// A learned tensor with its gradient and momentum, and the SGD hyper-parameters in force.
+struct Param {
+    std::string name;  // "weights", "weights.1", "biases"
+    Tensor value, grad, velocity;
+    double eps = 0.0, mom = 0.0, wc = 0.0;
+};
+
+// What one forward/backward pass needs to know beyond its tensors.
+struct StepContext {
+    bool train = true;
+    std::uint64_t seed = 0, step = 0;
+};
+
+// The losses and error counts a cost layer reports for the last forward pass.
+struct CostReport {
+    double loss = 0.0;  // summed over the batch, before coeff
+    std::int64_t top1_errors = 0, topk_errors = 0, samples = 0;
+};
+
+class Layer {
+public:
+    explicit Layer(const LayerConfig& config) : config_(config) {}
+    virtual ~Layer() = default;
+    Layer(const Layer&) = delete;
+    Layer& operator=(const Layer&) = delete;
+
+    const LayerConfig& config() const { return config_; }
+    const std::string& name() const { return config_.name; }
+    int index() const { return index_; }
+    void set_index(int index) { index_ = index; }
+
+    // The per-sample output shape for these per-sample input shapes; creates the parameters.
+    // Throws ShapeError naming the layer, what it expected and what it found.
+    virtual Shape setup(const std::vector<Shape>& inputs, DType dtype) = 0;
+    // out is (N, output shape...), allocated by the net.
+    virtual void forward(const std::vector<Tensor>& in, const Tensor& out,
+                         const StepContext& ctx) = 0;
+    // din[i] (undefined where no gradient is wanted) receives beta[i]*din[i] + dL/din[i]; also
+    // fills every Param's grad. dout is undefined for cost layers.
+    virtual void backward(const std::vector<Tensor>& in, const Tensor& out, const Tensor& dout,
+                          const std::vector<Tensor>& din, const std::vector<float>& beta,
+                          const StepContext& ctx) = 0;
+
+    virtual bool is_cost() const { return false; }
+    virtual bool is_data() const { return false; }
+    virtual CostReport cost_report() const { return {}; }
+    std::vector<Param>& params() { return params_; }
+    // Multiply-adds per sample of the forward pass, for summaries.
+    virtual double flops_per_sample() const { return 0.0; }
+
+protected:
+    [[noreturn]] void shape_error(const std::string& what, const Shape& expected,
+                                  const Shape& found) const;
+    void expect_inputs(const std::vector<Shape>& inputs, std::size_t count) const;
+    Param& add_param(const std::string& name, const Shape& shape, DType dtype);
+
+    LayerConfig config_;
+    std::vector<Param> params_;
+    int index_ = 0;
+};
+
+using LayerFactory = std::unique_ptr<Layer> (*)(const LayerConfig&);
+// Explicit registry keyed by `type=` (STYLE.md item 8); a duplicate name throws.
+void register_layer(const std::string& type, LayerFactory factory);
+std::unique_ptr<Layer> make_layer(const LayerConfig& config);
+void register_builtin_layers();
+std::vector<std::string> registered_layer_types();
+
+}  // namespace convnet

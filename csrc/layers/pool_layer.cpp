@@ -1,0 +1,50 @@
+// type=pool: max or average pooling with cuda-convnet's sizeX, stride, start and outputsX.
+#include "layers/layer.h"
+#include "ops/pool.h"
+
+namespace convnet {
+
+namespace {
+class PoolLayer : public Layer {
+public:
+    using Layer::Layer;
+
+    Shape setup(const std::vector<Shape>& in, DType) override {
+        expect_inputs(in, 1);
+        const std::int64_t channels = config_.integer("channels");
+        if (in[0].size() != 3 || in[0][0] != channels)
+            shape_error("input must be channels x height x width with channels=" +
+                            std::to_string(channels),
+                        {channels, -1, -1}, in[0]);
+        const std::string& mode = config_.string("pool");
+        if (mode == "avg" && config_.number("sum", 0.0) != 0.0)
+            throw ArgumentError(detail::concat("layer '", name(), "': sum=1 is not supported "
+                                               "yet"));
+        const int size = config_.integer("sizeX"), stride = config_.integer("stride");
+        const int start = config_.integer("start", 0), outputs = config_.integer("outputsX", 0);
+        p_ = PoolParams{pool_mode_from_name(mode), size, size, stride, stride, start, start};
+        const std::int64_t oh = pool_output_size(in[0][1], size, stride, start, outputs);
+        const std::int64_t ow = pool_output_size(in[0][2], size, stride, start, outputs);
+        return {channels, oh, ow};
+    }
+
+    void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
+        pool_forward(in[0], out, p_);
+    }
+
+    void backward(const std::vector<Tensor>& in, const Tensor& out, const Tensor& dout,
+                  const std::vector<Tensor>& din, const std::vector<float>& beta,
+                  const StepContext&) override {
+        if (din[0].defined()) pool_backward(in[0], out, dout, din[0], p_, beta[0]);
+    }
+
+private:
+    PoolParams p_;
+};
+}  // namespace
+
+std::unique_ptr<Layer> make_pool_layer(const LayerConfig& c) {
+    return std::make_unique<PoolLayer>(c);
+}
+
+}  // namespace convnet

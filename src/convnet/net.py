@@ -1,0 +1,257 @@
+"""convnet.Net: a network built from cuda-convnet config files (or LayerSpec records), run by the
+C++ graph in convnet._core. Python only converts: every forward, backward and update runs in C++
+with the GIL released.
+
+Parameters follow the PyTorch/ONNX conventions: conv weights (filters, channels/groups, kh, kw),
+local weights (OH, OW, filters, channels/groups, kh, kw), fc weights (outputs, inputs) with inputs
+ordered channel, row, column; names are "<layer>.weights", "<layer>.weights.<i>" for the i-th
+input of a multi-input layer, and "<layer>.biases".
+"""
+
+from collections.abc import MutableMapping
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from .config import ConfigError, LayerSpec, Schedule
+from .config import parse as parse_config
+from .ops import parse_neuron
+
+WEIGHT_TYPES = ("conv", "local", "fc")
+
+
+def _layer_dict(spec: LayerSpec, index_of: Dict[str, int], input_shape) -> dict:
+    numbers, strings = {}, {}
+    for key, value in list(spec.values.items()) + list(spec.params.items()):
+        if value is None or isinstance(value, Schedule):
+            continue
+        if isinstance(value, (list, tuple)):
+            if value and isinstance(value[0], Schedule):
+                continue
+            numbers[key] = [float(v) for v in value]
+        elif isinstance(value, (bool, int, float)):
+            numbers[key] = [float(value)]
+        elif isinstance(value, str):
+            strings[key] = value
+    if spec.type == "neuron":
+        name, a, b = parse_neuron(spec["neuron"])
+        strings["neuron"] = name
+        numbers["neuron_a"], numbers["neuron_b"] = [a], [b]
+    if spec.type == "data":
+        shape = spec.get("shape")
+        if shape is None and spec["dataIdx"] == 0 and input_shape is not None:
+            shape = tuple(input_shape)
+        if shape is None and spec["dataIdx"] != 0:
+            shape = (1,)  # labels: one class index per sample
+        if shape is None:
+            where = spec.where
+            raise ConfigError("the data layer does not state its sample shape: add shape=C,H,W "
+                              "or pass input_shape=(C, H, W)", file=where.file if where else None,
+                              line=where.line if where else None, section=spec.name)
+        numbers["shape"] = [float(d) for d in shape]
+    return {"name": spec.name, "type": spec.type, "inputs": [index_of[i] for i in spec.inputs],
+            "numbers": numbers, "strings": strings}
+
+
+class Params(MutableMapping):
+    """The net's parameters by name; reading gives a copy, assigning copies into the net."""
+
+    def __init__(self, net: "Net"):
+        self._net = net
+
+    def _locate(self, key):
+        try:
+            return self._net._param_index[key]
+        except KeyError:
+            raise KeyError(f"no parameter {key!r}; the net has: "
+                           f"{', '.join(self._net._param_index)}") from None
+
+    def __getitem__(self, key):
+        i, j = self._locate(key)
+        return self._net._core.param_value(i, j).copy()
+
+    def __setitem__(self, key, value):
+        i, j = self._locate(key)
+        target = self._net._core.param_value(i, j)
+        value = np.asarray(value)
+        if value.shape != target.shape:
+            raise ValueError(f"{key}: expected shape {target.shape}, got {value.shape}")
+        target[...] = value
+
+    def __delitem__(self, key):
+        raise TypeError("parameters cannot be removed")
+
+    def __iter__(self):
+        return iter(self._net._param_index)
+
+    def __len__(self):
+        return len(self._net._param_index)
+
+
+class Net:
+    """A network of LayerSpec records run by the C++ graph."""
+
+    def __init__(self, specs: Sequence[LayerSpec], *, input_shape=None, dtype: str = "float32",
+                 seed: int = 0):
+        self.specs: List[LayerSpec] = list(specs)
+        self.dtype = np.dtype(dtype)
+        self.seed = int(seed)
+        self.step = 0
+        index_of = {s.name: i for i, s in enumerate(self.specs)}
+        self._core = _core.Net([_layer_dict(s, index_of, input_shape) for s in self.specs],
+                               dtype=str(self.dtype))
+        self._param_index = {}
+        for i, s in enumerate(self.specs):
+            for j in range(self._core.param_count(i)):
+                self._param_index[f"{s.name}.{self._core.param_name(i, j)}"] = (i, j)
+        self.params = Params(self)
+        self._initialise()
+        self.set_progress(0.0)
+
+    @classmethod
+    def from_cfg(cls, layers_path, params_path=None, input_shape=None, *, seed: int = 0,
+                 dtype: str = "float32", strict: bool = False) -> "Net":
+        """Builds the net of a layer-definition file and its layer-parameter file. input_shape is
+        the (C, H, W) of the image data layer when the config does not state it."""
+        return cls(parse_config(layers_path, params_path, strict=strict), input_shape=input_shape,
+                   dtype=dtype, seed=seed)
+
+    # ---- set-up ------------------------------------------------------------------------------
+
+    def _initialise(self):
+        """Weights ~ N(0, initW^2) per input, biases = initB, from a counter-based generator keyed
+        by (seed, layer index): the same seed gives the same net."""
+        for i, s in enumerate(self.specs):
+            if s.type not in WEIGHT_TYPES:
+                continue
+            rng = np.random.Generator(np.random.Philox(key=np.array([self.seed, i], np.uint64)))
+            count = self._core.param_count(i)
+            for j in range(count - 1):
+                w = self._core.param_value(i, j)
+                w[...] = rng.standard_normal(w.shape) * s["initW"][j]
+            self._core.param_value(i, count - 1)[...] = s.get("initB", 0.0)
+
+    def set_progress(self, progress: float) -> None:
+        """Sets every learning rate from its schedule at training progress in [0, 1]."""
+        for i, s in enumerate(self.specs):
+            if s.type not in WEIGHT_TYPES or not s.params:
+                continue
+            count = self._core.param_count(i)
+            for j in range(count - 1):
+                self._core.set_hyper(i, j, s["epsW"][j].value(progress), s["momW"][j],
+                                     s["wc"][j])
+            self._core.set_hyper(i, count - 1, s["epsB"].value(progress), s["momB"], 0.0)
+
+    # ---- running -----------------------------------------------------------------------------
+
+    def _batch(self, x, labels=None) -> list:
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        batch = []
+        for i in self._core.data_layers:
+            s = self.specs[i]
+            if s["dataIdx"] == 0:
+                batch.append(x)
+            else:
+                if labels is None:
+                    batch.append(np.zeros((x.shape[0], 1), self.dtype))
+                else:
+                    lab = np.ascontiguousarray(np.asarray(labels).reshape(-1, 1), self.dtype)
+                    if lab.shape[0] != x.shape[0]:
+                        raise ValueError(f"labels: {lab.shape[0]} labels for {x.shape[0]} images")
+                    batch.append(lab)
+        return batch
+
+    def _cost_layers(self):
+        return [i for i, s in enumerate(self.specs) if s.type.startswith("cost.")]
+
+    def _metrics(self, n) -> dict:
+        out = {}
+        for i in self._cost_layers():
+            loss, top1, topk, samples = self._core.cost_report(i)
+            s = self.specs[i]
+            out[s.name] = {"loss": loss / max(samples, 1)}
+            if s.type == "cost.logreg":
+                out[s.name]["top1_error"] = top1 / max(samples, 1)
+                out[s.name][f"top{s['topk']}_error"] = topk / max(samples, 1)
+        return out
+
+    def forward(self, x, *, train: bool = False) -> np.ndarray:
+        """The output of the last layer before the costs, for images x (N, C, H, W)."""
+        self._core.forward(self._batch(x), train, self.seed, self.step, False)
+        last = max(i for i, s in enumerate(self.specs) if not s.type.startswith("cost."))
+        return self._core.output(last)
+
+    def features(self, x, layer: str) -> np.ndarray:
+        """The output of the named layer for images x (test mode)."""
+        index = {s.name: i for i, s in enumerate(self.specs)}
+        if layer not in index:
+            raise KeyError(f"no layer {layer!r}")
+        self._core.forward(self._batch(x), False, self.seed, self.step, False)
+        return self._core.output(index[layer])
+
+    def predict(self, x) -> np.ndarray:
+        """Class probabilities: the softmax that feeds the first logreg cost (test mode)."""
+        for i in self._cost_layers():
+            s = self.specs[i]
+            if s.type == "cost.logreg":
+                return self.features(x, s.inputs[1])
+        return self.forward(x)
+
+    def train_step(self, x, labels) -> dict:
+        """One SGD step on a batch: forward, backward and update in C++. Returns each cost
+        layer's mean loss (and error rates) on the batch, measured before the update."""
+        self._core.train_step(self._batch(x, labels), self.seed, self.step)
+        self.step += 1
+        return self._metrics(len(x))
+
+    def evaluate(self, x, labels) -> dict:
+        """Each cost layer's mean loss and error rates on a batch, in test mode."""
+        self._core.forward(self._batch(x, labels), False, self.seed, self.step, True)
+        return self._metrics(len(x))
+
+    def gradients(self, x, labels, *, train: bool = True) -> Dict[str, np.ndarray]:
+        """The gradient of the objective for every parameter (no update)."""
+        self._core.forward(self._batch(x, labels), train, self.seed, self.step, True)
+        self._core.backward(self.seed, self.step)
+        return {k: self._core.param_grad(i, j).copy() for k, (i, j) in self._param_index.items()}
+
+    def objective(self, x, labels, *, train: bool = True) -> float:
+        """sum over cost layers of coeff * mean cost, the quantity gradients() differentiates."""
+        self._core.forward(self._batch(x, labels), train, self.seed, self.step, True)
+        total = 0.0
+        for i in self._cost_layers():
+            loss, _, _, samples = self._core.cost_report(i)
+            total += self.specs[i]["coeff"] * loss / samples
+        return total
+
+    # ---- description -------------------------------------------------------------------------
+
+    def output_shape(self, layer: str):
+        index = {s.name: i for i, s in enumerate(self.specs)}
+        return tuple(self._core.output_shape(index[layer]))
+
+    def summary(self) -> str:
+        """Per layer: type, output shape, parameters, neurons, forward multiply-adds per sample."""
+        rows = [("layer", "type", "output", "params", "neurons", "MFLOPs")]
+        total_params = total_neurons = total_flops = 0
+        for i, s in enumerate(self.specs):
+            shape = tuple(self._core.output_shape(i))
+            params = sum(self._core.param_value(i, j).size
+                         for j in range(self._core.param_count(i)))
+            neurons = int(np.prod(shape)) if s.type in WEIGHT_TYPES else 0
+            flops = 2 * self._core.flops_per_sample(i)
+            total_params += params
+            total_neurons += neurons
+            total_flops += flops
+            rows.append((s.name, s.type, "x".join(map(str, shape)), f"{params:,}",
+                         f"{neurons:,}" if neurons else "", f"{flops / 1e6:.1f}" if flops else ""))
+        rows.append(("total", "", "", f"{total_params:,}", f"{total_neurons:,}",
+                     f"{total_flops / 1e6:.1f}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(v.size for v in (self._core.param_value(i, j)
+                                    for i, j in self._param_index.values()))

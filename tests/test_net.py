@@ -1,0 +1,247 @@
+"""The layer graph built from config files: shapes, the paper's parameter count, a golden forward
+pass against the float64 references, an end-to-end gradient check through every layer family
+(with fan-out and concat), learning, and errors."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+import convnet
+from convnet.config import parse_text
+from helpers import GRAD_STEP, GRAD_TOL
+from reference import conv as ref_conv
+from reference import lrn as ref_lrn
+from reference import pool as ref_pool
+from reference import softmax as ref_softmax
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+LAYER_DEFS = ROOT / "layer_defs"
+
+TINY = """
+[data]
+type=data
+dataIdx=0
+shape=3,9,8
+[labels]
+type=data
+dataIdx=1
+[conv1]
+type=conv
+inputs=data
+channels=3
+filters=4
+filterSize=3
+padding=1
+stride=2
+initW=0.3
+initB=0.1
+neuron=tanh[1,1]
+[rnorm1]
+type=cmrnorm
+inputs=conv1
+channels=4
+size=3
+[pool1]
+type=pool
+pool=max
+inputs=rnorm1
+channels=4
+sizeX=3
+stride=2
+[side]
+type=fc
+inputs=conv1
+outputs=3
+initW=0.2
+neuron=logistic
+[fc1]
+type=fc
+inputs=pool1
+outputs=5
+initW=0.4
+initB=0.2
+neuron=relu
+[joined]
+type=concat
+inputs=fc1,side
+[drop]
+type=dropout
+inputs=joined
+[fc2]
+type=fc
+inputs=drop
+outputs=4
+initW=0.5
+[probs]
+type=softmax
+inputs=fc2
+[logprob]
+type=cost.logreg
+inputs=labels,probs
+"""
+TINY_PARAMS = """
+[conv1]
+epsW=0.1
+epsB=0.1
+momW=0.9
+momB=0.9
+wc=0.001
+[rnorm1]
+scale=1.5
+pow=0.75
+minDiv=2
+[side]
+epsW=0.1
+epsB=0.1
+momW=0.9
+momB=0.9
+[fc1]
+epsW=0.1
+epsB=0.1
+momW=0.9
+momB=0.9
+wc=0.001
+[drop]
+keep=0.7
+[fc2]
+epsW=0.1
+epsB=0.1
+momW=0.9
+momB=0.9
+[logprob]
+coeff=1
+topk=2
+"""
+
+
+def tiny(dtype="float64", seed=3):
+    specs = convnet.config.parse(parse_text(TINY, "tiny.cfg"), parse_text(TINY_PARAMS, "p.cfg"))
+    return convnet.Net(specs, dtype=dtype, seed=seed)
+
+
+def test_alexnet_summary_matches_the_paper():
+    net = convnet.Net.from_cfg(LAYER_DEFS / "alexnet.cfg", LAYER_DEFS / "alexnet-params.cfg")
+    # About 60 million parameters and 650,000 neurons (the paper's counts).
+    assert net.parameter_count == 60_965_224
+    shapes = {name: net.output_shape(name) for name in
+              ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6",
+               "fc7", "fc8", "probs")}
+    assert shapes == {"conv1": (96, 55, 55), "pool1": (96, 27, 27), "conv2": (256, 27, 27),
+                      "pool2": (256, 13, 13), "conv3": (384, 13, 13), "conv4": (384, 13, 13),
+                      "conv5": (256, 13, 13), "pool5": (256, 6, 6), "fc6": (4096,),
+                      "fc7": (4096,), "fc8": (1000,), "probs": (1000,)}
+    text = net.summary()
+    assert "60,965,224" in text and "659,272" in text
+    assert net.params["conv2.weights"].shape == (256, 48, 5, 5)
+    assert net.params["fc6.weights"].shape == (4096, 9216)
+    np.testing.assert_array_equal(net.params["conv2.biases"], 1.0)
+    np.testing.assert_array_equal(net.params["conv3.biases"], 0.0)
+    assert abs(net.params["fc7.weights"][:200].std() - 0.01) < 0.001
+
+
+def test_forward_matches_the_float64_references():
+    """Golden: the tiny net's probabilities in test mode, composed from tests/reference."""
+    net = tiny()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 8))
+    p = net.params
+    # 9x8 with 3x3 stride 2 padding 1 under cuda-convnet's rule: 5x5 (the last column overhangs)
+    a = np.tanh(ref_conv.forward(x, p["conv1.weights"], p["conv1.biases"], (2, 2), (1, 1), 1,
+                                 5, 5))
+    n = ref_lrn.cmrnorm_forward(a, 3, 1.5, 0.75, 2.0)
+    pooled = ref_pool.forward(n, "max", (3, 3), (2, 2), (0, 0), 2, 2)
+    f1 = np.maximum(pooled.reshape(2, -1) @ p["fc1.weights"].T + p["fc1.biases"], 0)
+    side = 1 / (1 + np.exp(-(a.reshape(2, -1) @ p["side.weights"].T + p["side.biases"])))
+    joined = np.concatenate([f1, side], axis=1)  # inverted dropout: the identity at test time
+    want = ref_softmax.forward(joined @ p["fc2.weights"].T + p["fc2.biases"])
+    got = net.predict(x)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_whole_net_gradient_check():
+    """Central differences of the objective w.r.t. sampled elements of every parameter, in
+    float64, with dropout active (its mask is fixed by seed and step)."""
+    net = tiny()
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 3, 9, 8))
+    labels = np.array([0, 3, 2])
+    grads = net.gradients(x, labels)
+    for name, grad in grads.items():
+        value = net.params[name]
+        flat = value.reshape(-1)
+        for idx in rng.choice(flat.size, size=min(6, flat.size), replace=False):
+            original = flat[idx]
+            flat[idx] = original + GRAD_STEP
+            net.params[name] = value
+            up = net.objective(x, labels)
+            flat[idx] = original - GRAD_STEP
+            net.params[name] = value
+            down = net.objective(x, labels)
+            flat[idx] = original
+            net.params[name] = value
+            numeric = (up - down) / (2 * GRAD_STEP)
+            analytic = grad.reshape(-1)[idx]
+            assert abs(numeric - analytic) <= GRAD_TOL * max(abs(numeric), abs(analytic), 1.0), (
+                f"{name}[{idx}]: analytic {analytic}, numeric {numeric}")
+
+
+def test_fan_out_gradients_are_summed():
+    """conv1 feeds both rnorm1 and side: its gradient must include both paths, which the
+    gradient check above would catch; here, cutting one path changes conv1's gradient."""
+    net = tiny()
+    rng = np.random.default_rng(2)
+    x, labels = rng.standard_normal((2, 3, 9, 8)), np.array([1, 2])
+    g_both = net.gradients(x, labels)["conv1.weights"]
+    net.params["side.weights"] = np.zeros_like(net.params["side.weights"])
+    g_one = net.gradients(x, labels)["conv1.weights"]
+    assert not np.allclose(g_both, g_one)
+
+
+def test_small_net_learns():
+    net = tiny(dtype="float32", seed=1)
+    rng = np.random.default_rng(0)
+    # Four classes told apart by the mean brightness of one channel each.
+    labels = rng.integers(0, 4, 64)
+    x = rng.standard_normal((64, 3, 9, 8)).astype(np.float32) * 0.3
+    for c in range(3):
+        x[labels == c, c] += 1.5
+    first = net.evaluate(x, labels)["logprob"]["loss"]
+    for _ in range(60):
+        net.train_step(x, labels)
+    last = net.evaluate(x, labels)["logprob"]
+    assert last["loss"] < 0.5 * first
+    assert last["top1_error"] < 0.2
+
+
+def test_same_seed_same_net_and_steps():
+    a, b = tiny(dtype="float32", seed=7), tiny(dtype="float32", seed=7)
+    rng = np.random.default_rng(3)
+    x, labels = rng.standard_normal((4, 3, 9, 8)).astype(np.float32), np.array([0, 1, 2, 3])
+    for _ in range(3):
+        a.train_step(x, labels)
+        b.train_step(x, labels)
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+    assert not np.array_equal(tiny(seed=8).params["fc2.weights"],
+                              tiny(seed=7).params["fc2.weights"])
+
+
+def test_shape_errors_name_the_layer():
+    bad = TINY.replace("[rnorm1]\ntype=cmrnorm\ninputs=conv1\nchannels=4",
+                       "[rnorm1]\ntype=cmrnorm\ninputs=conv1\nchannels=6")
+    specs = convnet.config.parse(parse_text(bad, "bad.cfg"), parse_text(TINY_PARAMS, "p.cfg"))
+    with pytest.raises(convnet.ShapeError, match="layer 'rnorm1' .*channels=6.*expected "
+                       r"\(6, -1, -1\), found \(4, 5, 5\)"):
+        convnet.Net(specs)
+    net = tiny()
+    with pytest.raises(convnet.ShapeError, match="data layer 'data': expected a batch of shape"):
+        net.predict(np.zeros((2, 3, 8, 8)))
+
+
+def test_missing_input_shape_is_a_config_error():
+    text = TINY.replace("shape=3,9,8\n", "")
+    specs = convnet.config.parse(parse_text(text, "t.cfg"), parse_text(TINY_PARAMS, "p.cfg"))
+    with pytest.raises(convnet.config.ConfigError, match=r"t.cfg:2: \[data\] .*input_shape"):
+        convnet.Net(specs)
+    assert convnet.Net(specs, input_shape=(3, 9, 8)).output_shape("conv1") == (4, 5, 5)
