@@ -90,7 +90,6 @@ void local_backward_cpu(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db
         if (dw) gather_patches(x, patches.data<T>(), col.data<T>(), g, grp);
         for_each_position(positions, [&](std::int64_t p) {
             const T* gp_p = gp + p * g.n * fg;
-            const T* w_p = w + (p * g.f + grp * fg) * k;
             // dW_p (fg, K) = grads[p]^T (fg, N) * patches[p] (N, K)
             if (dw)
                 blas::gemm<T>(true, false, fg, k, g.n, T(1), gp_p, fg,
