@@ -41,7 +41,8 @@ struct ConvPlan {
 };
 
 // Runs body(image, thread) for every image, on `threads` OpenMP threads; OpenBLAS is kept to
-// one thread while more than one of ours runs.
+// one thread while more than one of ours runs. Static scheduling fixes which thread sums which
+// images into its partial weight gradient, so results are the same from run to run.
 template <typename Body>
 void for_each_image(std::int64_t images, int threads, Body&& body) {
     if (threads <= 1) {
@@ -49,7 +50,7 @@ void for_each_image(std::int64_t images, int threads, Body&& body) {
         return;
     }
     blas::SingleThreadedScope single;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t i = 0; i < images; ++i) body(i, omp_get_thread_num());
 }
 }  // namespace

@@ -13,9 +13,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import _core
+from . import _core, checkpoint
 from .config import ConfigError, LayerSpec, Schedule
 from .config import parse as parse_config
+from .config import parse_text, read
 from .ops import parse_neuron
 
 WEIGHT_TYPES = ("conv", "local", "fc")
@@ -93,8 +94,12 @@ class Net:
     """A network of LayerSpec records run by the C++ graph."""
 
     def __init__(self, specs: Sequence[LayerSpec], *, input_shape=None, dtype: str = "float32",
-                 seed: int = 0):
+                 seed: int = 0, source: Optional[dict] = None):
         self.specs: List[LayerSpec] = list(specs)
+        # The config text the net came from, kept in checkpoints ({"layers": ..., "params": ...}).
+        self.source = source
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.lr_scale = 1.0  # multiplies every learning rate (the paper's divide-by-10 steps)
         self.dtype = np.dtype(dtype)
         self.seed = int(seed)
         self.step = 0
@@ -114,8 +119,69 @@ class Net:
                  dtype: str = "float32", strict: bool = False) -> "Net":
         """Builds the net of a layer-definition file and its layer-parameter file. input_shape is
         the (C, H, W) of the image data layer when the config does not state it."""
-        return cls(parse_config(layers_path, params_path, strict=strict), input_shape=input_shape,
-                   dtype=dtype, seed=seed)
+        layers = read(layers_path)
+        params = read(params_path) if params_path is not None else None
+        source = {"layers": layers.text, "layers_path": str(layers_path),
+                  "params": params.text if params else None,
+                  "params_path": str(params_path) if params_path is not None else None}
+        return cls(parse_config(layers, params, strict=strict), input_shape=input_shape,
+                   dtype=dtype, seed=seed, source=source)
+
+    # ---- saving ------------------------------------------------------------------------------
+
+    def state_arrays(self) -> Dict[str, np.ndarray]:
+        """Every parameter and its momentum, as checkpoints store them."""
+        out = {}
+        for name, (i, j) in self._param_index.items():
+            out[f"param/{name}"] = self._core.param_value(i, j).copy()
+            out[f"velocity/{name}"] = self._core.param_velocity(i, j).copy()
+        return out
+
+    def load_state_arrays(self, arrays: Dict[str, np.ndarray], what: str = "checkpoint") -> None:
+        for name, (i, j) in self._param_index.items():
+            for kind, target in (("param", self._core.param_value(i, j)),
+                                 ("velocity", self._core.param_velocity(i, j))):
+                key = f"{kind}/{name}"
+                if key not in arrays:
+                    raise checkpoint.CheckpointError(f"{what}: no {kind} for {name}")
+                if arrays[key].shape != target.shape:
+                    raise checkpoint.CheckpointError(
+                        f"{what}: {name} has shape {arrays[key].shape}, the net needs "
+                        f"{target.shape}")
+                target[...] = arrays[key]
+
+    def checkpoint_meta(self) -> dict:
+        if self.source is None:
+            raise ValueError("only a net built from config files (Net.from_cfg) can be saved")
+        return {"source": self.source, "input_shape": self.input_shape, "dtype": str(self.dtype),
+                "seed": self.seed, "step": self.step, "lr_scale": self.lr_scale}
+
+    def save(self, path) -> None:
+        """Writes the net (config, parameters, momenta, step) to one file, atomically."""
+        checkpoint.save(path, {"net": self.checkpoint_meta()}, self.state_arrays())
+
+    @classmethod
+    def load(cls, path, params_path=None) -> "Net":
+        """Opens a file from Net.save or a training checkpoint. The layer definitions come from
+        the file; the parameter file is re-read from params_path when given (as cuda-convnet
+        re-reads it on resume), else the copy in the file is used."""
+        meta, arrays = checkpoint.load(path)
+        m = meta["net"]
+        source = dict(m["source"])
+        layers = parse_text(source["layers"], source.get("layers_path") or "<checkpoint>")
+        if params_path is not None:
+            params = read(params_path)
+            source.update(params=params.text, params_path=str(params_path))
+        elif source.get("params") is not None:
+            params = parse_text(source["params"], source.get("params_path") or "<checkpoint>")
+        else:
+            params = None
+        net = cls(parse_config(layers, params), input_shape=m.get("input_shape"),
+                  dtype=m["dtype"], seed=m["seed"], source=source)
+        net.load_state_arrays(arrays, str(path))
+        net.step, net.lr_scale = int(m["step"]), float(m.get("lr_scale", 1.0))
+        net.set_progress(0.0)
+        return net
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -133,15 +199,17 @@ class Net:
             self._core.param_value(i, count - 1)[...] = s.get("initB", 0.0)
 
     def set_progress(self, progress: float) -> None:
-        """Sets every learning rate from its schedule at training progress in [0, 1]."""
+        """Sets every learning rate from its schedule at training progress in [0, 1], times
+        lr_scale."""
         for i, s in enumerate(self.specs):
             if s.type not in WEIGHT_TYPES or not s.params:
                 continue
             count = self._core.param_count(i)
             for j in range(count - 1):
-                self._core.set_hyper(i, j, s["epsW"][j].value(progress), s["momW"][j],
-                                     s["wc"][j])
-            self._core.set_hyper(i, count - 1, s["epsB"].value(progress), s["momB"], 0.0)
+                self._core.set_hyper(i, j, self.lr_scale * s["epsW"][j].value(progress),
+                                     s["momW"][j], s["wc"][j])
+            self._core.set_hyper(i, count - 1, self.lr_scale * s["epsB"].value(progress),
+                                 s["momB"], 0.0)
 
     # ---- running -----------------------------------------------------------------------------
 

@@ -1,0 +1,74 @@
+"""Checkpoints: one file per save holding the config text, every parameter and momentum, and the
+trainer's state (counters, metric history, learning-rate scale), with a format version and a
+SHA-256 checksum of the arrays. Written to a temporary file in the same folder, flushed to disk,
+then renamed over the target, so a crash leaves either the old file or the new one, never half of
+one."""
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Dict
+
+import numpy as np
+
+FORMAT = "convnet-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable convnet checkpoint; the message names the file."""
+
+
+def _checksum(arrays: Dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save(path, meta: dict, arrays: Dict[str, np.ndarray]) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    header = dict(meta, format=FORMAT, version=VERSION, checksum=_checksum(arrays))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, __meta__=np.array(json.dumps(header)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Returns (meta, arrays); raises CheckpointError for a missing, truncated, foreign, newer or
+    corrupted file."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__meta__" not in z.files:
+                raise CheckpointError(f"{path}: not a convnet checkpoint")
+            meta = json.loads(str(z["__meta__"]))
+            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: file not found") from None
+    except CheckpointError:
+        raise
+    except Exception as e:  # zipfile/npy errors: truncated or not an npz at all
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a convnet checkpoint")
+    if meta.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {meta['version']} is newer than this "
+                              f"convnet reads ({VERSION}); upgrade convnet")
+    if _checksum(arrays) != meta.get("checksum"):
+        raise CheckpointError(f"{path}: checksum mismatch: the file is corrupted")
+    return meta, arrays

@@ -1,0 +1,194 @@
+"""convnet-train: train a net from cuda-convnet config files, with cuda-convnet's options (both
+versions; CUDA_CONVNET.md section 5). Without --data-path it trains on a built-in synthetic
+dataset shaped for the net's data layer, so any config can be tried on a fresh machine."""
+
+import argparse
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from .. import checkpoint
+from ..config import ConfigError, ConfigWarning
+from ..data import SyntheticDataset
+from ..net import Net
+from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="convnet-train", description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("net")
+    g.add_argument("--layers", "--layer-def", dest="layers", metavar="CFG",
+                   help="layer-definition file (required unless -f is given)")
+    g.add_argument("--params", "--layer-params", dest="params", metavar="CFG",
+                   help="layer-parameter file (re-read on resume, as upstream)")
+    g.add_argument("-f", "--load-file", dest="load_file", metavar="CHECKPOINT",
+                   help="resume from a checkpoint: its layer definitions are used, --params is "
+                        "re-read when given")
+    g.add_argument("--seed", type=int, default=0, help="seed of initialisation, batch order, "
+                   "dropout and the synthetic data")
+    g.add_argument("--strict", action="store_true", help="unknown config keys are errors")
+    g = p.add_argument_group("data")
+    g.add_argument("--data-path", metavar="PATH", help="dataset location (real data providers "
+                   "come in a later version; without it the synthetic set is used)")
+    g.add_argument("--data-provider", default="synthetic", help="data provider name")
+    g.add_argument("--train-range", metavar="A-B", help="batch range for training (cuda-convnet "
+                   "batch files; unused by the synthetic set)")
+    g.add_argument("--test-range", metavar="A-B", help="batch range for testing (unused by the "
+                   "synthetic set)")
+    g.add_argument("--synthetic-classes", type=int, default=10, help="classes of the synthetic set")
+    g.add_argument("--synthetic-train-size", type=int, default=2560,
+                   help="training images of the synthetic set")
+    g.add_argument("--synthetic-test-size", type=int, default=256,
+                   help="test images of the synthetic set")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=2, help="passes over the training set")
+    g.add_argument("--mini", type=int, default=32, help="mini-batch size")
+    g.add_argument("--test-freq", type=int, default=20, help="test (and save) every this many "
+                   "batches")
+    g.add_argument("--test-only", action="store_true", help="evaluate -f's checkpoint and exit")
+    g.add_argument("--save-path", metavar="FILE", help="checkpoint file, written atomically at "
+                   "every test")
+    g.add_argument("--lr-schedule", choices=["config", "paper"], default="config",
+                   help="config: the params file's rates and schedules; paper: also divide all "
+                        "rates by 10 when the test error stops improving")
+    g.add_argument("--lr-patience", type=int, default=3, help="tests without improvement before "
+                   "a division (paper schedule)")
+    g.add_argument("--lr-max-drops", type=int, default=3, help="at most this many divisions")
+    g.add_argument("--check-grads", action="store_true", help="compare the net's gradients with "
+                   "finite differences (float64, one small batch) and exit")
+    g = p.add_argument_group("machine")
+    g.add_argument("--gpu", metavar="IDS", help="GPU(s) to use; the CUDA backend of the graph is "
+                   "not available yet, so this is refused")
+    g.add_argument("--threads", type=int, help="CPU threads (OpenMP and OpenBLAS)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def fail(message: str) -> None:
+    print(f"convnet-train: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def make_data(args, net: Net) -> SyntheticDataset:
+    if args.data_path:
+        fail("--data-path: real data providers are not available yet; omit it to train on the "
+             "built-in synthetic set")
+    if args.data_provider != "synthetic":
+        fail(f"--data-provider {args.data_provider!r}: only 'synthetic' is available yet")
+    image_layers = [s for s in net.specs if s.type == "data" and s["dataIdx"] == 0]
+    shape = net.output_shape(image_layers[0].name)
+    if len(shape) != 3:
+        fail(f"the synthetic set makes images; data layer '{image_layers[0].name}' wants {shape}")
+    classes = [s for s in net.specs if s.type == "softmax"]
+    k = args.synthetic_classes
+    if classes and k > net.output_shape(classes[0].name)[0]:
+        fail(f"--synthetic-classes {k} exceeds the net's {net.output_shape(classes[0].name)[0]} "
+             "outputs")
+    return SyntheticDataset(shape, classes=k, train_size=args.synthetic_train_size,
+                            test_size=args.synthetic_test_size, seed=args.seed)
+
+
+def check_grads(net: Net, data) -> int:
+    """Central differences of the objective against the analytic gradients, in float64."""
+    source = net.source or {}
+    if not (source.get("layers_path") and os.path.exists(source["layers_path"])):
+        fail("--check-grads needs the config files on disk")
+    net64 = Net.from_cfg(source["layers_path"], source.get("params_path"), net.input_shape,
+                         seed=net.seed, dtype="float64")
+    x, y = data.batch("train", np.arange(2))
+    grads = net64.gradients(x, y)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for name, grad in grads.items():
+        value = net64.params[name]
+        flat = value.reshape(-1)
+        for idx in rng.choice(flat.size, size=min(3, flat.size), replace=False):
+            orig = flat[idx]
+            flat[idx] = orig + 1e-6
+            net64.params[name] = value
+            up = net64.objective(x, y)
+            flat[idx] = orig - 1e-6
+            net64.params[name] = value
+            down = net64.objective(x, y)
+            flat[idx] = orig
+            net64.params[name] = value
+            numeric, analytic = (up - down) / 2e-6, grad.reshape(-1)[idx]
+            err = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-3)
+            worst = max(worst, err)
+            print(f"{name}[{idx}]: analytic {analytic:+.6e} numeric {numeric:+.6e} "
+                  f"rel. error {err:.1e}")
+    ok = worst < 1e-4
+    print(f"gradient check {'passed' if ok else 'FAILED'}: worst relative error {worst:.1e}")
+    return 0 if ok else 1
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.gpu is not None:
+        fail(f"--gpu {args.gpu}: the CUDA backend of the layer graph is not available yet; "
+             "train on the CPU (omit --gpu)")
+    if args.threads is not None:
+        if args.threads < 1:
+            fail("--threads must be >= 1")
+        import convnet
+        convnet.set_num_threads(args.threads)
+    for name in ("epochs", "mini", "test_freq"):
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be >= 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConfigWarning)
+        warnings.showwarning = lambda m, *a, **k: print(f"warning: {m}", file=sys.stderr)
+        try:
+            if args.load_file:
+                net = Net.load(args.load_file, args.params)
+                state = Trainer.load_state(args.load_file)
+            else:
+                if not args.layers:
+                    fail("--layers is required (or -f CHECKPOINT to resume)")
+                if not args.params and not args.check_grads:
+                    fail("--params is required to train")
+                net = Net.from_cfg(args.layers, args.params, seed=args.seed, strict=args.strict)
+                state = TrainState()
+        except (ConfigError, checkpoint.CheckpointError, ValueError) as e:
+            fail(str(e))
+    data = make_data(args, net)
+    if args.check_grads:
+        return check_grads(net, data)
+    options = TrainOptions(epochs=args.epochs, batch_size=args.mini, test_freq=args.test_freq,
+                           save_path=args.save_path, lr_schedule=args.lr_schedule,
+                           lr_patience=args.lr_patience, lr_max_drops=args.lr_max_drops,
+                           progress=not args.no_progress)
+    trainer = Trainer(net, data, options, state,
+                      log=lambda line: print(line, flush=True))
+    if args.test_only:
+        for layer, metrics in trainer.evaluate().items():
+            print(f"{layer}: " + ", ".join(f"{k} {v:.6f}" for k, v in metrics.items()))
+        return 0
+    print(f"training {net.parameter_count:,} parameters for {args.epochs} epoch(s) of "
+          f"{trainer.batches_per_epoch} batches of {args.mini} on the synthetic set "
+          f"({data.classes} classes, {data.size('train')} train / {data.size('test')} test "
+          f"images of {'x'.join(map(str, data.shape))})", flush=True)
+    try:
+        trainer.run()
+    except TrainingDiverged as e:
+        print(f"convnet-train: stopped: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted" + (f"; resume with -f {args.save_path}" if args.save_path else ""),
+              file=sys.stderr)
+        return 130
+    if state.history:
+        last = state.history[-1]
+        print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                                    if k.startswith("test/")))
+    if args.save_path:
+        print(f"saved {args.save_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

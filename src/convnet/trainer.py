@@ -1,0 +1,191 @@
+"""The training loop: epochs of shuffled mini-batches, the learning-rate schedule, evaluation on
+the test set every --test-freq batches, a progress line with images/s and ETA, atomic checkpoints
+and exact resume. Everything that decides what a step does (the batch order, the dropout masks,
+the learning rate) is a function of the seed and the counters saved in the checkpoint, so a run
+stopped and resumed gives the same weights as one that never stopped."""
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from . import checkpoint
+from .net import Net
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0                 # the epoch in progress
+    batch: int = 0                 # batches of it already done
+    best_test_error: float = math.inf
+    tests_without_improvement: int = 0
+    lr_drops: int = 0
+    history: List[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 1
+    batch_size: int = 128
+    test_freq: int = 50            # batches between evaluations (and checkpoints)
+    test_batches: Optional[int] = None   # test batches per evaluation (None: the whole test set)
+    save_path: Optional[str] = None
+    lr_schedule: str = "config"    # "config": the params file's schedules; "paper": also /10 on
+    lr_patience: int = 3           #   a plateau of the test error, at most lr_max_drops times
+    lr_max_drops: int = 3
+    progress: bool = True
+
+
+class Trainer:
+    def __init__(self, net: Net, data, options: TrainOptions, state: Optional[TrainState] = None,
+                 log: Callable[[str], None] = print):
+        self.net, self.data, self.opt = net, data, options
+        self.state = state or TrainState()
+        self.log = log
+        n = data.size("train")
+        self.batches_per_epoch = max(1, math.ceil(n / options.batch_size))
+        if options.batch_size < 1:
+            raise ValueError("the batch size (--mini) must be >= 1")
+        if self.state.batch >= self.batches_per_epoch:  # saved at the end of an epoch
+            self.state.epoch, self.state.batch = self.state.epoch + 1, 0
+
+    # ---- schedule ------------------------------------------------------------------------------
+
+    def _progress(self) -> float:
+        # cuda-convnet2: (batches done - 1) / (epochs * batches per epoch)
+        total = self.opt.epochs * self.batches_per_epoch
+        done = self.state.epoch * self.batches_per_epoch + self.state.batch
+        return min(max(done / total, 0.0), 1.0)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.net.seed, 1, epoch])
+        return rng.permutation(self.data.size("train"))
+
+    # ---- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(self) -> dict:
+        n = self.data.size("test")
+        if self.opt.test_batches is not None:
+            n = min(n, self.opt.test_batches * self.opt.batch_size)
+        totals, count = {}, 0
+        for start in range(0, n, self.opt.batch_size):
+            idx = np.arange(start, min(start + self.opt.batch_size, n))
+            x, y = self.data.batch("test", idx)
+            for layer, metrics in self.net.evaluate(x, y).items():
+                for k, v in metrics.items():
+                    totals[(layer, k)] = totals.get((layer, k), 0.0) + v * len(idx)
+            count += len(idx)
+        out = {}
+        for (layer, k), v in totals.items():
+            out.setdefault(layer, {})[k] = v / max(count, 1)
+        return out
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> TrainState:
+        st, opt = self.state, self.opt
+        total_batches = opt.epochs * self.batches_per_epoch
+        start_time, start_done = time.time(), st.epoch * self.batches_per_epoch + st.batch
+        recent = []
+        if start_done:
+            self.log(f"resuming at epoch {st.epoch + 1}, batch {st.batch} (step {self.net.step})")
+        while st.epoch < opt.epochs:
+            order = self._order(st.epoch)
+            while st.batch < self.batches_per_epoch:
+                idx = order[st.batch * opt.batch_size:(st.batch + 1) * opt.batch_size]
+                x, y = self.data.batch("train", idx)
+                self.net.set_progress(self._progress())
+                metrics = self.net.train_step(x, y)
+                st.batch += 1
+                recent.append(metrics)
+                loss = sum(m["loss"] for m in metrics.values())
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the training loss became {loss} at step {self.net.step} (epoch "
+                        f"{st.epoch + 1}, batch {st.batch}); the last good checkpoint is "
+                        f"{opt.save_path or 'not saved (no --save-path)'}")
+                done = st.epoch * self.batches_per_epoch + st.batch
+                self._show_progress(done, total_batches, start_done, start_time, recent)
+                if done % opt.test_freq == 0 or done == total_batches:
+                    self._test_and_save(recent, done, total_batches)
+                    recent = []
+            st.epoch, st.batch = st.epoch + 1, 0
+        if opt.progress and sys.stdout.isatty():
+            print(file=sys.stdout)
+        return st
+
+    def _show_progress(self, done, total, start_done, start_time, recent):
+        if not self.opt.progress:
+            return
+        elapsed = time.time() - start_time
+        rate = (done - start_done) * self.opt.batch_size / max(elapsed, 1e-9)
+        eta = (total - done) * self.opt.batch_size / max(rate, 1e-9)
+        loss = np.mean([sum(m["loss"] for m in r.values()) for r in recent])
+        width = 30
+        filled = int(width * done / total)
+        line = (f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} batches  "
+                f"loss {loss:.4f}  {rate:.1f} img/s  ETA {eta:.0f}s")
+        if sys.stdout.isatty():
+            print(line, end="", flush=True)
+
+    def _test_and_save(self, recent, done, total):
+        st, opt = self.state, self.opt
+        test = self.evaluate()
+        entry = {"step": self.net.step, "epoch": st.epoch + st.batch / self.batches_per_epoch,
+                 "lr_scale": self.net.lr_scale, "time": time.time()}
+        for layer in recent[0]:
+            for k in recent[0][layer]:
+                entry[f"train/{layer}/{k}"] = float(np.mean([r[layer][k] for r in recent]))
+        for layer, metrics in test.items():
+            for k, v in metrics.items():
+                entry[f"test/{layer}/{k}"] = v
+        st.history.append(entry)
+        parts = [f"epoch {entry['epoch']:.2f}", f"step {self.net.step}"]
+        for layer, metrics in test.items():
+            parts.append(f"{layer}: train loss {entry[f'train/{layer}/loss']:.4f}, test " +
+                         ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if sys.stdout.isatty() and opt.progress:
+            print("\r" + " " * 100 + "\r", end="")
+        self.log("  ".join(parts))
+        self._maybe_drop_lr(test)
+        if opt.save_path:
+            self.save(opt.save_path)
+
+    def _maybe_drop_lr(self, test):
+        st, opt = self.state, self.opt
+        if opt.lr_schedule != "paper":
+            return
+        errors = [m["top1_error"] for m in test.values() if "top1_error" in m]
+        if not errors:
+            return
+        if errors[0] < st.best_test_error:
+            st.best_test_error, st.tests_without_improvement = errors[0], 0
+            return
+        st.tests_without_improvement += 1
+        if st.tests_without_improvement >= opt.lr_patience and st.lr_drops < opt.lr_max_drops:
+            self.net.lr_scale /= 10
+            st.lr_drops += 1
+            st.tests_without_improvement = 0
+            self.log(f"test error stopped improving: learning rates divided by 10 (drop "
+                     f"{st.lr_drops} of at most {opt.lr_max_drops})")
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        meta = {"net": self.net.checkpoint_meta(), "trainer": asdict(self.state),
+                "options": asdict(self.opt)}
+        checkpoint.save(path, meta, self.net.state_arrays())
+
+    @staticmethod
+    def load_state(path) -> TrainState:
+        meta, _ = checkpoint.load(path)
+        if "trainer" not in meta:
+            return TrainState()
+        return TrainState(**meta["trainer"])

@@ -1,0 +1,147 @@
+"""convnet-train and the trainer: the headline command on a tiny budget, exact resume,
+checkpoints, NaN handling, evaluation and gradient checking from the command line."""
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import convnet
+from convnet import checkpoint
+from convnet.cli.train import main
+from test_net import TINY, TINY_PARAMS
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ALEXNET = [str(ROOT / "layer_defs" / "alexnet.cfg"), str(ROOT / "layer_defs" / "alexnet-params.cfg")]
+SMALL = ["--synthetic-train-size", "48", "--synthetic-test-size", "16", "--mini", "8",
+         "--synthetic-classes", "4", "--no-progress"]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    layers, params = tmp_path / "tiny.cfg", tmp_path / "tiny-params.cfg"
+    layers.write_text(TINY)
+    params.write_text(TINY_PARAMS)
+    return ["--layers", str(layers), "--params", str(params)]
+
+
+def test_headline_command_with_a_tiny_budget(tmp_path, capsys):
+    save = tmp_path / "alexnet.npz"
+    code = main(["--layers", ALEXNET[0], "--params", ALEXNET[1], "--epochs", "1",
+                 "--synthetic-train-size", "8", "--synthetic-test-size", "4", "--mini", "4",
+                 "--test-freq", "1", "--save-path", str(save), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "training 60,965,224 parameters" in out
+    assert out.count("step ") >= 2 and "top5_error" in out
+    net = convnet.Net.load(save)
+    assert net.step == 2 and net.parameter_count == 60_965_224
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_cfg, capsys):
+    full, part = tmp_path / "full.npz", tmp_path / "part.npz"
+    assert main(tiny_cfg + SMALL + ["--epochs", "3", "--test-freq", "4",
+                                    "--save-path", str(full)]) == 0
+    assert main(tiny_cfg + SMALL + ["--epochs", "1", "--test-freq", "4",
+                                    "--save-path", str(part)]) == 0
+    # Resume from the one-epoch checkpoint and finish the three epochs.
+    assert main(["-f", str(part), "--params", tiny_cfg[3]] + SMALL +
+                ["--epochs", "3", "--test-freq", "4", "--save-path", str(part)]) == 0
+    assert "resuming at epoch 2" in capsys.readouterr().out
+    a, b = convnet.Net.load(full), convnet.Net.load(part)
+    assert a.step == b.step == 18
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)
+    _, arrays_a = checkpoint.load(full)
+    _, arrays_b = checkpoint.load(part)
+    for key in arrays_a:
+        np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
+
+
+def test_metrics_history_is_saved(tmp_path, tiny_cfg):
+    save = tmp_path / "c.npz"
+    assert main(tiny_cfg + SMALL + ["--epochs", "2", "--test-freq", "3",
+                                    "--save-path", str(save)]) == 0
+    meta, _ = checkpoint.load(save)
+    history = meta["trainer"]["history"]
+    assert len(history) == 4 and history[-1]["step"] == 12
+    assert {"train/logprob/loss", "test/logprob/loss", "test/logprob/top1_error"} <= set(
+        history[0])
+
+
+def test_nan_stops_training_and_keeps_the_last_checkpoint(tmp_path, capsys):
+    layers, params = tmp_path / "t.cfg", tmp_path / "p.cfg"
+    layers.write_text(TINY)
+    params.write_text(TINY_PARAMS.replace("epsW=0.1", "epsW=1e12"))
+    save = tmp_path / "c.npz"
+    code = main(["--layers", str(layers), "--params", str(params), "--epochs", "50",
+                 "--test-freq", "1", "--save-path", str(save)] + SMALL)
+    err = capsys.readouterr().err
+    assert code == 1 and re.search(r"the training loss became (nan|inf) at step \d+", err)
+    net = convnet.Net.load(save)  # the last good checkpoint still loads
+    assert all(np.isfinite(net.params[k]).all() for k in net.params)
+
+
+def test_checkpoints_are_atomic_and_verified(tmp_path, tiny_cfg):
+    save = tmp_path / "c.npz"
+    assert main(tiny_cfg + SMALL + ["--epochs", "1", "--save-path", str(save)]) == 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+    data = bytearray(save.read_bytes())
+    (tmp_path / "truncated.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(checkpoint.CheckpointError, match="truncated.npz: not a readable"):
+        convnet.Net.load(tmp_path / "truncated.npz")
+    meta, arrays = checkpoint.load(save)
+    name = next(iter(arrays))
+    arrays[name] = arrays[name] + 1
+    np.savez(tmp_path / "tampered.npz", __meta__=np.array(__import__("json").dumps(meta)),
+             **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="checksum mismatch"):
+        checkpoint.load(tmp_path / "tampered.npz")
+    with pytest.raises(checkpoint.CheckpointError, match="file not found"):
+        checkpoint.load(tmp_path / "missing.npz")
+
+
+def test_net_save_and_load_round_trip(tmp_path, tiny_cfg):
+    net = convnet.Net.from_cfg(tiny_cfg[1], tiny_cfg[3], seed=4)
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    net.train_step(x, [1, 2])
+    net.save(tmp_path / "net.npz")
+    other = convnet.Net.load(tmp_path / "net.npz")
+    np.testing.assert_array_equal(net.predict(x), other.predict(x))
+    assert other.step == net.step
+
+
+def test_test_only_and_check_grads(tmp_path, tiny_cfg, capsys):
+    save = tmp_path / "c.npz"
+    assert main(tiny_cfg + SMALL + ["--epochs", "1", "--save-path", str(save)]) == 0
+    capsys.readouterr()
+    assert main(["-f", str(save), "--test-only"] + SMALL) == 0
+    assert "logprob: loss" in capsys.readouterr().out
+    assert main(tiny_cfg + ["--check-grads"] + SMALL) == 0
+    assert "gradient check passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--params", ALEXNET[1]], "--layers is required"),
+    (["--layers", ALEXNET[0]], "--params is required"),
+    (["--layers", ALEXNET[0], "--params", ALEXNET[1], "--gpu", "0"], "CUDA backend"),
+    (["--layers", ALEXNET[0], "--params", ALEXNET[1], "--data-path", "/x"], "--data-path"),
+    (["--layers", "/nonexistent.cfg", "--params", ALEXNET[1]], "nonexistent.cfg: file not found"),
+    (["-f", "/nonexistent.npz"], "nonexistent.npz: file not found"),
+    (["--layers", ALEXNET[0], "--params", ALEXNET[1], "--mini", "0"], "--mini must be >= 1"),
+])
+def test_bad_command_lines(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for option in ("--layer-def", "--layer-params", "--data-path", "--data-provider",
+                   "--train-range", "--test-range", "--save-path", "--test-freq", "--epochs",
+                   "--mini", "--gpu", "--test-only", "--check-grads", "--load-file"):
+        assert option in out
