@@ -1,4 +1,5 @@
-"""The benchmark tool runs end to end on its quick case set and writes its figures."""
+"""The benchmark tool runs end to end on its quick case set and writes its figures (a few seconds;
+the timings themselves are never checked: benchmarks do not belong in tests)."""
 
 import json
 
@@ -6,26 +7,47 @@ import pytest
 
 from convnet.bench.__main__ import main
 
+META_KEYS = {"machine", "threads", "date", "version", "numpy", "blas", "device", "torch",
+             "sgemm_gflops", "sgemm_gflops_end", "copy_gbps", "other_load_cores", "elapsed_s"}
+ROW_KEYS = {"net", "layer", "op", "shape", "ms", "min_ms", "runs", "flops", "bytes", "gflops",
+            "gbps", "fraction_of_limit", "torch_ms", "vs_torch"}
+
 
 def test_quick_run_writes_json_and_markdown(tmp_path, capsys):
     out_json, out_md = tmp_path / "b.json", tmp_path / "b.md"
     assert main(["--quick", "--threads", "1", "--json", str(out_json),
                  "--markdown", str(out_md)]) == 0
     data = json.loads(out_json.read_text())
+    assert META_KEYS <= set(data["meta"])
+    assert data["meta"]["threads"] == 1
     assert data["meta"]["sgemm_gflops"] > 0 and data["meta"]["copy_gbps"] > 0
     ops = {r["op"] for r in data["results"]}
     assert "local bwd" in ops
-    assert {"conv fwd", "conv bwd", "fc fwd", "relu fwd", "lrn bwd", "maxpool fwd",
-            "rnorm bwd", "cnorm bwd", "dropout fwd", "softmax+logloss", "sgd update"} <= ops
+    assert {"conv fwd", "conv bwd", "conv fwd+bwd", "fc fwd", "fc bwd", "relu fwd", "relu bwd",
+            "lrn fwd", "lrn bwd", "maxpool fwd", "maxpool bwd", "avgpool fwd", "avgpool bwd",
+            "rnorm bwd", "cnorm bwd", "dropout fwd", "dropout bwd", "softmax+logloss",
+            "sgd update"} <= ops
     for r in data["results"]:
-        assert r["ms"] > 0
+        assert ROW_KEYS <= set(r)
+        assert r["ms"] > 0 and r["runs"] >= 3
         assert (r["gflops"] or 0) > 0 or (r["gbps"] or 0) > 0
+        assert (r["torch_ms"] is None) == (r["vs_torch"] is None)
+    assert isinstance(data["summary"], dict)
     assert "| net | layer | op |" in out_md.read_text()
     assert "conv fwd" in capsys.readouterr().out
 
 
-def test_filter_and_bad_arguments():
+def test_filter_keeps_only_matching_cases(tmp_path):
+    out_json = tmp_path / "b.json"
+    assert main(["--quick", "--filter", "pool", "--json", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())["results"]
+    assert rows and all("pool" in f"{r['net']} {r['layer']} {r['op']}" for r in rows)
+
+
+def test_bad_arguments():
     with pytest.raises(SystemExit, match="no case matches"):
         main(["--quick", "--filter", "nothing-like-this"])
     with pytest.raises(SystemExit):
         main(["--quick", "--threads", "0"])
+    with pytest.raises(SystemExit, match="CUDA backend .* not available"):
+        main(["--quick", "--device", "cuda"])

@@ -49,6 +49,7 @@ class Trainer:
         self.net, self.data, self.opt = net, data, options
         self.state = state or TrainState()
         self.log = log
+        self._last_line = time.time()
         n = data.size("train")
         self.batches_per_epoch = max(1, math.ceil(n / options.batch_size))
         if options.batch_size < 1:
@@ -134,6 +135,9 @@ class Trainer:
                 f"loss {loss:.4f}  {rate:.1f} img/s  ETA {eta:.0f}s")
         if sys.stdout.isatty():
             print(line, end="", flush=True)
+        elif time.time() - self._last_line >= 15:  # logs and pipes: a plain line now and then
+            print(line[1:], flush=True)
+            self._last_line = time.time()
 
     def _test_and_save(self, recent, done, total):
         st, opt = self.state, self.opt

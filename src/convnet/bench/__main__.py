@@ -2,8 +2,10 @@
 (batch 128) layer shapes on the CPU.
 
 Convolutions and fully connected layers are reported in GFLOP/s and as a fraction of this machine's
-SGEMM rate (measured first, through the same OpenBLAS); memory-bound ops in GB/s and as a fraction
-of the measured copy bandwidth. With PyTorch installed, its time for the same op is a column.
+SGEMM rate (measured first, through convnet.ops.fc_forward on 2048^3, i.e. the same OpenBLAS, and
+again at the end to show drift); memory-bound ops in GB/s and as a fraction of the measured copy
+bandwidth. With PyTorch installed, its time for the same op is a column. The CPU time other
+processes took during the run is reported too: on a busy machine every figure drops.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import datetime
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 
@@ -18,7 +21,7 @@ import convnet
 import convnet.ops as ops
 
 from . import report, shapes
-from .timing import median_seconds
+from .timing import LoadMonitor, measure, median_seconds
 
 
 def _cpu_model():
@@ -30,6 +33,21 @@ def _cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _blas_info():
+    """convnet's own OpenBLAS (the one every GEMM here runs on) and the one numpy was built with."""
+    try:
+        import scipy_openblas32
+        ours = scipy_openblas32.get_openblas_config().strip()
+    except Exception as e:  # a config string is nice to have, never a reason to fail
+        ours = f"unknown ({type(e).__name__})"
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        theirs = f"{blas.get('name', '?')} {blas.get('version', '?')}"
+    except Exception:
+        theirs = "unknown"
+    return ours, theirs
 
 
 def measure_sgemm(n=2048):
@@ -54,6 +72,7 @@ def measure_copy(threads, nbytes=256 << 20):
 
 
 def _torch(threads):
+    """PyTorch with the same intra-op thread count, or None where it is not installed."""
     try:
         import torch
     except ImportError:
@@ -63,9 +82,12 @@ def _torch(threads):
 
 
 def run_case(case, sgemm, copy, torch, min_time):
-    seconds = median_seconds(case.run, min_total=min_time)
+    timing = measure(case.run, min_total=min_time)
+    seconds = timing.median
     r = {"net": case.net, "layer": case.layer, "op": case.op, "shape": case.shape,
-         "ms": 1e3 * seconds, "gflops": None, "gbps": None, "fraction_of_limit": None,
+         "ms": 1e3 * seconds, "min_ms": 1e3 * timing.min, "runs": timing.runs,
+         "flops": case.flops or None, "bytes": case.bytes or None,
+         "gflops": None, "gbps": None, "fraction_of_limit": None,
          "torch_ms": None, "vs_torch": None}
     if case.flops:
         r["gflops"] = case.flops / seconds / 1e9
@@ -90,15 +112,19 @@ class _null:
 
 
 def summarize(rows, sgemm):
-    """The issue's figure: AlexNet conv2-conv5 forward+backward, flop-weighted."""
+    """The issue's figure: AlexNet conv2-conv5 forward+backward, flop-weighted (total flops over
+    total time, so the slow layers weigh by the time they take)."""
     sel = [r for r in rows if r["net"] == "alexnet" and r["op"] == "conv fwd+bwd"
            and r["layer"] in ("conv2", "conv3", "conv4", "conv5")]
     if not sel:
         return {}, []
-    flops = sum(r["gflops"] * r["ms"] / 1e3 for r in sel)
+    flops = sum(r["flops"] for r in sel)
     seconds = sum(r["ms"] / 1e3 for r in sel)
-    rate = flops / seconds
-    summary = {"alexnet_conv2_5_fwd_bwd_gflops": rate,
+    rate = flops / seconds / 1e9
+    summary = {"alexnet_conv2_5_fwd_bwd_layers": [r["layer"] for r in sel],
+               "alexnet_conv2_5_fwd_bwd_gflop": flops / 1e9,
+               "alexnet_conv2_5_fwd_bwd_ms": 1e3 * seconds,
+               "alexnet_conv2_5_fwd_bwd_gflops": rate,
                "alexnet_conv2_5_fwd_bwd_fraction_of_sgemm": rate / sgemm}
     line = (f"AlexNet conv2-conv5 forward+backward (batch 32): {rate:.1f} GFLOP/s = "
             f"{100 * rate / sgemm:.0f}% of SGEMM ({sgemm:.1f} GFLOP/s)")
@@ -122,10 +148,21 @@ def main(argv=None):
     if args.device == "cuda":
         sys.exit("convnet.bench: the CUDA backend of the op API is not available yet "
                  f"(GPUs visible: {convnet.cuda_device_count()}); run with --device cpu")
-    if args.threads is not None:
-        if args.threads < 1:
-            p.error("--threads must be >= 1")
-        convnet.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    # main() also runs in-process (tests): the thread count is restored on the way out.
+    saved_threads = convnet.get_num_threads()
+    try:
+        if args.threads is not None:
+            convnet.set_num_threads(args.threads)
+        return _run(args)
+    finally:
+        convnet.set_num_threads(saved_threads)
+
+
+def _run(args):
+    t_start = time.perf_counter()
+    load = LoadMonitor()
     threads = convnet.get_num_threads()
     min_time = 0.05 if args.quick else 0.5
     rng = np.random.default_rng(0)
@@ -135,17 +172,24 @@ def main(argv=None):
         sys.exit(f"convnet.bench: no case matches --filter {args.filter!r}")
 
     torch = _torch(threads)
+    blas, numpy_blas = _blas_info()
     meta = {"machine": f"{_cpu_model()}, {os.cpu_count()} cores", "threads": threads,
             "date": datetime.date.today().isoformat(), "version": convnet.__version__,
-            "numpy": np.__version__, "device": "cpu",
-            "torch": getattr(torch, "__version__", None)}
-    print(f"convnet {meta['version']} benchmark on {meta['machine']}, {threads} threads, "
-          f"{meta['date']}", flush=True)
-    print("measuring reference rates ...", flush=True)
-    meta["sgemm_gflops"] = measure_sgemm(256 if args.quick else 2048)
-    meta["copy_gbps"] = measure_copy(threads, 8 << 20 if args.quick else 256 << 20)
-    print(f"SGEMM {meta['sgemm_gflops']:.1f} GFLOP/s; copy {meta['copy_gbps']:.1f} GB/s; "
+            "python": platform.python_version(), "numpy": np.__version__,
+            "blas": blas, "numpy_blas": numpy_blas, "device": "cpu",
+            "torch": getattr(torch, "__version__", None), "quick": args.quick,
+            "filter": args.filter}
+    print(f"convnet {meta['version']} benchmark, {meta['date']}", flush=True)
+    print(f"machine: {meta['machine']}; {threads} threads", flush=True)
+    print(f"BLAS: {blas}; numpy {meta['numpy']} (built with {numpy_blas}); "
           f"PyTorch: {meta['torch'] or 'not installed'}", flush=True)
+    print("measuring reference rates ...", flush=True)
+    sgemm_n = 256 if args.quick else 2048
+    meta["sgemm_n"] = sgemm_n
+    meta["sgemm_gflops"] = measure_sgemm(sgemm_n)
+    meta["copy_gbps"] = measure_copy(threads, 8 << 20 if args.quick else 256 << 20)
+    print(f"SGEMM {meta['sgemm_gflops']:.1f} GFLOP/s (fc_forward {sgemm_n}^3, median); "
+          f"copy {meta['copy_gbps']:.1f} GB/s", flush=True)
     print(f"{len(cases)} cases; 'of limit' is the fraction of SGEMM (GFLOP/s) or of copy "
           "bandwidth (GB/s); 'vs torch' > 1 means convnet is faster", flush=True)
     print(report.header_line(), flush=True)
@@ -156,9 +200,15 @@ def main(argv=None):
         rows.append(r)
         print(report.row_line(r), flush=True)
 
+    # Measured again after the cases: a reference that moved means the machine's state moved
+    # (another process, clock or thermal changes), and every fraction above is that uncertain.
+    meta["sgemm_gflops_end"] = measure_sgemm(sgemm_n)
+    meta["other_load_cores"] = load.other_cores()
+    meta["elapsed_s"] = time.perf_counter() - t_start
     summary, lines = summarize(rows, meta["sgemm_gflops"])
+    lines += report.notes(meta)
     for line in lines:
-        print(line)
+        print(line, flush=True)
     if args.json:
         report.write_json(args.json, meta, rows, summary)
         print(f"wrote {args.json}")

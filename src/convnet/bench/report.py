@@ -5,7 +5,7 @@ import json
 
 COLUMNS = ["net", "layer", "op", "shape", "ms", "GFLOP/s", "GB/s", "of limit", "torch ms",
            "vs torch"]
-WIDTHS = [8, 11, 15, 34, 9, 8, 7, 8, 9, 8]
+WIDTHS = [8, 15, 15, 34, 9, 8, 7, 8, 9, 8]
 
 
 def _fmt(value, digits=1):
@@ -31,15 +31,37 @@ def row_line(r):
     return "  ".join(c.ljust(w) for c, w in zip(row_cells(r), WIDTHS))
 
 
+def notes(meta):
+    """Lines after the table: the reference's drift, other processes' load, the run time."""
+    out = []
+    start, end = meta["sgemm_gflops"], meta.get("sgemm_gflops_end")
+    if end:
+        drift = end / start - 1
+        out.append(f"SGEMM reference: {start:.1f} GFLOP/s before the cases, {end:.1f} after "
+                   f"({100 * drift:+.0f}%)" + ("; the fractions are no better than that"
+                                               if abs(drift) > 0.1 else ""))
+    other = meta.get("other_load_cores")
+    if other is not None:
+        line = f"other processes kept {other:.2f} cores busy on average during the run"
+        if other > 0.25:
+            line = ("WARNING: " + line + "; the figures understate this machine "
+                    "(rerun on an idle machine)")
+        out.append(line)
+    if meta.get("elapsed_s") is not None:
+        out.append(f"run time {meta['elapsed_s']:.0f} s")
+    return out
+
+
 def markdown(meta, rows, summary_lines):
     out = [f"Machine: {meta['machine']}; threads {meta['threads']}; {meta['date']}; "
-           f"convnet {meta['version']}.", "",
+           f"convnet {meta['version']}; BLAS {meta.get('blas', '?')}; numpy {meta['numpy']}; "
+           f"PyTorch {meta.get('torch') or 'not installed'}.", "",
            f"Reference rates measured in the same run: SGEMM {meta['sgemm_gflops']:.1f} GFLOP/s "
-           f"(2048^3 through convnet's OpenBLAS), copy {meta['copy_gbps']:.1f} GB/s "
-           f"(threaded copy of 256 MiB, read + write).", "",
+           f"({meta.get('sgemm_n', 2048)}^3 through convnet.ops.fc_forward, convnet's OpenBLAS), "
+           f"copy {meta['copy_gbps']:.1f} GB/s (threaded copy, read + write).", "",
            "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     out += ["| " + " | ".join(row_cells(r)) + " |" for r in rows]
-    out += [""] + summary_lines
+    out += [""] + [s + "  " for s in summary_lines[:-1]] + summary_lines[-1:]
     return "\n".join(out) + "\n"
 
 

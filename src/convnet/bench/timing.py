@@ -1,11 +1,26 @@
 """Timing: a warm-up call, then repeats until both a minimum count and a minimum total time are
-reached; the median is reported (robust to the odd descheduling on a shared machine)."""
+reached; the median is reported (robust to the odd descheduling on a shared machine), with the
+fastest run and the run count beside it so a noisy figure shows itself.
 
+Also a CPU-load monitor: on a shared machine another process's work steals cores from the threads
+being timed, and every figure (the SGEMM reference included) drops without any message. The monitor
+reads /proc/stat and this process's CPU time, so the report can say how many cores other processes
+kept busy during the run."""
+
+import os
 import statistics
 import time
+from dataclasses import dataclass
 
 
-def median_seconds(fn, min_runs=3, min_total=0.5, max_runs=200):
+@dataclass(frozen=True)
+class Timing:
+    median: float     # seconds
+    min: float        # seconds
+    runs: int
+
+
+def measure(fn, min_runs=3, min_total=0.5, max_runs=200):
     fn()  # warm-up: first-touch page faults, allocator caches, BLAS thread start
     times = []
     start = time.perf_counter()
@@ -14,4 +29,44 @@ def median_seconds(fn, min_runs=3, min_total=0.5, max_runs=200):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return Timing(statistics.median(times), min(times), len(times))
+
+
+def median_seconds(fn, min_runs=3, min_total=0.5, max_runs=200):
+    return measure(fn, min_runs, min_total, max_runs).median
+
+
+def _busy_seconds():
+    """CPU seconds all CPUs have spent busy since boot (None where /proc/stat is missing).
+    Fields: user nice system idle iowait irq softirq steal ...; busy = all but idle and iowait
+    (steal counts: a hypervisor that takes a vCPU away slows us exactly like another process)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
+class LoadMonitor:
+    """other_cores(): the average number of cores other processes kept busy since start()."""
+
+    def __init__(self):
+        self.start()
+
+    def start(self):
+        self._t0, self._busy0, self._own0 = time.perf_counter(), _busy_seconds(), _own_seconds()
+
+    def other_cores(self):
+        busy = _busy_seconds()
+        if busy is None or self._busy0 is None:
+            return None
+        wall = time.perf_counter() - self._t0
+        other = (busy - self._busy0) - (_own_seconds() - self._own0)
+        return max(0.0, other / wall) if wall > 0 else None
