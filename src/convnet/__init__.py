@@ -28,6 +28,7 @@ from ._core import (  # noqa: E402
     set_num_threads,
 )
 
+from . import layers  # noqa: E402
 from .net import Net  # noqa: E402
 
 __version__ = "0.1.0"

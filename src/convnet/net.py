@@ -93,8 +93,20 @@ class Params(MutableMapping):
 class Net:
     """A network of LayerSpec records run by the C++ graph."""
 
-    def __init__(self, specs: Sequence[LayerSpec], *, input_shape=None, dtype: str = "float32",
-                 seed: int = 0, source: Optional[dict] = None):
+    def __init__(self, specs: Optional[Sequence[LayerSpec]] = None, *, layers=None,
+                 input_shape=None, dtype: str = "float32", seed: int = 0,
+                 source: Optional[dict] = None):
+        """specs: LayerSpec records (from convnet.config.parse), or layers: builders from
+        convnet.layers."""
+        if (specs is None) == (layers is None):
+            raise TypeError("Net() takes LayerSpec records or layers=[builders], not both")
+        if layers is not None:
+            from .layers import render
+            layers_text, params_text = render(layers)
+            source = {"layers": layers_text, "layers_path": None, "params": params_text,
+                      "params_path": None}
+            specs = parse_config(parse_text(layers_text, "<layers>"),
+                                 parse_text(params_text, "<params>"))
         self.specs: List[LayerSpec] = list(specs)
         # The config text the net came from, kept in checkpoints ({"layers": ..., "params": ...}).
         self.source = source
