@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 Inputs = Union[str, Sequence[str]]
+_UNKNOWN = object()  # the channels of a layer downstream of an undefined input
 
 
 @dataclass
@@ -156,8 +157,9 @@ def render(builders: Sequence[Builder]) -> Tuple[str, str]:
         if not isinstance(b, Builder):
             raise TypeError(f"layers: expected builders from convnet.layers, got {b!r}")
         keys = dict(b.keys)
-        ins = [channels.get(i) for i in b.inputs]
-        known = all(i in channels for i in b.inputs)  # else the config reader reports it
+        ins = [channels.get(i, _UNKNOWN) for i in b.inputs]
+        # An undefined input is the config reader's to report; nothing downstream is guessed.
+        known = _UNKNOWN not in ins
         if b.needs_channels and "channels" not in keys and known:
             if any(c is None for c in ins):
                 raise ValueError(f"{b.name}: cannot tell the input's channels; pass channels=")
@@ -170,5 +172,5 @@ def render(builders: Sequence[Builder]) -> Tuple[str, str]:
         if b.params:
             params.append("\n".join([f"[{b.name}]"] +
                                     [f"{k}={_value(v)}" for k, v in b.params.items()]))
-        channels[b.name] = b.out_channels(ins)
+        channels[b.name] = b.out_channels(ins) if known else _UNKNOWN
     return "\n\n".join(defs) + "\n", "\n\n".join(params) + "\n"
