@@ -8,7 +8,8 @@ import pytest
 from convnet.bench.__main__ import main
 
 META_KEYS = {"machine", "threads", "date", "version", "numpy", "blas", "device", "torch",
-             "sgemm_gflops", "sgemm_gflops_end", "copy_gbps", "other_load_cores", "elapsed_s"}
+             "sgemm_gflops", "sgemm_gflops_start", "sgemm_gflops_end", "copy_gbps",
+             "other_load_cores", "elapsed_s"}
 ROW_KEYS = {"net", "layer", "op", "shape", "ms", "min_ms", "runs", "flops", "bytes", "gflops",
             "gbps", "fraction_of_limit", "torch_ms", "vs_torch"}
 

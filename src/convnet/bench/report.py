@@ -16,9 +16,14 @@ def _fmt(value, digits=1):
     return str(value)
 
 
+# Other processes' load (cores) above which a row, or the whole run, is flagged as disturbed.
+BUSY = 0.25
+
+
 def row_cells(r):
     limit = r.get("fraction_of_limit")
-    return [r["net"], r["layer"], r["op"], r["shape"], _fmt(r["ms"], 3), _fmt(r.get("gflops")),
+    ms = _fmt(r["ms"], 3) + (" *" if (r.get("other_load_cores") or 0) > BUSY else "")
+    return [r["net"], r["layer"], r["op"], r["shape"], ms, _fmt(r.get("gflops")),
             _fmt(r.get("gbps")), "-" if limit is None else f"{100 * limit:.0f}%",
             _fmt(r.get("torch_ms"), 3), _fmt(r.get("vs_torch"), 2)]
 
@@ -31,22 +36,29 @@ def row_line(r):
     return "  ".join(c.ljust(w) for c, w in zip(row_cells(r), WIDTHS))
 
 
-def notes(meta):
+def notes(meta, rows):
     """Lines after the table: the reference's drift, other processes' load, the run time."""
     out = []
-    start, end = meta["sgemm_gflops"], meta.get("sgemm_gflops_end")
-    if end:
-        drift = end / start - 1
-        out.append(f"SGEMM reference: {start:.1f} GFLOP/s before the cases, {end:.1f} after "
-                   f"({100 * drift:+.0f}%)" + ("; the fractions are no better than that"
-                                               if abs(drift) > 0.1 else ""))
+    for name, unit, key in (("SGEMM", "GFLOP/s", "sgemm_gflops"), ("copy", "GB/s", "copy_gbps")):
+        start, end = meta.get(key + "_start"), meta.get(key + "_end")
+        if start and end:
+            drift = end / start - 1
+            out.append(f"{name} reference: {start:.1f} {unit} before the cases, {end:.1f} after "
+                       f"({100 * drift:+.0f}%); 'of limit' uses the higher"
+                       + ("; the two disagree: rerun for firmer fractions"
+                          if abs(drift) > 0.1 else ""))
+    if (meta.get("reference_other_load_cores") or 0) > BUSY:
+        out.append("WARNING: other processes were busy while the references were measured")
     other = meta.get("other_load_cores")
     if other is not None:
         line = f"other processes kept {other:.2f} cores busy on average during the run"
-        if other > 0.25:
+        if other > BUSY:
             line = ("WARNING: " + line + "; the figures understate this machine "
                     "(rerun on an idle machine)")
         out.append(line)
+    if any((r.get("other_load_cores") or 0) > BUSY for r in rows):
+        out.append(f"rows marked *: other processes kept more than {BUSY} cores busy while the "
+                   "row was timed")
     if meta.get("elapsed_s") is not None:
         out.append(f"run time {meta['elapsed_s']:.0f} s")
     return out

@@ -57,7 +57,8 @@ def conv_cases(net, layer, rng, n, c, h, f, k, stride=1, pad=0, groups=1, rule="
     y = ops.conv_forward(x, w, b, **kw)
     dy = _rand(rng, *y.shape)
     flops = 2.0 * n * f * y.shape[2] * y.shape[3] * (c // groups) * k * k
-    shape = f"{n}x{c}x{h}x{h} * {f}x{c // groups}x{k}x{k}/{stride}" + (f" g{groups}" if groups > 1 else "")
+    shape = (f"{n}x{c}x{h}x{h} * {f}x{c // groups}x{k}x{k}/{stride}"
+             + (f" g{groups}" if groups > 1 else ""))
 
     def torch_fwd():
         import torch
