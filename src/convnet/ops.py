@@ -132,6 +132,10 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
     op = "conv_output_size"
     if rule not in _CONV_RULES:
         raise ValueError(f"{op}: rule must be one of {_CONV_RULES}, got {rule!r}")
+    if _int(op, "size", size, 1) + 2 * _int(op, "padding", padding, 0) < _int(op, "kernel",
+                                                                              kernel, 1):
+        raise ValueError(f"{op}: kernel {kernel} does not fit an input of {size} with padding "
+                         f"{padding}")
     return _core.conv_output_size(_int(op, "size", size, 1), _int(op, "kernel", kernel, 1),
                                   _int(op, "stride", stride, 1), _int(op, "padding", padding, 0),
                                   rule)
@@ -277,10 +281,10 @@ def fc_backward(x, w, dy) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 _NEURON_SPEC = re.compile(r"^\s*([a-z]+)\s*(?:\[([^\]]*)\])?\s*$")
 
 
-def parse_neuron(spec: str) -> Tuple[str, float, float]:
+def parse_neuron(spec: str, op: str = "neuron") -> Tuple[str, float, float]:
     """Parses a cuda-convnet neuron spec ("relu", "tanh[1.7159,0.6667]", "brelu[6]") into
-    (name, a, b). Raises ValueError for unknown names or a wrong number of parameters."""
-    op = "neuron"
+    (name, a, b). Raises ValueError for unknown names or a wrong number of parameters; messages
+    start with `op`."""
     if not isinstance(spec, str):
         raise ValueError(f"{op}: neuron must be a spec string like 'relu' or 'tanh[1,1]', "
                          f"got {spec!r}")
@@ -288,10 +292,13 @@ def parse_neuron(spec: str) -> Tuple[str, float, float]:
     if not m:
         raise ValueError(f"{op}: cannot parse neuron spec {spec!r} (expected name or name[a,b])")
     name, params = m.group(1), m.group(2)
-    expected = _core.neuron_param_count(name)  # raises ValueError for an unknown name
+    try:
+        expected = _core.neuron_param_count(name)
+    except ValueError as e:  # an unknown name: the core's message, under this op's name
+        raise ValueError(f"{op}: {str(e).removeprefix('neuron: ')}") from None
     values = [] if params is None or params.strip() == "" else params.split(",")
     if len(values) != expected:
-        raise ValueError(f"{op}: '{name}' takes {expected} parameter(s) in brackets, "
+        raise ValueError(f"{op}: neuron '{name}' takes {expected} parameter(s) in brackets, "
                          f"got {spec!r}")
     try:
         numbers = [float(v) for v in values]
@@ -304,7 +311,7 @@ def parse_neuron(spec: str) -> Tuple[str, float, float]:
     if len(numbers) > 1:
         b = numbers[1]
     if name in ("brelu", "drelu") and a <= 0:
-        raise ValueError(f"{op}: '{name}' needs a positive parameter, got {spec!r}")
+        raise ValueError(f"{op}: neuron '{name}' needs a positive parameter, got {spec!r}")
     return name, a, b
 
 
@@ -313,7 +320,7 @@ def neuron_forward(x, neuron: str) -> np.ndarray:
     logistic, tanh[a,b], abs, square, sqrt, linear[a,b], brelu[a], softrelu, log[a], drelu[a]."""
     op = "neuron_forward"
     x = _array(op, "x", x)
-    name, a, b = parse_neuron(neuron)
+    name, a, b = parse_neuron(neuron, op)
     y = np.empty_like(x)
     _core.neuron_forward(x, y, name, a, b)
     return y
@@ -324,7 +331,7 @@ def neuron_backward(x, y, dy, neuron: str) -> np.ndarray:
     op = "neuron_backward"
     x = _array(op, "x", x)
     y, dy = _like(op, "x", x, y=y, dy=dy)
-    name, a, b = parse_neuron(neuron)
+    name, a, b = parse_neuron(neuron, op)
     dx = np.empty_like(x)
     _core.neuron_backward(x, y, dy, dx, name, a, b)
     return dx
@@ -332,13 +339,14 @@ def neuron_backward(x, y, dy, neuron: str) -> np.ndarray:
 
 # ---- local response normalisation -----------------------------------------------------------------
 
-def _lrn_core_args(op, size, alpha, beta, k):
+def _lrn_core_args(op, size, alpha, beta, k, names=("alpha", "beta", "k")):
+    """names: what the caller calls alpha, beta and k (cuda-convnet: scale, pow, min_div)."""
     size = _int(op, "size", size, 1)
-    alpha = _number(op, "alpha", alpha, minimum=0)
-    beta = _number(op, "beta", beta)
-    k = _number(op, "k", k, minimum=0)
+    alpha = _number(op, names[0], alpha, minimum=0)
+    beta = _number(op, names[1], beta)
+    k = _number(op, names[2], k, minimum=0)
     if k == 0 and alpha == 0:
-        raise ValueError(f"{op}: k and alpha cannot both be 0")
+        raise ValueError(f"{op}: {names[2]} and {names[0]} cannot both be 0")
     return size, alpha, beta, k
 
 
@@ -349,7 +357,8 @@ def _paper_lrn(op, size, alpha, beta, k):
 
 
 def _cmrnorm(op, size, scale, pow, min_div, blocked):
-    size, alpha, beta, k = _lrn_core_args(op, size, scale, pow, min_div)
+    size, alpha, beta, k = _lrn_core_args(op, size, scale, pow, min_div,
+                                           ("scale", "pow", "min_div"))
     if not isinstance(blocked, (bool, np.bool_)):
         raise ValueError(f"{op}: blocked must be True or False, got {blocked!r}")
     return (size, size // 2, bool(blocked), alpha / size, beta, k)
@@ -401,7 +410,8 @@ def cmrnorm_backward(x, y, dy, *, size: int, scale: float, pow: float, min_div: 
 
 
 def _rnorm(op, size, scale, pow, min_div):
-    size, alpha, beta, k = _lrn_core_args(op, size, scale, pow, min_div)
+    size, alpha, beta, k = _lrn_core_args(op, size, scale, pow, min_div,
+                                           ("scale", "pow", "min_div"))
     return (size, size // 2, alpha / (size * size), beta, k)
 
 
@@ -579,6 +589,13 @@ def concat_backward(dy, shapes) -> list:
         shapes = [tuple(int(d) for d in s) for s in shapes]
     except (TypeError, ValueError):
         raise ValueError(f"{op}: shapes must be a list of shape tuples") from None
+    if any(len(s) < 1 or s[0] != dy.shape[0] for s in shapes):
+        raise ValueError(f"{op}: every shape in shapes must start with dy's {dy.shape[0]} "
+                         f"samples, got {shapes}")
+    width = sum(int(np.prod(s[1:])) for s in shapes)
+    if width != dy.shape[1]:
+        raise ValueError(f"{op}: shapes hold {width} features per sample but dy has "
+                         f"{dy.shape[1]}")
     dxs = [np.empty(s, dtype=dy.dtype) for s in shapes]
     _core.concat_backward(dy, dxs)
     return dxs

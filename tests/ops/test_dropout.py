@@ -1,86 +1,195 @@
-"""Dropout: the Philox stream against Random123's known answers and an independent Python
-implementation, mask statistics, and the classic / inverted maps."""
+"""Dropout: the numpy Philox4x32-10 reference against Random123's published known answers, the
+library's mask against those answers and bit for bit against the reference, the keep fraction,
+the (seed, step, layer) keying, and the classic and inverted maps at train and test time."""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import assert_close, f32, gradcheck
+from helpers import HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu, check_op, f32
 from reference import dropout as ref
 
-# Random123's kat_vectors for philox4x32-10: counter, key -> output.
-KNOWN_ANSWERS = [
-    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
-    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+# Random123's known-answer vectors (counter words 0-3, key words 0-1 -> output words 0-3), as
+# cut from the Random123 distribution's kat_vectors file into DEShawResearch/Random123-Boost,
+# libs/random/test/test_philox.cpp (the all-zero, all-one and pi-digit inputs, for 7 and 10
+# rounds), plus single-bit counter and key words from the same distribution's
+# examples/kat_vectors (as kept in girving/random123-manual), which pin the order of the words.
+KAT_10 = [
+    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
+     (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
+     (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
     ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
      (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    ((0x00000001, 0x00000000, 0x00000000, 0x00000000), (0x00000001, 0x00000000),
+     (0xAC08141B, 0xDFC5CCBE, 0x79C07A47, 0xA7F66093)),
+    ((0x00000000, 0x00000001, 0x00000000, 0x00000000), (0x00000001, 0x00000000),
+     (0x833FF8DC, 0x225C963C, 0x232B88B3, 0x0B334B07)),
+    ((0x00000000, 0x00000000, 0x00000001, 0x00000000), (0x00000001, 0x00000000),
+     (0x07071C12, 0x428264B6, 0x3909104B, 0x6DA2BDA2)),
+    ((0x00000000, 0x00000000, 0x00000000, 0x00000001), (0x00000001, 0x00000000),
+     (0x127BEE41, 0x1E047488, 0x48842B20, 0x0A393496)),
+    ((0x00000000, 0xFFFFFFFF, 0x00000000, 0x00000000), (0x00000000, 0x00000001),
+     (0x00E94A67, 0x3524F44E, 0x22995230, 0xBB54DF1E)),
+    ((0x00000000, 0x00000000, 0x80000000, 0x00000000), (0x00000000, 0xFFFFFFFF),
+     (0xB6F48E28, 0xF2FA9414, 0x00B64F66, 0x4810CDB4)),
+    ((0x00000000, 0x00000000, 0x00000000, 0x80000000), (0x00000000, 0x80000000),
+     (0xF7A0B371, 0xE51DC93D, 0x56CE135D, 0x1D4B5580)),
+    ((0x00000000, 0x00000000, 0x00000000, 0xFFFFFFFF), (0x00000000, 0xFFFFFFFF),
+     (0x9F18BB20, 0x62161056, 0x7EA8C028, 0x4C01FC6E)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0x00000000, 0x00000001),
+     (0x126514C3, 0xD1898B69, 0xDA2707B3, 0x6E6FB436)),
+    ((0x452821E6, 0x38D01377, 0xBE5466CF, 0x34E90C6C), (0x00000000, 0x80000000),
+     (0x94CA5566, 0x14924B2F, 0x28214292, 0x59FAEAEE)),
 ]
+KAT_7 = [
+    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
+     (0x5F6FB709, 0x0D893F64, 0x4F121F81, 0x4F730A48)),
+    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
+     (0x5207DDC2, 0x45165E59, 0x4D8EE751, 0x8C52F662)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0x4DFCCABA, 0x190A87F0, 0xC47362BA, 0xB6B5242A)),
+]
+# The vectors the op can reach: a small block index in counter word 0 (so a short tensor covers
+# it); the others map to (seed, step, layer) as the spec keys them.
+REACHABLE = [v for v in KAT_10 if v[0][0] < 4]
+
+# A statistical bound in standard deviations: the seeds are fixed, so this is a one-off draw; 6
+# sigma is a 2e-9 false-alarm rate for a fair generator, and a wrong threshold (p instead of
+# 1 - p, a float32 threshold, an off-by-one word) sits far outside it at these sizes.
+STAT_SIGMAS = 6
 
 
-@pytest.mark.parametrize("counter, key, expected", KNOWN_ANSWERS)
+def _hexes(words):
+    return " ".join(f"{w:08x}" for w in words)
+
+
+@pytest.mark.parametrize("counter, key, expected", KAT_10, ids=lambda v: _hexes(v))
 def test_reference_philox_known_answers(counter, key, expected):
-    assert ref.philox4x32_10(counter, key) == expected
+    assert _hexes(ref.philox4x32_10(counter, key)) == _hexes(expected)
+
+
+@pytest.mark.parametrize("counter, key, expected", KAT_7)
+def test_reference_philox_known_answers_7_rounds(counter, key, expected):
+    got = tuple(int(v) for v in ref.philox4x32(np.array(counter), key, rounds=7))
+    assert _hexes(got) == _hexes(expected)
+
+
+def test_reference_is_vectorised_consistently():
+    counters = np.array([v[0] for v in KAT_10[3:7]])
+    out = ref.philox4x32(counters, (1, 0))
+    for row, (_, _, expected) in zip(out, KAT_10[3:7]):
+        assert tuple(int(v) for v in row) == expected
+
+
+@pytest.mark.parametrize("counter, key, expected", REACHABLE, ids=lambda v: _hexes(v))
+def test_library_mask_reproduces_known_answers(counter, key, expected):
+    # Element 4*block + j keeps iff word j < floor((1 - p) 2^32). With p = 1 - t/2^32 the threshold
+    # is exactly t (every step exact in float64), so t = word + 1 keeps element j and t = word
+    # drops it: the published words, read back through the op.
+    block, seed = counter[0], key[0] | key[1] << 32
+    step, layer = counter[1] | counter[2] << 32, counter[3]
+    n = 4 * (block + 1)
+    for j, word in enumerate(expected):
+        for t, kept in ((word + 1, 1), (word, 0)):
+            p = 1.0 - t / 2.0**32
+            assert ref.threshold(p) == t
+            m = ops.dropout_mask((n,), p=p, seed=seed, step=step, layer=layer)
+            assert m[4 * block + j] == kept, (
+                f"word {j} of block {block}: threshold {t:#x} vs published word {word:#x}")
 
 
 @pytest.mark.parametrize("shape, p, seed, step, layer", [
-    ((7,), 0.5, 0, 0, 0), ((3, 5, 2), 0.3, 12345, 7, 2), ((2, 4097), 0.9, 2**40 + 3, 2**33 + 1, 5),
-    ((1,), 0.5, 1, 1, 1),
-])
+    ((7,), 0.5, 0, 0, 0), ((1,), 0.5, 1, 1, 1), ((3, 5, 2), 0.3, 12345, 7, 2),
+    ((2, 4097), 0.9, 2**40 + 3, 2**33 + 1, 5), ((5, 3), 0.0, 9, 9, 9),
+    ((4, 4), 0.999, 2**64 - 1, 2**64 - 1, 2**32 - 1),
+] + [(s, 0.37, 20 + i, 1000 * i, i) for i, s in enumerate(ODD_SHAPES)])
 def test_mask_equals_reference_bit_for_bit(shape, p, seed, step, layer):
     mask = ops.dropout_mask(shape, p=p, seed=seed, step=step, layer=layer)
     assert mask.dtype == np.uint8 and mask.shape == shape
     np.testing.assert_array_equal(mask, ref.mask(shape, p, seed, step, layer))
 
 
-def test_keep_fraction_is_one_minus_p():
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_keep_fraction_is_one_minus_p(p):
     n = 200_000
-    for p in (0.1, 0.5, 0.8):
-        kept = ops.dropout_mask((n,), p=p, seed=3, step=11).mean()
-        sigma = np.sqrt(p * (1 - p) / n)
-        assert abs(kept - (1 - p)) < 6 * sigma
-    assert ops.dropout_mask((1000,), p=0.0, seed=1, step=1).all()
+    kept = ops.dropout_mask((n,), p=p, seed=3, step=11).mean()
+    sigma = np.sqrt(p * (1 - p) / n)
+    assert abs(kept - (1 - p)) < STAT_SIGMAS * sigma, (kept, 1 - p)
 
 
-def test_mask_depends_on_seed_step_and_layer_only():
-    base = dict(p=0.5, seed=9, step=4, layer=1)
-    m = ops.dropout_mask((64, 33), **base)
-    np.testing.assert_array_equal(m, ops.dropout_mask((64, 33), **base))
-    for change in (dict(seed=10), dict(step=5), dict(layer=2)):
-        other = ops.dropout_mask((64, 33), **{**base, **change})
-        assert (other != m).mean() > 0.3
-    # The mask is a function of the flat index: a reshaped tensor gets the same mask.
+def test_p_zero_keeps_everything():
+    assert ops.dropout_mask((1001,), p=0.0, seed=1, step=1).all()
+
+
+def test_mask_depends_on_seed_step_and_layer():
+    shape, base = (64, 33), dict(p=0.5, seed=9, step=4, layer=1)
+    m = ops.dropout_mask(shape, **base)
+    np.testing.assert_array_equal(m, ops.dropout_mask(shape, **base))  # same args, same mask
+    n = m.size
+    for change in (dict(seed=10), dict(step=5), dict(layer=2), dict(seed=9 + 2**32),
+                   dict(step=4 + 2**32)):
+        other = ops.dropout_mask(shape, **{**base, **change})
+        # Independent masks at p = 0.5 differ in half the places.
+        differ = (other != m).mean()
+        assert abs(differ - 0.5) < STAT_SIGMAS * np.sqrt(0.25 / n), (change, differ)
+    # The mask is a function of the flat index only: a reshaped tensor gets the same mask.
     np.testing.assert_array_equal(ops.dropout_mask((33, 64), **base).ravel(), m.ravel())
 
 
+@pytest.mark.parametrize("shape", ODD_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("inverted", [False, True], ids=["classic", "inverted"])
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+def test_dropout_three_oracles(rng, shape, train, inverted):
+    args = dict(p=0.4, seed=77, step=5, layer=3, train=train, inverted=inverted)
+    ref_args = [args[k] for k in ("p", "seed", "step", "layer", "train", "inverted")]
+    check_op(lambda x: ops.dropout_forward(x, **args),
+             lambda x, dy: (ops.dropout_backward(dy, **args),),
+             lambda x: ref.forward(x, *ref_args),
+             lambda x, dy: (ref.backward(dy, *ref_args),),
+             [rng.standard_normal(shape)], rng=rng, names=("dx",))
+
+
+def test_classic_and_inverted_at_train_and_test(rng):
+    x = f32(rng.standard_normal((4, 10)) + 3.0)[0]  # nonzero everywhere
+    args = dict(p=0.25, seed=1, step=2)
+    mask = ops.dropout_mask(x.shape, **args).astype(bool)
+    assert 0 < mask.sum() < mask.size
+    # Classic (the paper): train keeps values unscaled; test multiplies by 1 - p.
+    y = ops.dropout_forward(x, **args)
+    np.testing.assert_array_equal(y[mask], x[mask])
+    assert (y[~mask] == 0).all()
+    assert_close(ops.dropout_forward(x, train=False, **args), x * 0.75, HAND_REL_TOL)
+    # Inverted: train scales kept values by 1 / (1 - p); test is the identity.
+    yi = ops.dropout_forward(x, inverted=True, **args)
+    assert_close(yi[mask], x[mask] / 0.75, HAND_REL_TOL)
+    assert (yi[~mask] == 0).all()
+    np.testing.assert_array_equal(ops.dropout_forward(x, train=False, inverted=True, **args), x)
+
+
 @pytest.mark.parametrize("inverted", [False, True])
-@pytest.mark.parametrize("train", [True, False])
-def test_forward_and_backward_match_reference(rng, train, inverted):
-    shape, args = (3, 5, 4, 7), dict(p=0.4, seed=77, step=5, layer=3)
-    x = f32(rng.standard_normal(shape))[0]
-    y = ops.dropout_forward(x, train=train, inverted=inverted, **args)
-    want = ref.forward(x, args["p"], args["seed"], args["step"], args["layer"], train, inverted)
-    assert_close(y, want, what="y")
-    # Backward is the same linear map applied to dy (and so uses the same mask).
-    dy = f32(rng.standard_normal(shape))[0]
-    dx = ops.dropout_backward(dy, train=train, inverted=inverted, **args)
-    assert_close(dx, ref.forward(dy, args["p"], args["seed"], args["step"], args["layer"], train,
-                                 inverted), what="dx")
+def test_backward_uses_the_forward_mask(rng, inverted):
+    # dx is nonzero exactly where y is, both where the mask keeps, and dx = dy * dy/dx.
+    args = dict(p=0.5, seed=31, step=2**35 + 8, layer=4, inverted=inverted)
+    x = f32(rng.standard_normal((3, 5, 4, 7)) + 5.0)[0]
+    dy = f32(rng.standard_normal(x.shape) + 5.0)[0]
+    y = ops.dropout_forward(x, **args)
+    dx = ops.dropout_backward(dy, **args)
+    mask = ops.dropout_mask(x.shape, p=0.5, seed=31, step=2**35 + 8, layer=4)
+    np.testing.assert_array_equal(y != 0, mask == 1)
+    np.testing.assert_array_equal(dx != 0, mask == 1)
+    assert_close(dx, dy * (y / x), HAND_REL_TOL)
+    # A different step is a different mask for the backward too.
+    other = ops.dropout_backward(dy, **{**args, "step": args["step"] + 1})
+    assert ((other != 0) != (dx != 0)).any()
+    # At test time the backward is the same constant map as the forward.
+    assert_close(ops.dropout_backward(dy, train=False, **args), dy if inverted else dy * 0.5,
+                 HAND_REL_TOL)
 
 
-def test_paper_test_time_scaling(rng):
-    x = f32(rng.standard_normal((4, 10)))[0]
-    np.testing.assert_allclose(ops.dropout_forward(x, p=0.5, train=False), x * 0.5, rtol=1e-7)
-    np.testing.assert_array_equal(ops.dropout_forward(x, p=0.5, train=False, inverted=True), x)
-    # Classic training keeps values unscaled; inverted scales kept values by 1/(1-p).
-    y = ops.dropout_forward(x, p=0.5, seed=1, step=2)
-    kept = y != 0
-    np.testing.assert_array_equal(y[kept], x[kept])
-    yi = ops.dropout_forward(x, p=0.5, seed=1, step=2, inverted=True)
-    np.testing.assert_allclose(yi[kept], 2 * x[kept], rtol=1e-7)
-
-
-def test_gradcheck(rng):
-    args = dict(p=0.5, seed=5, step=3, layer=0, inverted=True)
-    gradcheck(lambda x: ops.dropout_forward(x, **args),
-              lambda x, dy: (ops.dropout_backward(dy, **args),),
-              [rng.standard_normal((2, 3, 4))], wrt=[0], rng=rng)
+@pytest.mark.gpu
+def test_dropout_gpu_matches_cpu(rng):
+    # Bit-exact masks on both sides are the point of the shared counter-based generator.
+    check_gpu_vs_cpu("dropout_mask",
+                     lambda: ops.dropout_mask((3, 1001), p=0.5, seed=7, step=9, layer=1), None, [],
+                     tol=0.0)

@@ -71,5 +71,5 @@ def test_bad_arguments():
         ops.eltmax_forward([])
     with pytest.raises(ValueError, match="concat_forward: xs\\[1\\] must have 2 samples"):
         ops.concat_forward([a, np.zeros((3, 3), np.float32)])
-    with pytest.raises(ValueError, match="concat_backward: the inputs hold 5 features"):
+    with pytest.raises(ValueError, match="concat_backward: shapes hold 5 features per sample but dy has 6"):
         ops.concat_backward(np.zeros((2, 6), np.float32), [(2, 3), (2, 2)])

@@ -1,87 +1,137 @@
-"""Cross-map LRN (the paper's form and cuda-convnet's cmrnorm) against the reference and finite
-differences."""
+"""Cross-map response normalisation, the paper's form (lrn) and cuda-convnet's cmrnorm (centred
+and blocked): the float64 reference and finite differences on the shared odd shapes, cmrnorm ==
+lrn for odd sizes, and hand-computed windows for even sizes and blocks."""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import assert_close, f32, gradcheck
+from helpers import (FP64_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu,
+                     check_op, f32, gradcheck)
 from reference import lrn as ref
 
-SHAPES = [(1, 7, 5, 4), (2, 3, 3, 6), (2, 48, 2, 3), (1, 5, 1, 1)]
-# Large alpha makes the normalisation matter (with 1e-4 the output is almost x / k^beta).
+SHAPES = ODD_SHAPES + [(1, 5, 1, 1)]
+# A large alpha makes the normalisation matter (with the paper's 1e-4 the output is almost
+# x / k^beta and a wrong window would hide under the tolerance); the paper's values are kept too.
 PAPER = [dict(size=5, alpha=1e-4, beta=0.75, k=2.0), dict(size=3, alpha=0.3, beta=0.75, k=1.0),
-         dict(size=4, alpha=0.2, beta=0.6, k=2.0), dict(size=7, alpha=0.5, beta=1.3, k=0.5)]
+         dict(size=4, alpha=0.2, beta=0.6, k=2.0), dict(size=7, alpha=0.5, beta=1.3, k=0.5),
+         dict(size=1, alpha=0.4, beta=0.75, k=1.0)]
 CMR = [dict(size=5, scale=0.0005, pow=0.75, min_div=2.0),
+       dict(size=5, scale=2.0, pow=0.75),
        dict(size=4, scale=1.0, pow=0.75, min_div=1.0),
+       dict(size=2, scale=0.8, pow=0.9, min_div=1.5),
        dict(size=3, scale=1.5, pow=0.5, min_div=1.0, blocked=True),
-       dict(size=2, scale=0.8, pow=0.9, min_div=1.5)]
+       dict(size=4, scale=1.2, pow=0.75, min_div=2.0, blocked=True),
+       dict(size=64, scale=3.0, pow=0.75, min_div=1.0)]  # wider than every channel count
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("params", PAPER)
-def test_paper_lrn_matches_reference(rng, shape, params):
-    x = f32(rng.standard_normal(shape) * 3)[0]
-    y = ops.lrn_forward(x, **params)
-    assert_close(y, ref.paper_forward(x, **params), what="y")
-    dy = f32(rng.standard_normal(shape))[0]
-    assert_close(ops.lrn_backward(x, y, dy, **params), ref.paper_backward(x, dy, **params),
-                 what="dx")
+def _id(params):
+    return ",".join(f"{k}={v}" for k, v in params.items())
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("params", CMR)
-def test_cmrnorm_matches_reference(rng, shape, params):
-    x = f32(rng.standard_normal(shape) * 3)[0]
-    y = ops.cmrnorm_forward(x, **params)
-    assert_close(y, ref.cmrnorm_forward(x, **params), what="y")
-    dy = f32(rng.standard_normal(shape))[0]
-    assert_close(ops.cmrnorm_backward(x, y, dy, **params), ref.cmrnorm_backward(x, dy, **params),
-                 what="dx")
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("params", PAPER, ids=_id)
+def test_paper_lrn_three_oracles(rng, shape, params):
+    check_op(lambda x: ops.lrn_forward(x, **params),
+             lambda x, dy: (ops.lrn_backward(x, ops.lrn_forward(x, **params), dy, **params),),
+             lambda x: ref.paper_forward(x, **params),
+             lambda x, dy: (ref.paper_backward(x, dy, **params),),
+             [rng.standard_normal(shape) * 3], rng=rng, names=("dx",),
+             grad_inputs=[rng.standard_normal((2, shape[1], 2, 3)) * 3])
 
 
-@pytest.mark.parametrize("params", PAPER)
-def test_paper_lrn_gradcheck(rng, params):
-    gradcheck(lambda x: ops.lrn_forward(x, **params),
-              lambda x, dy: (ops.lrn_backward(x, ops.lrn_forward(x, **params), dy, **params),),
-              [rng.standard_normal((2, 7, 3, 2)) * 3], wrt=[0], rng=rng)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("params", CMR, ids=_id)
+def test_cmrnorm_three_oracles(rng, shape, params):
+    check_op(lambda x: ops.cmrnorm_forward(x, **params),
+             lambda x, dy: (ops.cmrnorm_backward(x, ops.cmrnorm_forward(x, **params), dy,
+                                                 **params),),
+             lambda x: ref.cmrnorm_forward(x, **params),
+             lambda x, dy: (ref.cmrnorm_backward(x, dy, **params),),
+             [rng.standard_normal(shape) * 3], rng=rng, names=("dx",),
+             grad_inputs=[rng.standard_normal((2, shape[1], 2, 3)) * 3])
 
 
-@pytest.mark.parametrize("params", CMR)
-def test_cmrnorm_gradcheck(rng, params):
-    gradcheck(lambda x: ops.cmrnorm_forward(x, **params),
-              lambda x, dy: (ops.cmrnorm_backward(x, ops.cmrnorm_forward(x, **params), dy,
-                                                  **params),),
-              [rng.standard_normal((1, 9, 2, 3)) * 3], wrt=[0], rng=rng)
+@pytest.mark.parametrize("size", [1, 3, 5, 7, 9])
+@pytest.mark.parametrize("channels", [3, 5, 48])
+def test_cmrnorm_odd_size_equals_paper_lrn(rng, size, channels):
+    # AlexNet's layer in cuda-convnet's terms is cmrnorm size=5, scale=0.0005, pow=0.75,
+    # minDiv=2: the paper's n=5, alpha=1e-4, beta=0.75, k=2. For odd sizes the windows coincide.
+    x = f32(rng.standard_normal((2, channels, 3, 2)) * 10)[0]
+    dy = f32(rng.standard_normal(x.shape))[0]
+    scale, pow, min_div = 0.7 * size, 0.75, 2.0
+    a = ops.cmrnorm_forward(x, size=size, scale=scale, pow=pow, min_div=min_div)
+    b = ops.lrn_forward(x, size=size, alpha=scale / size, beta=pow, k=min_div)
+    assert_close(a, b, HAND_REL_TOL, what="cmrnorm vs lrn forward")
+    da = ops.cmrnorm_backward(x, a, dy, size=size, scale=scale, pow=pow, min_div=min_div)
+    db = ops.lrn_backward(x, b, dy, size=size, alpha=scale / size, beta=pow, k=min_div)
+    assert_close(da, db, what="cmrnorm vs lrn backward")
+    # The references agree too, independently of the library.
+    x64 = x.astype(np.float64)
+    assert_close(ref.cmrnorm_forward(x64, size, scale, pow, min_div),
+                 ref.paper_forward(x64, size, scale / size, pow, min_div), FP64_REL_TOL,
+                 what="the references")
 
 
-def test_cmrnorm_odd_size_equals_paper_lrn(rng):
-    # AlexNet's layer in cuda-convnet's terms: cmrnorm size=5, scale=0.0005, pow=0.75, minDiv=2
-    # is the paper's k=2, n=5, alpha=1e-4, beta=0.75.
+def test_alexnet_parameters_match_the_paper(rng):
     x = f32(rng.standard_normal((2, 16, 4, 3)) * 10)[0]
-    a = ops.cmrnorm_forward(x, size=5, scale=0.0005, pow=0.75, min_div=2.0)
-    b = ops.lrn_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0)
-    np.testing.assert_allclose(a, b, rtol=1e-6)
+    # lrn's defaults are the paper's.
+    assert_close(ops.cmrnorm_forward(x, size=5, scale=0.0005, pow=0.75, min_div=2.0),
+                 ops.lrn_forward(x), HAND_REL_TOL, what="AlexNet's cmrnorm vs the paper's lrn")
 
 
-def test_even_size_windows_differ():
-    # size 4: the paper's formula sums maps i-2..i+2 (5 maps), cmrnorm sums i-2..i+1 (4 maps).
+def test_even_size_windows():
+    # size 4 at map 2 of 6: the paper's formula sums maps 0..4 (i - 2 .. i + 2, five maps),
+    # cmrnorm sums maps 0..3 (f - 2 .. f + 1, four maps).
     x = np.zeros((1, 6, 1, 1), np.float32)
-    x[0, 4] = 10.0
+    x[0, 2], x[0, 4], x[0, 0] = 1.0, 10.0, 2.0
     paper = ops.lrn_forward(x, size=4, alpha=1.0, beta=1.0, k=1.0)
     cmr = ops.cmrnorm_forward(x, size=4, scale=4.0, pow=1.0, min_div=1.0)
-    # Map 2's window reaches map 4 in the paper's form only.
-    assert paper[0, 2, 0, 0] == 0 and cmr[0, 2, 0, 0] == 0  # x[2] = 0 either way
-    x[0, 2] = 1.0
-    paper = ops.lrn_forward(x, size=4, alpha=1.0, beta=1.0, k=1.0)
-    cmr = ops.cmrnorm_forward(x, size=4, scale=4.0, pow=1.0, min_div=1.0)
-    np.testing.assert_allclose(paper[0, 2, 0, 0], 1.0 / (1 + 1 + 100), rtol=1e-6)
-    np.testing.assert_allclose(cmr[0, 2, 0, 0], 1.0 / (1 + 1), rtol=1e-6)
+    assert_close(paper[0, 2, 0, 0], 1.0 / (1 + 4 + 1 + 100), HAND_REL_TOL)
+    assert_close(cmr[0, 2, 0, 0], 1.0 / (1 + 4 + 1), HAND_REL_TOL)
+    # At map 5 the cmrnorm window 3..6 is clipped to 3..5; map 4 holds the 10.
+    assert_close(cmr[0, 4, 0, 0], 10.0 / (1 + 100 + 1), HAND_REL_TOL)
+    # size 2: maps f-1 and f.
+    cmr2 = ops.cmrnorm_forward(x, size=2, scale=2.0, pow=1.0, min_div=1.0)
+    assert_close(cmr2[0, 2, 0, 0], 1.0 / (1 + 0 + 1), HAND_REL_TOL)
+    assert_close(cmr2[0, 0, 0, 0], 2.0 / (1 + 4), HAND_REL_TOL)
 
 
 def test_blocked_windows_stay_in_their_block():
-    x = np.zeros((1, 6, 1, 1), np.float32)
-    x[0, 3] = 5.0  # block [3, 6) with size 3
-    x[0, 2] = 1.0  # block [0, 3)
+    # size 3 over 7 maps: blocks [0, 3), [3, 6), [6, 7) (the last clipped).
+    x = np.zeros((1, 7, 1, 1), np.float32)
+    x[0, 2], x[0, 3], x[0, 6] = 1.0, 5.0, 2.0
     y = ops.cmrnorm_forward(x, size=3, scale=3.0, pow=1.0, min_div=1.0, blocked=True)
-    np.testing.assert_allclose(y[0, 2, 0, 0], 1.0 / (1 + 1), rtol=1e-6)
+    assert_close(y[0, 2, 0, 0], 1.0 / (1 + 1), HAND_REL_TOL)   # map 3 not in it
+    assert_close(y[0, 3, 0, 0], 5.0 / (1 + 25), HAND_REL_TOL)  # map 2 not in it
+    assert_close(y[0, 6, 0, 0], 2.0 / (1 + 4), HAND_REL_TOL)   # alone in its block
+    centred = ops.cmrnorm_forward(x, size=3, scale=3.0, pow=1.0, min_div=1.0)
+    assert_close(centred[0, 2, 0, 0], 1.0 / (1 + 1 + 25), HAND_REL_TOL)
+
+
+def test_reference_windows():
+    assert list(ref.paper_window(0, 6, 4)) == [0, 1, 2]
+    assert list(ref.paper_window(3, 6, 4)) == [1, 2, 3, 4, 5]
+    assert list(ref.cmrnorm_window(3, 6, 4, False)) == [1, 2, 3, 4]
+    assert list(ref.cmrnorm_window(0, 6, 4, False)) == [0, 1]
+    assert list(ref.cmrnorm_window(4, 6, 4, True)) == [4, 5]
+    assert list(ref.cmrnorm_window(3, 6, 4, True)) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("blocked", [False, True])
+def test_reference_backward_matches_its_forward(rng, blocked):
+    params = dict(size=4, scale=2.0, pow=0.8, min_div=1.5, blocked=blocked)
+    gradcheck(lambda x: ref.cmrnorm_forward(x, **params),
+              lambda x, dy: (ref.cmrnorm_backward(x, dy, **params),),
+              [rng.standard_normal((2, 7, 2, 2)) * 2], wrt=[0], rng=rng)
+    gradcheck(lambda x: ref.paper_forward(x, 4, 0.5, 0.8, 1.5),
+              lambda x, dy: (ref.paper_backward(x, dy, 4, 0.5, 0.8, 1.5),),
+              [rng.standard_normal((2, 7, 2, 2)) * 2], wrt=[0], rng=rng)
+
+
+@pytest.mark.gpu
+def test_lrn_gpu_matches_cpu(rng):
+    x = f32(rng.standard_normal((2, 48, 5, 4)))[0]
+    check_gpu_vs_cpu("cmrnorm_forward",
+                     lambda x: ops.cmrnorm_forward(x, size=5, scale=0.0005, pow=0.75, min_div=2.0),
+                     None, [x])

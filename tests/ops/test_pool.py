@@ -1,84 +1,178 @@
-"""Max and average pooling with cuda-convnet's geometry, against the reference and finite
-differences."""
+"""Max and average pooling with cuda-convnet's geometry: the float64 reference and finite
+differences (skipping max-pool near-ties) on the shared odd shapes and windows, AlexNet's
+overlapping 3/2 sizes, negative starts, explicit output counts, the avg divisor, and ties."""
+
+import itertools
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import assert_close, f32, gradcheck
+from helpers import (HAND_REL_TOL, ODD_SHAPES, ODD_WINDOWS, assert_close, check_gpu_vs_cpu,
+                     check_op, f32, gradcheck, pair)
 from reference import pool as ref
 
-# (x shape, size, stride, start, outputs): overlapping 3/2, non-square, negative start, explicit
-# outputs, windows hanging off the far side, batch 1.
-CASES = [
-    ((1, 3, 7, 7), 3, 2, 0, 0),
-    ((2, 5, 9, 6), (3, 2), (2, 1), 0, 0),
-    ((2, 4, 8, 8), 3, 2, -1, 0),
-    ((1, 3, 10, 7), 3, 2, (1, -1), 0),
-    ((2, 2, 6, 5), 3, 2, 0, (2, 3)),
-    ((3, 48, 5, 5), 3, 3, 0, 0),
-    ((1, 1, 4, 9), (4, 1), (1, 2), 0, 0),
+# (size, stride, start, outputs), each an int or an (h, w) pair: the shared windows with their
+# padding as a negative start, then pooling's own: overlapping 3/2, non-square, mixed starts,
+# explicit output counts (also past the natural count, so windows are clipped at the far side).
+WINDOWS = [(k, s, (-p[0], -p[1]), 0) for k, s, p in ODD_WINDOWS] + [
+    (3, 2, 0, 0), ((3, 2), (2, 1), 0, 0), (3, 2, -1, 0), ((2, 3), (3, 2), (1, -1), 0),
+    (3, 2, 0, (2, 3)), (3, 3, 0, 0), ((4, 1), (1, 2), 0, 0), (2, 2, -1, (4, 3)),
 ]
 
 
-def _pair(v):
-    return tuple(v) if isinstance(v, tuple) else (v, v)
-
-
-@pytest.mark.parametrize("mode", ["max", "avg"])
-@pytest.mark.parametrize("xs, size, stride, start, outputs", CASES)
-def test_pool_matches_reference(rng, mode, xs, size, stride, start, outputs):
-    x = f32(rng.standard_normal(xs))[0]
-    kw = dict(mode=mode, size=size, stride=stride, start=start, outputs=outputs)
-    y = ops.pool_forward(x, **kw)
-    sz, st, sa, so = _pair(size), _pair(stride), _pair(start), _pair(outputs)
+def _geometry(xs, size, stride, start, outputs):
+    sz, st, sa, so = pair(size), pair(stride), pair(start), pair(outputs)
     oh = ref.output_size(xs[2], sz[0], st[0], sa[0], so[0])
     ow = ref.output_size(xs[3], sz[1], st[1], sa[1], so[1])
-    assert y.shape == (xs[0], xs[1], oh, ow)
-    assert_close(y, ref.forward(x, mode, sz, st, sa, oh, ow), what="y")
-    dy = f32(rng.standard_normal(y.shape))[0]
-    assert_close(ops.pool_backward(x, y, dy, **kw), ref.backward(x, dy, mode, sz, st, sa),
-                 what="dx")
+    empty = (ref.has_empty_window(xs[2], oh, sz[0], st[0], sa[0])
+             or ref.has_empty_window(xs[3], ow, sz[1], st[1], sa[1]))
+    return sz, st, sa, oh, ow, empty
+
+
+CASES, EMPTY_CASES = [], []
+for _xs, _win in itertools.product(ODD_SHAPES, WINDOWS):
+    (EMPTY_CASES if _geometry(_xs, *_win)[-1] else CASES).append((_xs, _win))
+
+
+def _id(case):
+    xs, (size, stride, start, outputs) = case
+    return f"x{'x'.join(map(str, xs))}-size{size}-stride{stride}-start{start}-out{outputs}"
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
-@pytest.mark.parametrize("xs, size, stride, start, outputs", CASES)
-def test_pool_gradcheck(rng, mode, xs, size, stride, start, outputs):
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_pool_three_oracles(rng, mode, case):
+    xs, (size, stride, start, outputs) = case
+    sz, st, sa, oh, ow, _ = _geometry(xs, size, stride, start, outputs)
     kw = dict(mode=mode, size=size, stride=stride, start=start, outputs=outputs)
-    gradcheck(lambda x: ops.pool_forward(x, **kw),
-              lambda x, dy: (ops.pool_backward(x, ops.pool_forward(x, **kw), dy, **kw),),
-              [rng.standard_normal(xs)], wrt=[0], rng=rng)
+
+    def kink(inputs, which, i, step):
+        return mode == "max" and ref.near_tie(inputs[0], i, step, sz, st, sa, oh, ow)
+
+    y, _ = check_op(lambda x: ops.pool_forward(x, **kw),
+                    lambda x, dy: (ops.pool_backward(x, ops.pool_forward(x, **kw), dy, **kw),),
+                    lambda x: ref.forward(x, mode, sz, st, sa, oh, ow),
+                    lambda x, dy: (ref.backward(x, dy, mode, sz, st, sa),),
+                    [rng.standard_normal(xs)], rng=rng, names=("dx",), kink=kink)
+    assert y.shape == (xs[0], xs[1], oh, ow)
 
 
-def test_alexnet_output_sizes():
+@pytest.mark.parametrize("case", EMPTY_CASES, ids=_id)
+def test_window_with_no_pixel_in_the_image_is_an_error(case):
+    xs, (size, stride, start, outputs) = case
+    x = np.zeros(xs, np.float32)
+    for fn in (lambda: ops.pool_forward(x, mode="max", size=size, stride=stride, start=start,
+                                        outputs=outputs),
+               lambda: ops.pool_backward(x, x, x, mode="avg", size=size, stride=stride,
+                                         start=start, outputs=outputs)):
+        with pytest.raises(ValueError, match="pool_"):
+            fn()
+
+
+def test_window_outside_the_image_is_an_error():
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="pool_forward"):
+        ops.pool_forward(x, mode="max", size=2, stride=1, start=-2)  # first window at [-2, 0)
+    with pytest.raises(ValueError, match="pool_forward"):
+        ops.pool_forward(x, mode="max", size=2, stride=2, outputs=3)  # third window at [4, 6)
+    assert ops.pool_forward(x, mode="max", size=2, stride=2, start=-1, outputs=3).shape == (
+        1, 1, 3, 3)
+
+
+def test_output_sizes():
+    # AlexNet's overlapping pooling, size 3 stride 2, and cuda-convnet's CIFAR sizes.
     for size, want in [(55, 27), (27, 13), (13, 6), (32, 16), (16, 8), (24, 12)]:
         assert ops.pool_output_size(size, 3, 2) == want
+    assert ops.pool_output_size(10, 3, 2, outputs=7) == 7
+    assert ops.pool_output_size(1, 5, 1) == 1  # never below 1
+    for size, window, stride, start in itertools.product((1, 4, 7, 13), (1, 2, 3), (1, 2, 3),
+                                                         (-1, 0, 1)):
+        assert ops.pool_output_size(size, window, stride, start) == ref.output_size(
+            size, window, stride, start), (size, window, stride, start)
 
 
-def test_avg_divides_by_in_image_count():
+@pytest.mark.parametrize("size_in, size_out", [(55, 27), (27, 13), (13, 6)])
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_alexnet_overlapping_pooling(rng, mode, size_in, size_out):
+    x = f32(rng.standard_normal((1, 2, size_in, size_in)))[0]
+    y = ops.pool_forward(x, mode=mode, size=3, stride=2)
+    assert y.shape == (1, 2, size_out, size_out)
+    assert_close(y, ref.forward(x, mode, (3, 3), (2, 2), (0, 0), size_out, size_out), what="y")
+    dy = f32(rng.standard_normal(y.shape))[0]
+    assert_close(ops.pool_backward(x, y, dy, mode=mode, size=3, stride=2),
+                 ref.backward(x, dy, mode, (3, 3), (2, 2), (0, 0)), what="dx")
+
+
+def test_avg_divides_by_the_in_image_count():
     x = np.ones((1, 1, 4, 4), np.float32)
     x[0, 0, 0, 0] = 4.0
     y = ops.pool_forward(x, mode="avg", size=3, stride=2, start=-1)
-    # The first window is clipped to the 2x2 corner: (4 + 1 + 1 + 1) / 4.
-    assert y[0, 0, 0, 0] == pytest.approx(7 / 4)
+    # Windows start at -1 and 1: the first clipped to rows/columns 0..1 (4 pixels), the second
+    # to 1..3 (9 pixels).
+    assert y.shape == (1, 1, 2, 2)
+    assert_close(y[0, 0, 0, 0], 7 / 4, HAND_REL_TOL)
+    assert_close(y[0, 0, 0, 1], 1.0, HAND_REL_TOL)
+    assert_close(y[0, 0, 1, 1], 1.0, HAND_REL_TOL)
+    dx = ops.pool_backward(x, y, np.ones_like(y), mode="avg", size=3, stride=2, start=-1)
+    # Pixel (0, 0) is only in the first window: 1/4. Pixel (1, 1) is in all four: 1/4 + 2/6 + 1/9.
+    assert_close(dx[0, 0, 0, 0], 1 / 4, HAND_REL_TOL)
+    assert_close(dx[0, 0, 1, 1], 1 / 4 + 2 / 6 + 1 / 9, HAND_REL_TOL)
+
+
+def test_negative_start_and_explicit_outputs():
+    x = np.arange(12, dtype=np.float32).reshape(1, 1, 1, 12)
+    # Windows of 4 at stride 3 from -2: [-2, 2), [1, 5), [4, 8), [7, 11), [10, 14) -> clipped.
+    y = ops.pool_forward(x, mode="max", size=(1, 4), stride=(1, 3), start=(0, -2))
+    np.testing.assert_array_equal(y[0, 0, 0], [1, 4, 7, 10, 11])
+    y = ops.pool_forward(x, mode="avg", size=(1, 4), stride=(1, 3), start=(0, -2), outputs=(1, 2))
+    np.testing.assert_allclose(y[0, 0, 0], [0.5, 2.5])
 
 
 def test_max_ties_all_receive_the_gradient():
     x = np.zeros((1, 1, 3, 3), np.float32)
-    x[0, 0, 0, 1] = x[0, 0, 2, 2] = 5.0  # a tie for the maximum of the single 3x3 window
+    x[0, 0, 0, 1] = x[0, 0, 2, 2] = 5.0  # an exact tie for the max of the single 3x3 window
     y = ops.pool_forward(x, mode="max", size=3, stride=2)
     assert y.shape == (1, 1, 1, 1) and y[0, 0, 0, 0] == 5.0
     dx = ops.pool_backward(x, y, np.full_like(y, 2.0), mode="max", size=3, stride=2)
     expected = np.zeros_like(x)
     expected[0, 0, 0, 1] = expected[0, 0, 2, 2] = 2.0
     np.testing.assert_array_equal(dx, expected)
-    np.testing.assert_array_equal(dx, ref.backward(x, np.full_like(y, 2.0), "max", (3, 3),
-                                                   (2, 2), (0, 0)))
+    np.testing.assert_array_equal(ref.backward(x, np.full_like(y, 2.0), "max", (3, 3), (2, 2),
+                                               (0, 0)), expected)
 
 
-def test_window_outside_the_image_is_an_error():
-    x = np.zeros((1, 1, 4, 4), np.float32)
-    with pytest.raises(ValueError, match="pool_forward.*outside"):
-        ops.pool_forward(x, mode="max", size=2, stride=1, start=-2)
-    with pytest.raises(ValueError, match="pool_forward.*outside"):
-        ops.pool_forward(x, mode="max", size=2, stride=2, outputs=4)
+def test_max_ties_in_overlapping_windows():
+    # Two windows of 3 at stride 2 over 5 columns share column 2; a tie inside each window.
+    x = np.array([[[[1.0, 3.0, 3.0, 0.0, 3.0]]]], np.float32)
+    y = ops.pool_forward(x, mode="max", size=(1, 3), stride=(1, 2))
+    np.testing.assert_array_equal(y, [[[[3.0, 3.0]]]])
+    dx = ops.pool_backward(x, y, np.array([[[[1.0, 10.0]]]], np.float32), mode="max",
+                           size=(1, 3), stride=(1, 2))
+    np.testing.assert_array_equal(dx, [[[[0.0, 1.0, 11.0, 0.0, 10.0]]]])
+
+
+def test_near_tie_kink_predicate():
+    x = np.array([[[[1.0, 2.0, 2.0 + 1e-7, 0.0]]]])
+    args = ((1, 2), (1, 2), (0, 0), 1, 2)
+    assert ref.near_tie(x, 1, 1e-6, *args) is False  # windows [0, 2) and [2, 4)
+    assert ref.near_tie(x, 2, 1e-6, *args) is False
+    args = ((1, 3), (1, 1), (0, 0), 1, 2)  # windows [0, 3) and [1, 4): 1 and 2 compete
+    assert ref.near_tie(x, 1, 1e-6, *args) and ref.near_tie(x, 2, 1e-6, *args)
+    assert not ref.near_tie(x, 0, 1e-6, *args)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_reference_backward_matches_its_forward(rng, mode):
+    sz, st, sa = (3, 2), (2, 1), (-1, 0)
+    oh, ow = ref.output_size(7, 3, 2, -1), ref.output_size(5, 2, 1, 0)
+    gradcheck(lambda x: ref.forward(x, mode, sz, st, sa, oh, ow),
+              lambda x, dy: (ref.backward(x, dy, mode, sz, st, sa),),
+              [rng.standard_normal((2, 3, 7, 5))], wrt=[0], rng=rng)
+
+
+@pytest.mark.gpu
+def test_pool_gpu_matches_cpu(rng):
+    x = f32(rng.standard_normal((2, 5, 13, 13)))[0]
+    check_gpu_vs_cpu("pool_forward", lambda x: ops.pool_forward(x, mode="max", size=3, stride=2),
+                     None, [x])

@@ -1,36 +1,57 @@
-"""The paper's SGD update, in place, against the reference."""
+"""The paper's SGD update with momentum and weight decay, in place: against the float64 reference
+over several steps, on the shared odd shapes, with a hand-computed step and the in-place
+contract."""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import assert_close, f32
+from helpers import FP64_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu, f32
 from reference import sgd as ref
 
+HYPER = [dict(eps=0.01, mom=0.9, wc=0.0005), dict(eps=0.1, mom=0.0, wc=0.0),
+         dict(eps=0.001, mom=0.5, wc=0.01)]
 
-@pytest.mark.parametrize("shape", [(1,), (96, 3, 11, 11), (7, 13)])
-def test_sgd_matches_reference_over_several_steps(rng, shape):
+
+@pytest.mark.parametrize("hyper", HYPER, ids=lambda h: ",".join(f"{k}={v}" for k, v in h.items()))
+@pytest.mark.parametrize("shape", [(1,), (7, 13), (96, 3, 11, 11)] + ODD_SHAPES,
+                         ids=lambda s: "x".join(map(str, s)))
+def test_sgd_matches_reference_over_several_steps(rng, shape, hyper):
     w, v = f32(rng.standard_normal(shape), rng.standard_normal(shape) * 0.1)
     w_ref, v_ref = w.astype(np.float64), v.astype(np.float64)
-    hyper = dict(eps=0.01, mom=0.9, wc=0.0005)
-    for _ in range(4):
+    w_buf, v_buf = w, v
+    for step in range(5):
         grad = f32(rng.standard_normal(shape))[0]
-        w_id, v_id = id(w), id(v)
         assert ops.sgd_update(w, grad, v, **hyper) is None
-        assert id(w) == w_id and id(v) == v_id
         w_ref, v_ref = ref.update(w_ref, grad, v_ref, **hyper)
-    assert_close(w, w_ref, what="w")
-    assert_close(v, v_ref, what="v")
+        # In place: the same buffers hold the new values after every step.
+        assert w is w_buf and v is v_buf
+        assert_close(w, w_ref, what=f"w after step {step + 1}")
+        assert_close(v, v_ref, what=f"v after step {step + 1}")
 
 
 def test_sgd_is_the_papers_rule():
     w = np.array([1.0, -2.0], np.float32)
     v = np.array([0.5, 0.0], np.float32)
     g = np.array([10.0, 1.0], np.float32)
+    grad_before = g.copy()
     ops.sgd_update(w, g, v, eps=0.1, mom=0.9, wc=0.5)
-    # v = 0.9 v - 0.5*0.1 w - 0.1 g
-    np.testing.assert_allclose(v, [0.45 - 0.05 - 1.0, 0.0 + 0.1 - 0.1], rtol=1e-6)
-    np.testing.assert_allclose(w, [1.0 - 0.6, -2.0], rtol=1e-6)
+    # v = 0.9 v - 0.5 * 0.1 w - 0.1 g;  w = w + v (the new v)
+    assert_close(v, [0.45 - 0.05 - 1.0, 0.0 + 0.1 - 0.1], HAND_REL_TOL)
+    assert_close(w, [1.0 - 0.6, -2.0], HAND_REL_TOL)
+    np.testing.assert_array_equal(g, grad_before)  # grad is read only
+    # A second step uses the stored momentum.
+    ops.sgd_update(w, np.zeros(2, np.float32), v, eps=0.1, mom=0.9, wc=0.0)
+    assert_close(v, [-0.54, 0.0], HAND_REL_TOL)
+    assert_close(w, [-0.14, -2.0], HAND_REL_TOL)
+
+
+def test_sgd_float64_in_place(rng):
+    w, g, v = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal(5)
+    w_ref, v_ref = ref.update(w, g, v, eps=0.2, mom=0.7, wc=0.1)
+    ops.sgd_update(w, g, v, eps=0.2, mom=0.7, wc=0.1)
+    assert_close(w, w_ref, FP64_REL_TOL)
+    assert_close(v, v_ref, FP64_REL_TOL)
 
 
 def test_sgd_needs_writeable_separate_buffers():
@@ -39,5 +60,21 @@ def test_sgd_needs_writeable_separate_buffers():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="sgd_update: v .*writeable"):
         ops.sgd_update(w, np.zeros(4, np.float32), ro, eps=0.1, mom=0.9, wc=0.0)
+    with pytest.raises(ValueError, match="sgd_update: w .*writeable"):
+        ops.sgd_update(ro, np.zeros(4, np.float32), w, eps=0.1, mom=0.9, wc=0.0)
     with pytest.raises(ValueError, match="sgd_update: w and v"):
         ops.sgd_update(w, np.zeros(4, np.float32), w, eps=0.1, mom=0.9, wc=0.0)
+
+
+def test_reference_update():
+    w, v = ref.update(np.array([2.0]), np.array([1.0]), np.array([3.0]), eps=0.5, mom=0.1, wc=0.2)
+    # v = 0.1*3 - 0.2*0.5*2 - 0.5*1 = -0.4;  w = 2 - 0.4
+    np.testing.assert_allclose(v, [-0.4])
+    np.testing.assert_allclose(w, [1.6])
+
+
+@pytest.mark.gpu
+def test_sgd_gpu_matches_cpu(rng):
+    w, g, v = f32(rng.standard_normal(100), rng.standard_normal(100), rng.standard_normal(100))
+    check_gpu_vs_cpu("sgd_update", lambda w, g, v: ref.update(w, g, v, 0.01, 0.9, 0.0005), None,
+                     [w, g, v])

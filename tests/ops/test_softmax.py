@@ -1,64 +1,132 @@
-"""Softmax, its backward pass and the log-loss with top-k errors."""
+"""Softmax, its backward pass, and the log-loss with top-1 / top-k error counts: the float64
+reference and finite differences, the ties rule, and labels of every integer dtype and float."""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import assert_close, f32, gradcheck
+from helpers import (FP32_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu,
+                     check_op, f32, gradcheck)
 from reference import softmax as ref
 
-SHAPES = [(1, 2), (5, 10), (7, 1000), (3, 1)]
+# (N, K): a single sample, a single class, ImageNet's 1000 classes, and (N, C) of the odd shapes.
+SHAPES = [(1, 2), (3, 1), (7, 1000)] + [s[:2] for s in ODD_SHAPES]
+LABEL_DTYPES = [np.int64, np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32,
+                np.float32, np.float64]
+# The summed loss is a float32 reduction over at most a few dozen samples: as for FP32_REL_TOL.
+LOSS_REL_TOL = 1e-5
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_softmax_matches_reference(rng, shape):
-    x = f32(rng.standard_normal(shape) * 5)[0]
-    y = ops.softmax_forward(x)
-    assert_close(y, ref.forward(x), what="probs")
-    dy = f32(rng.standard_normal(shape))[0]
-    assert_close(ops.softmax_backward(y, dy), ref.backward(y.astype(np.float64), dy), what="dx")
+def _our_probs(x):
+    # softmax_backward takes y, not x: the reference backward gets the very y ours got (checked
+    # against the reference forward in the same call), so the comparison measures the op, not
+    # the float32 rounding of y amplified by the formula.
+    return ops.softmax_forward(np.asarray(x, np.float32)).astype(np.float64)
 
 
-def test_softmax_gradcheck(rng):
-    gradcheck(lambda x: ops.softmax_forward(x),
-              lambda x, dy: (ops.softmax_backward(ops.softmax_forward(x), dy),),
-              [rng.standard_normal((4, 7))], wrt=[0], rng=rng)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_softmax_three_oracles(rng, shape):
+    # Logits of scale 2, rows far from one-hot: on a nearly one-hot row dy_i - sum(dy * y) cancels
+    # to a few digits for the dominant class, and correctly rounded float32 alone is then ~1e-4
+    # off relative to max|dx|. test_softmax_subtracts_the_max covers the extreme rows.
+    probs, _ = check_op(lambda x: ops.softmax_forward(x),
+                        lambda x, dy: (ops.softmax_backward(ops.softmax_forward(x), dy),),
+                        lambda x: ref.forward(x),
+                        lambda x, dy: (ref.backward(_our_probs(x), dy),),
+                        [rng.standard_normal(shape) * 2], rng=rng, names=("dx",),
+                        grad_inputs=[rng.standard_normal((shape[0], min(shape[1], 12))) * 3])
+    assert_close(probs.sum(axis=1), np.ones(shape[0]), FP32_REL_TOL, what="row sums")
 
 
-@pytest.mark.parametrize("shape, topk", [((1, 2), 1), ((9, 10), 5), ((6, 1000), 5), ((4, 3), 2)])
+def test_softmax_subtracts_the_max():
+    x = np.array([[1000.0, 1000.0, 0.0], [-1000.0, -1000.0, -1000.0]], np.float32)
+    assert_close(ops.softmax_forward(x), [[0.5, 0.5, 0.0], [1 / 3, 1 / 3, 1 / 3]], HAND_REL_TOL)
+
+
+@pytest.mark.parametrize("shape, topk", [((1, 2), 1), ((9, 10), 5), ((6, 1000), 5), ((4, 3), 2),
+                                         ((5, 4), 4), ((3, 5), 9)] +
+                         [(s[:2], 2) for s in ODD_SHAPES])
 def test_logloss_matches_reference(rng, shape, topk):
     x = f32(rng.standard_normal(shape) * 3)[0]
     labels = rng.integers(0, shape[1], size=shape[0])
     out = ops.softmax_logloss(x, labels, topk=topk)
-    probs, loss, dx, top1, topk_err = ref.logloss(x, labels, topk)
+    probs, loss, dx, top1, topk_errors = ref.logloss(x, labels, topk)
     assert_close(out.probs, probs, what="probs")
-    assert out.loss == pytest.approx(loss, rel=1e-5)
+    assert isinstance(out.loss, float)
+    assert_close(out.loss, loss, LOSS_REL_TOL, what="loss")
     assert_close(out.dx, dx, what="dx")
-    assert (out.top1_errors, out.topk_errors) == (top1, topk_err)
+    assert (out.top1_errors, out.topk_errors) == (top1, topk_errors)
+    assert out.dx.dtype == np.float32 and out.probs.dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_logloss_accepts_every_integer_dtype_and_float_labels(rng, dtype):
+    x = f32(rng.standard_normal((6, 7)) * 2)[0]
+    labels = np.array([0, 6, 3, 3, 1, 5])
+    want = ops.softmax_logloss(x, labels, topk=3)
+    got = ops.softmax_logloss(x, labels.astype(dtype), topk=3)
+    assert got.loss == want.loss
+    np.testing.assert_array_equal(got.dx, want.dx)
+    assert (got.top1_errors, got.topk_errors) == (want.top1_errors, want.topk_errors)
+    _, loss, dx, top1, topk = ref.logloss(x, labels.astype(dtype), 3)
+    assert_close(got.loss, loss, LOSS_REL_TOL, what="loss")
+    assert (got.top1_errors, got.topk_errors) == (top1, topk)
 
 
 def test_logloss_gradcheck(rng):
-    labels = np.array([2, 0, 4])
+    # dx is the gradient of the summed loss; finite differences of our float64 loss.
+    labels = np.array([2, 0, 4, 4])
     gradcheck(lambda x: np.array([ops.softmax_logloss(x, labels).loss]),
               lambda x, dy: (ops.softmax_logloss(x, labels).dx * dy[0],),
-              [rng.standard_normal((3, 5))], wrt=[0], rng=rng)
+              [rng.standard_normal((4, 5)) * 2], wrt=[0], rng=rng)
 
 
-def test_topk_counts_and_ties():
-    x = np.log(np.array([[0.5, 0.3, 0.2],     # label 0: correct at 1
-                         [0.5, 0.3, 0.2],     # label 2: two classes above -> top-2 error
-                         [0.4, 0.4, 0.2],     # label 1: tie with class 0, none strictly above
-                         [0.1, 0.6, 0.3]]), dtype=np.float32)
-    labels = np.array([0, 2, 1, 2], dtype=np.float32)  # float labels, as cuda-convnet stores them
+def test_topk_counts_and_the_ties_rule():
+    # A sample is correct at k when fewer than k classes are strictly more probable than its label.
+    p = np.array([[0.5, 0.3, 0.2, 0.0],    # label 0: the max -> correct at 1 and 2
+                  [0.5, 0.3, 0.2, 0.0],    # label 2: two classes above -> wrong at 1 and 2
+                  [0.4, 0.4, 0.2, 0.0],    # label 1: tied for the max, none above -> correct
+                  [0.1, 0.6, 0.3, 0.0],    # label 2: one above -> wrong at 1, correct at 2
+                  [0.3, 0.3, 0.3, 0.1],    # label 2: three-way tie for the max -> correct
+                  [0.4, 0.2, 0.2, 0.2]])   # label 3: tied with two, one above -> correct at 2
+    p[:, 3] = np.where(p[:, 3] == 0, 1e-6, p[:, 3])
+    x = np.log(p).astype(np.float32)
+    x[:, :] -= 0  # same logits for tied classes, so float32 keeps the ties exact
+    assert x[2, 0] == x[2, 1] and x[4, 0] == x[4, 2] and x[5, 1] == x[5, 3]
+    labels = np.array([0, 2, 1, 2, 2, 3], dtype=np.float32)  # float, as cuda-convnet stores them
     out = ops.softmax_logloss(x, labels, topk=2)
-    assert out.top1_errors == 2  # samples 1 and 3
+    assert out.top1_errors == 3  # samples 1, 3 and 5
     assert out.topk_errors == 1  # sample 1
     _, _, _, top1, topk = ref.logloss(x, labels, 2)
-    assert (top1, topk) == (2, 1)
+    assert (top1, topk) == (3, 1)
+    assert ops.softmax_logloss(x, labels, topk=3).topk_errors == 0
+
+
+def test_all_equal_logits_are_never_an_error():
+    x = np.zeros((3, 10), np.float32)
+    out = ops.softmax_logloss(x, np.array([0, 5, 9]), topk=1)
+    assert (out.top1_errors, out.topk_errors) == (0, 0)
+    assert_close(out.loss, 3 * np.log(10), HAND_REL_TOL, what="loss")
 
 
 def test_logloss_stays_finite_when_a_probability_underflows():
     x = np.array([[0.0, 200.0]], np.float32)
     out = ops.softmax_logloss(x, [0], topk=1)
-    assert out.loss == pytest.approx(200.0, rel=1e-6)
+    assert_close(out.loss, 200.0, HAND_REL_TOL, what="loss")
     assert np.isfinite(out.dx).all()
+    assert_close(out.dx, [[-1.0, 1.0]], HAND_REL_TOL, what="dx")
+
+
+def test_reference_backward_matches_its_forward(rng):
+    gradcheck(lambda x: ref.forward(x), lambda x, dy: (ref.backward(ref.forward(x), dy),),
+              [rng.standard_normal((3, 6))], wrt=[0], rng=rng)
+    labels = np.array([1, 5, 0])
+    gradcheck(lambda x: np.array([ref.logloss(x, labels, 5)[1]]),
+              lambda x, dy: (ref.logloss(x, labels, 5)[2] * dy[0],),
+              [rng.standard_normal((3, 6))], wrt=[0], rng=rng)
+
+
+@pytest.mark.gpu
+def test_softmax_gpu_matches_cpu(rng):
+    x = f32(rng.standard_normal((8, 1000)))[0]
+    check_gpu_vs_cpu("softmax_forward", ops.softmax_forward, None, [x])

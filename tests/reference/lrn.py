@@ -1,5 +1,6 @@
-"""Cross-map response normalisation: the paper's formula and cuda-convnet's cmrnorm, with the
-backward pass derived by hand:
+"""Cross-map response normalisation (docs/ops-api.md): the paper's formula and cuda-convnet's
+cmrnorm (centred or blocked windows), by explicit loops over maps and windows, with the backward
+pass derived by hand (W(i) the window of map i):
   y_i = x_i d_i^-b,  d_i = k + a sum_{j in W(i)} x_j^2
   dL/dx_j = dy_j d_j^-b - 2 a b x_j sum_{i : j in W(i)} dy_i x_i d_i^(-b-1)
 """
@@ -45,17 +46,17 @@ def backward(x, dy, windows, alpha, beta, k):
     return dx
 
 
-def paper_forward(x, size, alpha, beta, k):
+def paper_forward(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
     return forward(x, _windows(x.shape[1], "paper", size), alpha, beta, k)
 
 
-def paper_backward(x, dy, size, alpha, beta, k):
+def paper_backward(x, dy, size=5, alpha=1e-4, beta=0.75, k=2.0):
     return backward(x, dy, _windows(x.shape[1], "paper", size), alpha, beta, k)
 
 
-def cmrnorm_forward(x, size, scale, pow, min_div, blocked=False):
+def cmrnorm_forward(x, size, scale, pow, min_div=1.0, blocked=False):
     return forward(x, _windows(x.shape[1], "cmr", size, blocked), scale / size, pow, min_div)
 
 
-def cmrnorm_backward(x, dy, size, scale, pow, min_div, blocked=False):
+def cmrnorm_backward(x, dy, size, scale, pow, min_div=1.0, blocked=False):
     return backward(x, dy, _windows(x.shape[1], "cmr", size, blocked), scale / size, pow, min_div)

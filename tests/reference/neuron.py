@@ -1,4 +1,5 @@
-"""cuda-convnet's neurons (CUDA_CONVNET.md section 2.4) and their derivatives, from the formulas."""
+"""cuda-convnet's neurons (docs/ops-api.md, CUDA_CONVNET.md section 2.4) and their derivatives,
+from the formulas, with the points where a derivative jumps (for the gradient check's kink skip)."""
 
 import numpy as np
 
@@ -69,6 +70,12 @@ def derivative(x, spec):
     if name == "drelu":
         return np.tanh(x / p[0]) ** 2
     raise ValueError(spec)
+
+
+def kinks(spec):
+    """The x values at which the derivative is discontinuous."""
+    name, p = _params(spec)
+    return {"relu": [0.0], "abs": [0.0], "brelu": [0.0, p[0] if p else 0.0]}.get(name, [])
 
 
 def backward(x, dy, spec):

@@ -1,4 +1,5 @@
-"""The paper's update: v <- mom v - wc eps w - eps grad; w <- w + v."""
+"""The paper's update (docs/ops-api.md), out of place in float64:
+  v <- mom v - wc eps w - eps grad;  w <- w + v (with the new v)."""
 
 import numpy as np
 

@@ -1,4 +1,9 @@
-"""Softmax, its backward pass, and the multinomial log-loss with top-k error counts."""
+"""Softmax, its backward pass, and the multinomial log-loss with top-k error counts
+(docs/ops-api.md), in float64:
+  probs[n] = exp(x[n] - max x[n]) / sum(...);  backward by the row Jacobian diag(y) - y y^T;
+  loss = -sum_n log probs[n, label[n]];  d loss / dx = probs - onehot(labels);
+  a sample is wrong at k when k or more classes are strictly more probable than its label.
+"""
 
 import numpy as np
 
