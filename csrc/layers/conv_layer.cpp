@@ -18,11 +18,7 @@ public:
         expect_inputs(in, 1);
         CONVNET_ARG_CHECK(config_.list("channels").size() == 1, "layer '", name(), "': a ",
                           config_.type, " layer with several inputs is not supported yet");
-        channels_ = config_.integer("channels");
-        if (in[0].size() != 3 || in[0][0] != channels_)
-            shape_error("input must be channels x height x width with channels=" +
-                            std::to_string(channels_),
-                        {channels_, -1, -1}, in[0]);
+        channels_ = expect_image(in[0]);
         groups_ = config_.integer("groups", 1);
         filters_ = config_.integer("filters") * groups_;
         size_ = config_.integer("filterSize");

@@ -53,6 +53,15 @@ void Layer::expect_inputs(const std::vector<Shape>& inputs, std::size_t count) c
                       "): takes ", count, " input(s), got ", inputs.size());
 }
 
+std::int64_t Layer::expect_image(const Shape& input) const {
+    const std::int64_t channels = config_.integer("channels");
+    if (input.size() != 3 || input[0] != channels)
+        shape_error("input must be channels x height x width with channels=" +
+                        std::to_string(channels),
+                    {channels, -1, -1}, input);
+    return channels;
+}
+
 Param& Layer::add_param(const std::string& name, const Shape& shape, DType dtype) {
     Param p;
     p.name = name;

@@ -85,6 +85,8 @@ protected:
     [[noreturn]] void shape_error(const std::string& what, const Shape& expected,
                                   const Shape& found) const;
     void expect_inputs(const std::vector<Shape>& inputs, std::size_t count) const;
+    // Reads the `channels` key and checks that `input` is channels x height x width.
+    std::int64_t expect_image(const Shape& input) const;
     Param& add_param(const std::string& name, const Shape& shape, DType dtype);
 
     LayerConfig config_;

@@ -14,11 +14,7 @@ public:
 
     Shape setup(const std::vector<Shape>& in, DType) override {
         expect_inputs(in, 1);
-        const std::int64_t channels = config_.integer("channels");
-        if (in[0].size() != 3 || in[0][0] != channels)
-            shape_error("input must be channels x height x width with channels=" +
-                            std::to_string(channels),
-                        {channels, -1, -1}, in[0]);
+        expect_image(in[0]);
         const int size = config_.integer("size");
         lrn_.size = rnorm_.size = size;
         lrn_.pre = rnorm_.pre = size / 2;

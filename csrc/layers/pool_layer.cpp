@@ -11,11 +11,7 @@ public:
 
     Shape setup(const std::vector<Shape>& in, DType) override {
         expect_inputs(in, 1);
-        const std::int64_t channels = config_.integer("channels");
-        if (in[0].size() != 3 || in[0][0] != channels)
-            shape_error("input must be channels x height x width with channels=" +
-                            std::to_string(channels),
-                        {channels, -1, -1}, in[0]);
+        const std::int64_t channels = expect_image(in[0]);
         const std::string& mode = config_.string("pool");
         if (mode == "avg" && config_.number("sum", 0.0) != 0.0)
             throw ArgumentError(detail::concat("layer '", name(), "': sum=1 is not supported "
