@@ -1,10 +1,15 @@
 // type=conv and type=local: convolution with shared filters, and with one filter bank per output
 // position. Output size by cuda-convnet's rule (1 + ceil((2*padding + size - filterSize) /
 // stride)) unless modulesX overrides it; non-square images work, each axis on its own.
+// Several inputs, as upstream: each input has its own channels, filterSize, stride, padding,
+// groups and weights ("weights", "weights.1", ...); their outputs must agree in size and are
+// summed, with one set of biases. sharedBiases=0 gives conv one bias per filter and position.
 #include <cmath>
 
 #include "layers/layer.h"
+#include "ops/bias.h"
 #include "ops/conv.h"
+#include "ops/eltwise.h"
 #include "ops/local.h"
 
 namespace convnet {
@@ -15,75 +20,133 @@ public:
     ConvLayer(const LayerConfig& c, bool local) : Layer(c), local_(local) {}
 
     Shape setup(const std::vector<Shape>& in, DType dtype) override {
-        expect_inputs(in, 1);
-        CONVNET_ARG_CHECK(config_.list("channels").size() == 1, "layer '", name(), "': a ",
-                          config_.type, " layer with several inputs is not supported yet");
-        channels_ = expect_image(in[0]);
-        groups_ = config_.integer("groups", 1);
-        filters_ = config_.integer("filters") * groups_;
-        size_ = config_.integer("filterSize");
-        stride_ = config_.integer("stride", 1);
-        pad_ = config_.integer("padding", 0);
-        if (channels_ % groups_)
-            throw ShapeError(detail::concat("layer '", name(), "': groups=", groups_,
-                                            " must divide channels=", channels_));
+        CONVNET_ARG_CHECK(!in.empty(), "layer '", name(), "': needs an input");
+        unshared_bias_ = local_ || config_.number("sharedBiases", 1.0) == 0.0;
         const int modules = config_.integer("modulesX", 0);
-        const std::int64_t oh = modules > 0 ? modules : out_size(in[0][1]);
-        const std::int64_t ow = modules > 0 ? modules : out_size(in[0][2]);
-        if (!local_ && config_.number("sharedBiases", 1.0) == 0.0)
-            throw ArgumentError(detail::concat("layer '", name(),
-                                               "': sharedBiases=0 is not supported yet"));
-        if (local_) {
-            add_param("weights", {oh, ow, filters_, channels_ / groups_, size_, size_}, dtype);
-            add_param("biases", {filters_, oh, ow}, dtype);
-        } else {
-            add_param("weights", {filters_, channels_ / groups_, size_, size_}, dtype);
-            add_param("biases", {filters_}, dtype);
+        std::int64_t oh = 0, ow = 0, filters = 0;
+        inputs_.clear();
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            Input p;
+            p.channels = per_input("channels", i, -1);
+            if (in[i].size() != 3 || in[i][0] != p.channels)
+                shape_error("input " + std::to_string(i) + " must be channels x height x width "
+                                "with channels=" + std::to_string(p.channels),
+                            {p.channels, -1, -1}, in[i]);
+            p.groups = per_input("groups", i, 1);
+            p.size = per_input("filterSize", i, -1);
+            p.stride = per_input("stride", i, 1);
+            p.pad = per_input("padding", i, 0);
+            if (p.channels % p.groups)
+                throw ShapeError(detail::concat("layer '", name(), "': groups=", p.groups,
+                                                " must divide channels=", p.channels));
+            const std::int64_t f = std::int64_t(config_.integer("filters")) * p.groups;
+            const std::int64_t h = modules > 0 ? modules : out_size(p, in[i][1]);
+            const std::int64_t w = modules > 0 ? modules : out_size(p, in[i][2]);
+            if (i == 0) {
+                oh = h, ow = w, filters = f;
+            } else if (h != oh || w != ow || f != filters) {
+                shape_error("every input must give the same output (filters*groups x height x "
+                                "width) as input 0; input " + std::to_string(i),
+                            {filters, oh, ow}, {f, h, w});
+            }
+            inputs_.push_back(p);
         }
-        flops_ = double(filters_) * oh * ow * (channels_ / groups_) * size_ * size_;
+        filters_ = filters;
+        flops_ = 0.0;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            const Input& p = inputs_[i];
+            const std::string wname = i == 0 ? "weights" : "weights." + std::to_string(i);
+            if (local_)
+                add_param(wname, {oh, ow, filters_, p.channels / p.groups, p.size, p.size}, dtype);
+            else
+                add_param(wname, {filters_, p.channels / p.groups, p.size, p.size}, dtype);
+            flops_ += double(filters_) * oh * ow * (p.channels / p.groups) * p.size * p.size;
+        }
+        if (unshared_bias_)
+            add_param("biases", {filters_, oh, ow}, dtype);
+        else
+            add_param("biases", {filters_}, dtype);
         return {filters_, oh, ow};
     }
 
     void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
-        const ConvGeometry g = geometry(in[0], out);
-        if (local_)
-            local_forward(in[0], params_[0].value, params_[1].value, out, g);
-        else
-            conv_forward(in[0], params_[0].value, params_[1].value, out, g);
+        // Bias with input 0 where the op takes it (shared conv bias, local's per-position bias).
+        const bool op_bias = local_ || !unshared_bias_;
+        run_forward(0, in[0], op_bias ? bias().value : Tensor(), out);
+        for (std::size_t i = 1; i < in.size(); ++i) {
+            Tensor part = Tensor::empty(out.shape(), out.dtype(), out.device());
+            run_forward(i, in[i], Tensor(), part);
+            eltsum_forward({out, part}, {1.0, 1.0}, out);
+        }
+        if (!op_bias) bias_add_forward(out, bias().value);
     }
 
     void backward(const std::vector<Tensor>& in, const Tensor&, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
                   const StepContext&) override {
-        const ConvGeometry g = geometry(in[0], dout);
+        const bool op_bias = local_ || !unshared_bias_;
         auto run = local_ ? &local_backward : &conv_backward;
-        if (din[0].defined()) run(in[0], params_[0].value, dout, din[0], {}, {}, g, beta[0]);
-        run(in[0], params_[0].value, dout, {}, params_[0].grad, params_[1].grad, g, 0.f);
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            const ConvGeometry g = geometry(i, in[i], dout);
+            const Tensor& w = params_[i].value;
+            if (din[i].defined()) run(in[i], w, dout, din[i], {}, {}, g, beta[i]);
+            const Tensor db = i == 0 && op_bias ? bias().grad : Tensor();
+            run(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
+        }
+        if (!op_bias) bias_add_backward(dout, bias().grad, 0.f);
     }
 
     double flops_per_sample() const override { return flops_; }
 
 private:
-    std::int64_t out_size(std::int64_t size) const {
-        const std::int64_t span = 2 * pad_ + size - size_;
+    struct Input {
+        std::int64_t channels = 0, size = 0;
+        int groups = 1, stride = 1, pad = 0;
+    };
+
+    // The i-th entry of a per-input key; a single value applies to every input.
+    int per_input(const std::string& key, std::size_t i, int fallback) const {
+        if (!config_.has(key)) {
+            if (fallback < 0)
+                throw ArgumentError(detail::concat("layer '", name(), "': missing key '", key,
+                                                   "'"));
+            return fallback;
+        }
+        const auto& values = config_.list(key);
+        CONVNET_ARG_CHECK(!values.empty(), "layer '", name(), "': key '", key, "' is empty");
+        return static_cast<int>(values[i < values.size() ? i : 0]);
+    }
+
+    std::int64_t out_size(const Input& p, std::int64_t size) const {
+        const std::int64_t span = 2 * p.pad + size - p.size;
         if (span < 0)
-            throw ShapeError(detail::concat("layer '", name(), "': filterSize=", size_,
+            throw ShapeError(detail::concat("layer '", name(), "': filterSize=", p.size,
                                             " does not fit an input of ", size, " with padding ",
-                                            pad_));
-        return 1 + (span + stride_ - 1) / stride_;
+                                            p.pad));
+        return 1 + (span + p.stride - 1) / p.stride;
     }
 
-    ConvGeometry geometry(const Tensor& x, const Tensor& y) const {
+    void run_forward(std::size_t i, const Tensor& x, const Tensor& b, const Tensor& y) {
+        const ConvGeometry g = geometry(i, x, y);
+        if (local_)
+            local_forward(x, params_[i].value, b, y, g);
+        else
+            conv_forward(x, params_[i].value, b, y, g);
+    }
+
+    ConvGeometry geometry(std::size_t i, const Tensor& x, const Tensor& y) const {
+        const Input& p = inputs_[i];
         const char* op = local_ ? "local" : "conv";
-        return local_ ? local_geometry(x, params_[0].value, y, stride_, stride_, pad_, pad_,
-                                       groups_, op)
-                      : conv_geometry(x, params_[0].value, y, stride_, stride_, pad_, pad_,
-                                      groups_, op);
+        const Tensor& w = params_[i].value;
+        return local_ ? local_geometry(x, w, y, p.stride, p.stride, p.pad, p.pad, p.groups, op)
+                      : conv_geometry(x, w, y, p.stride, p.stride, p.pad, p.pad, p.groups, op);
     }
 
-    bool local_;
-    std::int64_t channels_ = 0, filters_ = 0, size_ = 0;
-    int groups_ = 1, stride_ = 1, pad_ = 0;
+    Param& bias() { return params_.back(); }
+
+    bool local_, unshared_bias_ = false;
+    std::vector<Input> inputs_;
+    std::int64_t filters_ = 0;
     double flops_ = 0.0;
 };
 }  // namespace
