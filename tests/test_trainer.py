@@ -145,3 +145,30 @@ def test_help_documents_every_option(capsys):
                    "--train-range", "--test-range", "--save-path", "--test-freq", "--epochs",
                    "--mini", "--gpu", "--test-only", "--check-grads", "--load-file"):
         assert option in out
+
+
+@pytest.mark.parametrize("schedule,want", [
+    # 6 batches per epoch, a test every 3: the rate of the last step before each test.
+    ("step", [1, 1, 0.5, 0.5, 0.25, 0.25]),
+    ("exp", [0.5 ** (2 / 6), 0.5 ** (5 / 6), 0.5 ** (8 / 6), 0.5 ** (11 / 6), 0.5 ** (14 / 6),
+             0.5 ** (17 / 6)]),
+])
+def test_fixed_learning_rate_schedules(tmp_path, tiny_cfg, schedule, want):
+    save = tmp_path / "c.npz"
+    assert main(tiny_cfg + SMALL + ["--epochs", "3", "--test-freq", "3", "--lr-schedule",
+                                    schedule, "--lr-gamma", "0.5", "--save-path", str(save)]) == 0
+    meta, _ = checkpoint.load(save)
+    got = [h["lr_scale"] for h in meta["trainer"]["history"]]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_resume_continues_the_exp_schedule_exactly(tmp_path, tiny_cfg):
+    full, part = tmp_path / "full.npz", tmp_path / "part.npz"
+    common = SMALL + ["--test-freq", "4", "--lr-schedule", "exp", "--lr-gamma", "0.3"]
+    assert main(tiny_cfg + common + ["--epochs", "2", "--save-path", str(full)]) == 0
+    assert main(tiny_cfg + common + ["--epochs", "1", "--save-path", str(part)]) == 0
+    assert main(["-f", str(part), "--params", tiny_cfg[3]] + common +
+                ["--epochs", "2", "--save-path", str(part)]) == 0
+    a, b = convnet.Net.load(full), convnet.Net.load(part)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)

@@ -38,8 +38,10 @@ class TrainOptions:
     test_batches: Optional[int] = None   # test batches per evaluation (None: the whole test set)
     save_path: Optional[str] = None
     lr_schedule: str = "config"    # "config": the params file's schedules; "paper": also /10 on
-    lr_patience: int = 3           #   a plateau of the test error, at most lr_max_drops times
-    lr_max_drops: int = 3
+    lr_patience: int = 3           #   a plateau of the test error, at most lr_max_drops times;
+    lr_max_drops: int = 3          #   "step": times lr_gamma every lr_step epochs; "exp": times
+    lr_step: float = 1.0           #   lr_gamma per epoch, continuously
+    lr_gamma: float = 0.1
     progress: bool = True
 
 
@@ -48,6 +50,12 @@ class Trainer:
                  log: Callable[[str], None] = print):
         self.net, self.data, self.opt = net, data, options
         self.state = state or TrainState()
+        if options.lr_schedule not in ("config", "paper", "step", "exp"):
+            raise ValueError(f"unknown learning-rate schedule {options.lr_schedule!r}: expected "
+                             "config, paper, step or exp")
+        if options.lr_schedule in ("step", "exp") and not (options.lr_gamma > 0 and
+                                                          options.lr_step > 0):
+            raise ValueError("the step and exp schedules need lr_gamma > 0 and lr_step > 0")
         self.log = log
         self._last_line = time.time()
         n = data.size("train")
@@ -64,6 +72,14 @@ class Trainer:
         total = self.opt.epochs * self.batches_per_epoch
         done = self.state.epoch * self.batches_per_epoch + self.state.batch
         return min(max(done / total, 0.0), 1.0)
+
+    def _fixed_lr_scale(self) -> float:
+        """The step and exponential schedules: a function of the epochs done (fractional), so a
+        resumed run continues them exactly."""
+        epochs = self.state.epoch + self.state.batch / self.batches_per_epoch
+        if self.opt.lr_schedule == "step":
+            return self.opt.lr_gamma ** math.floor(epochs / self.opt.lr_step + 1e-9)
+        return self.opt.lr_gamma ** epochs
 
     def _order(self, epoch: int) -> np.ndarray:
         rng = np.random.default_rng([self.net.seed, 1, epoch])
@@ -102,6 +118,8 @@ class Trainer:
             while st.batch < self.batches_per_epoch:
                 idx = order[st.batch * opt.batch_size:(st.batch + 1) * opt.batch_size]
                 x, y = self.data.batch("train", idx)
+                if opt.lr_schedule in ("step", "exp"):
+                    self.net.lr_scale = self._fixed_lr_scale()
                 self.net.set_progress(self._progress())
                 metrics = self.net.train_step(x, y)
                 st.batch += 1

@@ -52,12 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-only", action="store_true", help="evaluate -f's checkpoint and exit")
     g.add_argument("--save-path", metavar="FILE", help="checkpoint file, written atomically at "
                    "every test")
-    g.add_argument("--lr-schedule", choices=["config", "paper"], default="config",
-                   help="config: the params file's rates and schedules; paper: also divide all "
-                        "rates by 10 when the test error stops improving")
+    g.add_argument("--lr-schedule", choices=["config", "paper", "step", "exp"], default="config",
+                   help="config: the params file's rates and schedules; on top of them, paper: "
+                        "divide all rates by 10 when the test error stops improving; step: "
+                        "multiply them by --lr-gamma every --lr-step epochs; exp: multiply them "
+                        "by --lr-gamma per epoch, continuously")
     g.add_argument("--lr-patience", type=int, default=3, help="tests without improvement before "
                    "a division (paper schedule)")
     g.add_argument("--lr-max-drops", type=int, default=3, help="at most this many divisions")
+    g.add_argument("--lr-step", type=float, default=1.0, help="epochs between steps (step "
+                   "schedule)")
+    g.add_argument("--lr-gamma", type=float, default=0.1, help="factor per step (step) or per "
+                   "epoch (exp)")
     g.add_argument("--check-grads", action="store_true", help="compare the net's gradients with "
                    "finite differences (float64, one small batch) and exit")
     g = p.add_argument_group("machine")
@@ -161,6 +167,7 @@ def main(argv=None) -> int:
     options = TrainOptions(epochs=args.epochs, batch_size=args.mini, test_freq=args.test_freq,
                            save_path=args.save_path, lr_schedule=args.lr_schedule,
                            lr_patience=args.lr_patience, lr_max_drops=args.lr_max_drops,
+                           lr_step=args.lr_step, lr_gamma=args.lr_gamma,
                            progress=not args.no_progress)
     trainer = Trainer(net, data, options, state,
                       log=lambda line: print(line, flush=True))
