@@ -139,6 +139,16 @@ class Net:
         return cls(parse_config(layers, params, strict=strict), input_shape=input_shape,
                    dtype=dtype, seed=seed, source=source)
 
+    @classmethod
+    def from_cuda_convnet(cls, checkpoint_path, layers_path, params_path=None, input_shape=None,
+                          *, seed: int = 0, dtype: str = "float32") -> "Net":
+        """Builds the net of cuda-convnet config files and loads the weights and momenta of one of
+        cuda-convnet's own checkpoints (a file, or a run directory: its latest file), converting
+        its matrix layouts to ours (convnet.cuda_convnet_checkpoint)."""
+        from .cuda_convnet_checkpoint import import_checkpoint
+        return import_checkpoint(checkpoint_path, layers_path, params_path, input_shape,
+                                 dtype=dtype, seed=seed)
+
     # ---- saving ------------------------------------------------------------------------------
 
     def state_arrays(self) -> Dict[str, np.ndarray]:

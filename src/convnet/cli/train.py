@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import checkpoint
 from ..config import ConfigError, ConfigWarning
+from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
 from ..data import SyntheticDataset
 from ..net import Net
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
@@ -27,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layer-parameter file (re-read on resume, as upstream)")
     g.add_argument("-f", "--load-file", dest="load_file", metavar="CHECKPOINT",
                    help="resume from a checkpoint: its layer definitions are used, --params is "
-                        "re-read when given")
+                        "re-read when given; a cuda-convnet checkpoint (file or run directory) "
+                        "is imported, with --layers giving its layer definitions")
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation, batch order, "
                    "dropout and the synthetic data")
     g.add_argument("--strict", action="store_true", help="unknown config keys are errors")
@@ -149,7 +151,16 @@ def main(argv=None) -> int:
         warnings.simplefilter("always", ConfigWarning)
         warnings.showwarning = lambda m, *a, **k: print(f"warning: {m}", file=sys.stderr)
         try:
-            if args.load_file:
+            if args.load_file and is_cuda_convnet_checkpoint(args.load_file):
+                # cuda-convnet's own checkpoint: its weights, our config reading of its layers.
+                if not args.layers:
+                    fail(f"-f {args.load_file} is a cuda-convnet checkpoint: give the layer "
+                         "definitions it was trained with as --layers")
+                net = Net.from_cuda_convnet(args.load_file, args.layers, args.params,
+                                            seed=args.seed)
+                state = TrainState()
+                print(f"imported cuda-convnet checkpoint {args.load_file}")
+            elif args.load_file:
                 net = Net.load(args.load_file, args.params)
                 state = Trainer.load_state(args.load_file)
             else:
