@@ -245,3 +245,28 @@ def test_missing_input_shape_is_a_config_error():
     with pytest.raises(convnet.config.ConfigError, match=r"t.cfg:2: \[data\] .*input_shape"):
         convnet.Net(specs)
     assert convnet.Net(specs, input_shape=(3, 9, 8)).output_shape("conv1") == (4, 5, 5)
+
+
+def test_alexnet_two_gpu_form_places_its_columns():
+    """The paper's two-column form: the same parameter and neuron counts as the one-GPU form,
+    the columns on logical devices 0 and 1, activations crossing only where the paper's do."""
+    net = convnet.Net.from_cfg(LAYER_DEFS / "alexnet-2gpu.cfg",
+                               LAYER_DEFS / "alexnet-2gpu-params.cfg")
+    assert net.parameter_count == 60_965_224
+    assert "659,272" in net.summary() and "gpu1" in net.summary()
+    where = net.placement
+    assert where["conv1a"] == where["conv5a_neuron"] == where["fc8"] == (0,)
+    assert where["conv1b"] == where["pool5b"] == where["dropout7b"] == (1,)
+    assert sorted(net.cross_device_edges()) == sorted([
+        ("pool2b", "conv3a"), ("pool2a", "conv3b"), ("pool5b", "fc6a"), ("pool5a", "fc6b"),
+        ("dropout6b", "fc7a"), ("dropout6a", "fc7b"), ("dropout7b", "fc8")])
+    assert net.params["conv3a.weights.1"].shape == (192, 128, 3, 3)
+    rng = np.random.default_rng(0)
+    metrics = net.train_step(rng.standard_normal((2, 3, 224, 224)).astype(np.float32) * 50,
+                             np.array([3, 999]))
+    assert np.isfinite(metrics["logprob"]["loss"])
+
+
+def test_one_gpu_net_has_no_device_column():
+    assert "device" not in tiny().summary()
+    assert tiny().cross_device_edges() == []

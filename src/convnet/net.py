@@ -9,7 +9,7 @@ input of a multi-input layer, and "<layer>.biases".
 """
 
 from collections.abc import MutableMapping
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -116,6 +116,7 @@ class Net:
         self.seed = int(seed)
         self.step = 0
         index_of = {s.name: i for i, s in enumerate(self.specs)}
+        self._spec_index = index_of
         self._core = _core.Net([_layer_dict(s, index_of, input_shape) for s in self.specs],
                                dtype=str(self.dtype))
         self._param_index = {}
@@ -321,9 +322,42 @@ class Net:
         index = {s.name: i for i, s in enumerate(self.specs)}
         return tuple(self._core.output_shape(index[layer]))
 
+    @property
+    def placement(self) -> Dict[str, Tuple[int, ...]]:
+        """The logical device(s) of every layer, from the configs' gpu= keys as cuda-convnet
+        places them: a layer without gpu= runs where its first input runs; data layers feed
+        every device. On a machine without GPUs every logical device is the CPU."""
+        where: Dict[str, Tuple[int, ...]] = {}
+        for s in self.specs:
+            if s.gpu is not None:
+                where[s.name] = tuple(s.gpu)
+            elif s.type == "data" or not s.inputs:
+                where[s.name] = (0,)
+            else:
+                first = s.inputs[0]
+                if self.specs[self._spec_index[first]].type == "data" and len(s.inputs) > 1:
+                    first = s.inputs[1]   # a cost's label input says nothing about placement
+                where[s.name] = where[first]
+        return where
+
+    def cross_device_edges(self) -> List[Tuple[str, str]]:
+        """(producer, consumer) pairs whose activations move between logical devices (the paper's
+        peer-to-peer copies between the two GPUs' columns); data layers are not counted."""
+        where, edges = self.placement, []
+        for s in self.specs:
+            for name in s.inputs:
+                if (self.specs[self._spec_index[name]].type != "data" and
+                        where[name] != where[s.name]):
+                    edges.append((name, s.name))
+        return edges
+
     def summary(self) -> str:
-        """Per layer: type, output shape, parameters, neurons, forward multiply-adds per sample."""
-        rows = [("layer", "type", "output", "params", "neurons", "MFLOPs")]
+        """Per layer: type, output shape, parameters, neurons, forward multiply-adds per sample;
+        with gpu= in the config, also each layer's logical device."""
+        placed = any(s.gpu is not None for s in self.specs)
+        where = self.placement
+        rows = [("layer", "type", "output", "params", "neurons", "MFLOPs") +
+                (("device",) if placed else ())]
         total_params = total_neurons = total_flops = 0
         for i, s in enumerate(self.specs):
             shape = tuple(self._core.output_shape(i))
@@ -335,9 +369,10 @@ class Net:
             total_neurons += neurons
             total_flops += flops
             rows.append((s.name, s.type, "x".join(map(str, shape)), f"{params:,}",
-                         f"{neurons:,}" if neurons else "", f"{flops / 1e6:.1f}" if flops else ""))
+                         f"{neurons:,}" if neurons else "", f"{flops / 1e6:.1f}" if flops else "")
+                        + ((",".join(f"gpu{g}" for g in where[s.name]),) if placed else ()))
         rows.append(("total", "", "", f"{total_params:,}", f"{total_neurons:,}",
-                     f"{total_flops / 1e6:.1f}"))
+                     f"{total_flops / 1e6:.1f}") + (("",) if placed else ()))
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
