@@ -163,7 +163,18 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for OpenMP and OpenBLAS (default: all cores)")
+    p.add_argument("--data", nargs="?", const="", metavar="PATH",
+                   help="time the background data loader (decoding, crops, flips, colour noise) "
+                        "on the dataset at PATH instead of the ops; without PATH on a small "
+                        "synthetic JPEG folder")
+    p.add_argument("--data-provider", metavar="NAME",
+                   help="the provider type for --data PATH (default: detected from the files)")
+    p.add_argument("--data-workers", default="1,2", metavar="LIST",
+                   help="loader worker counts for --data, comma-separated (default: 1,2)")
     args = p.parse_args(argv)
+    if args.data is not None:
+        from . import data
+        return data.main(args, sys.argv[1:] if argv is None else list(argv))
 
     if args.device == "cuda":
         sys.exit("convnet.bench: the CUDA backend of the op API is not available yet "
