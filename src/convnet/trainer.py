@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from . import checkpoint
+from .data.loader import Loader
 from .net import Net
 
 
@@ -43,6 +44,8 @@ class TrainOptions:
     lr_step: float = 1.0           #   lr_gamma per epoch, continuously
     lr_gamma: float = 0.1
     progress: bool = True
+    workers: int = 2               # background loader threads (0: load in the training thread)
+    multiview: bool = False        # test on the paper's ten views, averaging the softmax
 
 
 class Trainer:
@@ -58,6 +61,8 @@ class Trainer:
             raise ValueError("the step and exp schedules need lr_gamma > 0 and lr_step > 0")
         self.log = log
         self._last_line = time.time()
+        self._loader = None
+        self.data_wait = 0.0   # seconds the training loop waited for the loader
         n = data.size("train")
         self.batches_per_epoch = max(1, math.ceil(n / options.batch_size))
         if options.batch_size < 1:
@@ -87,22 +92,49 @@ class Trainer:
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self) -> dict:
+    def evaluate(self, multiview: Optional[bool] = None) -> dict:
+        """Each cost layer's mean loss and error rates over the test set (or its first
+        test_batches batches). multiview: the paper's ten views per image, softmax averaged."""
+        multiview = self.opt.multiview if multiview is None else multiview
         n = self.data.size("test")
         if self.opt.test_batches is not None:
             n = min(n, self.opt.test_batches * self.opt.batch_size)
+        if multiview:
+            return self._evaluate_views(n)
         totals, count = {}, 0
-        for start in range(0, n, self.opt.batch_size):
-            idx = np.arange(start, min(start + self.opt.batch_size, n))
-            x, y = self.data.batch("test", idx)
-            for layer, metrics in self.net.evaluate(x, y).items():
-                for k, v in metrics.items():
-                    totals[(layer, k)] = totals.get((layer, k), 0.0) + v * len(idx)
-            count += len(idx)
+        with Loader(self.data, "test", np.arange(n), self.opt.batch_size, key=None,
+                    workers=self.opt.workers) as loader:
+            for _, x, y in loader:
+                for layer, metrics in self.net.evaluate(x, y).items():
+                    for k, v in metrics.items():
+                        totals[(layer, k)] = totals.get((layer, k), 0.0) + v * len(y)
+                count += len(y)
         out = {}
         for (layer, k), v in totals.items():
             out.setdefault(layer, {})[k] = v / max(count, 1)
         return out
+
+    def _evaluate_views(self, n) -> dict:
+        if not hasattr(self.data, "views"):
+            raise ValueError("multiview testing needs a dataset with crops (a data layer smaller "
+                             "than the images, or --inner-size)")
+        cost = next((s for s in self.net.specs if s.type == "cost.logreg"), None)
+        if cost is None:
+            raise ValueError("multiview testing needs a cost.logreg layer")
+        topk = int(cost.get("topk", 1)) if cost.params else 1
+        loss = top1 = topkerr = 0.0
+        for start in range(0, n, self.opt.batch_size):
+            views, y = self.data.views("test", np.arange(start, min(start + self.opt.batch_size,
+                                                                        n)))
+            probs = np.mean([self.net.predict(v) for v in views], axis=0, dtype=np.float64)
+            picked = probs[np.arange(len(y)), y]
+            loss += float(-np.log(np.maximum(picked, 1e-300)).sum())
+            rank = (probs > picked[:, None]).sum(axis=1)   # classes scoring above the label
+            top1 += float((rank >= 1).sum())
+            topkerr += float((rank >= topk).sum())
+        metrics = {"loss": loss / max(n, 1), "top1_error": top1 / max(n, 1)}
+        metrics[f"top{topk}_error"] = topkerr / max(n, 1)
+        return {cost.name: metrics}
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -114,27 +146,36 @@ class Trainer:
         if start_done:
             self.log(f"resuming at epoch {st.epoch + 1}, batch {st.batch} (step {self.net.step})")
         while st.epoch < opt.epochs:
-            order = self._order(st.epoch)
-            while st.batch < self.batches_per_epoch:
-                idx = order[st.batch * opt.batch_size:(st.batch + 1) * opt.batch_size]
-                x, y = self.data.batch("train", idx)
-                if opt.lr_schedule in ("step", "exp"):
-                    self.net.lr_scale = self._fixed_lr_scale()
-                self.net.set_progress(self._progress())
-                metrics = self.net.train_step(x, y)
-                st.batch += 1
-                recent.append(metrics)
-                loss = sum(m["loss"] for m in metrics.values())
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"the training loss became {loss} at step {self.net.step} (epoch "
-                        f"{st.epoch + 1}, batch {st.batch}); the last good checkpoint is "
-                        f"{opt.save_path or 'not saved (no --save-path)'}")
-                done = st.epoch * self.batches_per_epoch + st.batch
-                self._show_progress(done, total_batches, start_done, start_time, recent)
-                if done % opt.test_freq == 0 or done == total_batches:
-                    self._test_and_save(recent, done, total_batches)
-                    recent = []
+            epoch = st.epoch
+            # Augmenting datasets take a key, so a batch's crops, flips and colour noise are a
+            # function of (seed, epoch, batch) and a resumed run draws the same ones.
+            key = (lambda b: (epoch, b)) if hasattr(self.data, "views") else None
+            loader = Loader(self.data, "train", self._order(epoch), opt.batch_size,
+                            start_batch=st.batch, key=key, workers=opt.workers)
+            self._loader = loader
+            try:
+                for _, x, y in loader:
+                    if opt.lr_schedule in ("step", "exp"):
+                        self.net.lr_scale = self._fixed_lr_scale()
+                    self.net.set_progress(self._progress())
+                    metrics = self.net.train_step(x, y)
+                    st.batch += 1
+                    recent.append(metrics)
+                    loss = sum(m["loss"] for m in metrics.values())
+                    if not math.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"the training loss became {loss} at step {self.net.step} (epoch "
+                            f"{st.epoch + 1}, batch {st.batch}); the last good checkpoint is "
+                            f"{opt.save_path or 'not saved (no --save-path)'}")
+                    done = st.epoch * self.batches_per_epoch + st.batch
+                    self._show_progress(done, total_batches, start_done, start_time, recent)
+                    if done % opt.test_freq == 0 or done == total_batches:
+                        self._test_and_save(recent, done, total_batches)
+                        recent = []
+            finally:
+                loader.close()
+                self.data_wait += loader.wait_time
+                self._loader = None
             st.epoch, st.batch = st.epoch + 1, 0
         if opt.progress and sys.stdout.isatty():
             print(file=sys.stdout)
@@ -149,8 +190,10 @@ class Trainer:
         loss = np.mean([sum(m["loss"] for m in r.values()) for r in recent])
         width = 30
         filled = int(width * done / total)
+        waited = self.data_wait + (self._loader.wait_time if self._loader else 0.0)
         line = (f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} batches  "
-                f"loss {loss:.4f}  {rate:.1f} img/s  ETA {eta:.0f}s")
+                f"loss {loss:.4f}  {rate:.1f} img/s  ETA {eta:.0f}s  "
+                f"data wait {100 * waited / max(elapsed, 1e-9):.0f}%")
         if sys.stdout.isatty():
             print(line, end="", flush=True)
         elif time.time() - self._last_line >= 15:  # logs and pipes: a plain line now and then
