@@ -9,6 +9,7 @@ input of a multi-input layer, and "<layer>.biases".
 """
 
 from collections.abc import MutableMapping
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -115,6 +116,11 @@ class Net:
         self.dtype = np.dtype(dtype)
         self.seed = int(seed)
         self.step = 0
+        # The preprocessing of the data the net was trained on (set by the trainer, kept in
+        # checkpoints): {"provider", "image_shape", "label_names"} and the mean image, so that
+        # predict() can take image files.
+        self.data_info: Optional[dict] = None
+        self.data_mean: Optional[np.ndarray] = None
         index_of = {s.name: i for i, s in enumerate(self.specs)}
         self._spec_index = index_of
         self._core = _core.Net([_layer_dict(s, index_of, input_shape) for s in self.specs],
@@ -158,6 +164,8 @@ class Net:
         for name, (i, j) in self._param_index.items():
             out[f"param/{name}"] = self._core.param_value(i, j).copy()
             out[f"velocity/{name}"] = self._core.param_velocity(i, j).copy()
+        if self.data_mean is not None:
+            out["data/mean"] = self.data_mean
         return out
 
     def load_state_arrays(self, arrays: Dict[str, np.ndarray], what: str = "checkpoint") -> None:
@@ -177,7 +185,8 @@ class Net:
         if self.source is None:
             raise ValueError("only a net built from config files (Net.from_cfg) can be saved")
         return {"source": self.source, "input_shape": self.input_shape, "dtype": str(self.dtype),
-                "seed": self.seed, "step": self.step, "lr_scale": self.lr_scale}
+                "seed": self.seed, "step": self.step, "lr_scale": self.lr_scale,
+                "data": self.data_info}
 
     def save(self, path) -> None:
         """Writes the net (config, parameters, momenta, step) to one file, atomically."""
@@ -203,6 +212,9 @@ class Net:
                   dtype=m["dtype"], seed=m["seed"], source=source)
         net.load_state_arrays(arrays, str(path))
         net.step, net.lr_scale = int(m["step"]), float(m.get("lr_scale", 1.0))
+        net.data_info = m.get("data")
+        if "data/mean" in arrays:
+            net.data_mean = np.asarray(arrays["data/mean"], np.float32)
         net.set_progress(0.0)
         return net
 
@@ -281,8 +293,40 @@ class Net:
         self._core.forward(self._batch(x), False, self.seed, self.step, False)
         return self._core.output(index[layer])
 
+    def images_from_files(self, paths) -> np.ndarray:
+        """Image files as this net's input: RGB, shorter side scaled to the training images' size
+        (256 when unknown, as in the paper), the centre crop of the data layer's size, and the
+        training mean image (when the net knows it) subtracted. One channel: the luma."""
+        from .data.folder import load_image
+        image_layer = next(s for s in self.specs if s.type == "data" and s["dataIdx"] == 0)
+        c, h, w = self.output_shape(image_layer.name)
+        info = self.data_info or {}
+        size = int(info.get("image_shape", (3, max(256, h, w)))[1])
+        if size < max(h, w):
+            size = max(h, w)
+        out = np.empty((len(paths), c, h, w), np.float32)
+        top, left = (size - h) // 2, (size - w) // 2
+        mean = self.data_mean
+        if mean is not None and mean.shape[1:] != (size, size):
+            mean = None
+        for k, path in enumerate(paths):
+            image = load_image(path, size).astype(np.float32)
+            if c == 1:
+                image = (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
+            elif c != 3:
+                raise ValueError(f"image files give 1 or 3 channels; the net wants {c}")
+            if mean is not None:
+                image = image - mean
+            out[k] = image[:, top:top + h, left:left + w]
+        return out
+
     def predict(self, x) -> np.ndarray:
-        """Class probabilities: the softmax that feeds the first logreg cost (test mode)."""
+        """Class probabilities: the softmax that feeds the first logreg cost (test mode). x is
+        a batch of images, or a list of image file paths (see images_from_files)."""
+        if isinstance(x, (str, os.PathLike)):
+            x = [x]
+        if isinstance(x, (list, tuple)) and x and isinstance(x[0], (str, os.PathLike)):
+            x = self.images_from_files(x)
         for i in self._cost_layers():
             s = self.specs[i]
             if s.type == "cost.logreg":

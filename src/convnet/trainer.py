@@ -88,6 +88,14 @@ class Trainer:
 
     def _order(self, epoch: int) -> np.ndarray:
         rng = np.random.default_rng([self.net.seed, 1, epoch])
+        provider = getattr(self.data, "provider", None)
+        if provider is not None and not getattr(provider, "in_memory", True):
+            # Batch files read lazily (ImageNet-sized data): shuffle the files, then the images
+            # inside each, so that an epoch reads every file once, as cuda-convnet did.
+            bounds = provider.batch_bounds("train")
+            return np.concatenate([rng.permutation(np.arange(a, b))
+                                   for k in rng.permutation(len(bounds))
+                                   for a, b in [bounds[k]]])
         return rng.permutation(self.data.size("train"))
 
     # ---- evaluation ----------------------------------------------------------------------------
@@ -244,6 +252,13 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def save(self, path) -> None:
+        provider = getattr(self.data, "provider", None)
+        if provider is not None and self.net.data_info is None:
+            # What predicting on image files needs later: the image size, crop and mean image.
+            self.net.data_info = {"provider": provider.name,
+                                  "image_shape": list(provider.image_shape),
+                                  "label_names": list(provider.label_names)}
+            self.net.data_mean = np.asarray(provider.mean, np.float32)
         meta = {"net": self.net.checkpoint_meta(), "trainer": asdict(self.state),
                 "options": asdict(self.opt)}
         checkpoint.save(path, meta, self.net.state_arrays())

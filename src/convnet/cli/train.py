@@ -12,7 +12,7 @@ import numpy as np
 from .. import checkpoint
 from ..config import ConfigError, ConfigWarning
 from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
-from ..data import SyntheticDataset
+from ..data import DataError, SyntheticDataset, for_net
 from ..net import Net
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
 
@@ -34,13 +34,28 @@ def build_parser() -> argparse.ArgumentParser:
                    "dropout and the synthetic data")
     g.add_argument("--strict", action="store_true", help="unknown config keys are errors")
     g = p.add_argument_group("data")
-    g.add_argument("--data-path", metavar="PATH", help="dataset location (real data providers "
-                   "come in a later version; without it the synthetic set is used)")
-    g.add_argument("--data-provider", default="synthetic", help="data provider name")
-    g.add_argument("--train-range", metavar="A-B", help="batch range for training (cuda-convnet "
-                   "batch files; unused by the synthetic set)")
-    g.add_argument("--test-range", metavar="A-B", help="batch range for testing (unused by the "
-                   "synthetic set)")
+    g.add_argument("--data-path", metavar="PATH", help="the dataset: a folder of cuda-convnet "
+                   "batches (data_batch_N + batches.meta, e.g. CIFAR-10's python release or "
+                   "convnet-make-batches output), an ImageNet-style folder (train/<class>/*, "
+                   "val/<class>/*), or MNIST IDX files; without it the built-in synthetic set")
+    g.add_argument("--data-provider", help="cifar, cifar-cropped, image (batches), folder, idx, "
+                   "mnist or synthetic; default: recognised from the files")
+    g.add_argument("--train-range", metavar="A-B", help="training batch files (cuda-convnet "
+                   "batches; default: all but the last)")
+    g.add_argument("--test-range", metavar="A-B", help="test batch files (default: the last)")
+    g.add_argument("--inner-size", type=int, help="crop size (v2); default: the data layer's "
+                   "size when the images are larger")
+    g.add_argument("--crop-border", type=int, help="crop this many pixels from each side (v1)")
+    g.add_argument("--no-flip", action="store_true", help="no horizontal reflections of the "
+                   "training crops")
+    g.add_argument("--color-noise", type=float, default=0.0, help="std of the paper's PCA colour "
+                   "noise coefficients (the paper: 0.1)")
+    g.add_argument("--multiview-test", action="store_true", help="test on ten views (four corners "
+                   "and centre, and their reflections), averaging the softmax")
+    g.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images with a "
+                   "warning and a count instead of stopping")
+    g.add_argument("--data-workers", type=int, default=2, help="background loader threads "
+                   "(0: load in the training thread)")
     g.add_argument("--synthetic-classes", type=int, default=10, help="classes of the synthetic set")
     g.add_argument("--synthetic-train-size", type=int, default=2560,
                    help="training images of the synthetic set")
@@ -81,23 +96,52 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def make_data(args, net: Net) -> SyntheticDataset:
-    if args.data_path:
-        fail("--data-path: real data providers are not available yet; omit it to train on the "
-             "built-in synthetic set")
-    if args.data_provider != "synthetic":
-        fail(f"--data-provider {args.data_provider!r}: only 'synthetic' is available yet")
-    image_layers = [s for s in net.specs if s.type == "data" and s["dataIdx"] == 0]
+def make_data(args, net: Net):
+    image_layers = [sp for sp in net.specs if sp.type == "data" and sp["dataIdx"] == 0]
     shape = net.output_shape(image_layers[0].name)
     if len(shape) != 3:
-        fail(f"the synthetic set makes images; data layer '{image_layers[0].name}' wants {shape}")
-    classes = [s for s in net.specs if s.type == "softmax"]
+        fail(f"data layer '{image_layers[0].name}' wants {shape}; the data providers make "
+             "images (C, H, W)")
+    classes = [sp for sp in net.specs if sp.type == "softmax"]
+    outputs = net.output_shape(classes[0].name)[0] if classes else None
+    synthetic = args.data_provider in ("synthetic", "dummy")
+    if args.data_path and not synthetic:
+        try:
+            data = for_net(args.data_path, shape, args.data_provider, inner_size=args.inner_size,
+                           crop_border=args.crop_border, flip=not args.no_flip,
+                           color_noise=args.color_noise, train_range=args.train_range,
+                           test_range=args.test_range, skip_bad_images=args.skip_bad_images,
+                           seed=args.seed)
+        except (DataError, ValueError) as e:
+            fail(f"--data-path: {e}")
+        if outputs is not None and data.classes > outputs:
+            fail(f"the dataset has {data.classes} classes; the net's softmax "
+                 f"'{classes[0].name}' has {outputs} outputs")
+        return data
+    if args.data_path:
+        fail("--data-provider synthetic makes its own data; drop --data-path")
+    if args.data_provider not in (None, "synthetic", "dummy"):
+        fail(f"--data-provider {args.data_provider} needs --data-path")
     k = args.synthetic_classes
-    if classes and k > net.output_shape(classes[0].name)[0]:
-        fail(f"--synthetic-classes {k} exceeds the net's {net.output_shape(classes[0].name)[0]} "
-             "outputs")
+    if outputs is not None and k > outputs:
+        fail(f"--synthetic-classes {k} exceeds the net's {outputs} outputs")
     return SyntheticDataset(shape, classes=k, train_size=args.synthetic_train_size,
                             test_size=args.synthetic_test_size, seed=args.seed)
+
+
+def describe(data) -> str:
+    if isinstance(data, SyntheticDataset):
+        return (f"the synthetic set ({data.classes} classes, {data.size('train')} train / "
+                f"{data.size('test')} test images of {'x'.join(map(str, data.shape))})")
+    p, a = data.provider, data.augmentation
+    what = [f"{p.name} data at {getattr(p, 'path', '?')} ({data.classes} classes, "
+            f"{data.size('train')} train / {data.size('test')} test images of "
+            f"{'x'.join(map(str, p.image_shape))})"]
+    if a.crop:
+        what.append(f"random {a.crop}x{a.crop} crops" + (" with reflections" if a.flip else ""))
+    if a.color_noise:
+        what.append(f"PCA colour noise {a.color_noise}")
+    return ", ".join(what)
 
 
 def check_grads(net: Net, data) -> int:
@@ -179,7 +223,8 @@ def main(argv=None) -> int:
                            save_path=args.save_path, lr_schedule=args.lr_schedule,
                            lr_patience=args.lr_patience, lr_max_drops=args.lr_max_drops,
                            lr_step=args.lr_step, lr_gamma=args.lr_gamma,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, workers=args.data_workers,
+                           multiview=args.multiview_test)
     trainer = Trainer(net, data, options, state,
                       log=lambda line: print(line, flush=True))
     if args.test_only:
@@ -187,13 +232,16 @@ def main(argv=None) -> int:
             print(f"{layer}: " + ", ".join(f"{k} {v:.6f}" for k, v in metrics.items()))
         return 0
     print(f"training {net.parameter_count:,} parameters for {args.epochs} epoch(s) of "
-          f"{trainer.batches_per_epoch} batches of {args.mini} on the synthetic set "
-          f"({data.classes} classes, {data.size('train')} train / {data.size('test')} test "
-          f"images of {'x'.join(map(str, data.shape))})", flush=True)
+          f"{trainer.batches_per_epoch} batches of {args.mini} on {describe(data)}", flush=True)
     try:
         trainer.run()
     except TrainingDiverged as e:
         print(f"convnet-train: stopped: {e}", file=sys.stderr)
+        return 1
+    except DataError as e:
+        saved = f"; the last checkpoint is {args.save_path}" if args.save_path else ""
+        print(f"convnet-train: stopped by bad data: {e}{saved} (--skip-bad-images skips "
+              "unreadable images)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\ninterrupted" + (f"; resume with -f {args.save_path}" if args.save_path else ""),

@@ -1,6 +1,20 @@
-"""Data providers. For now the built-in synthetic dataset that convnet-train uses when no data
-path is given; real datasets (CIFAR batches, image folders, MNIST) are the next issue."""
+"""Data: providers (cuda-convnet/CIFAR batches, ImageNet-style image folders, MNIST IDX files,
+in-memory arrays and the built-in synthetic set), the paper's augmentation, and the background
+loader that feeds the trainer. `for_net` puts them together for a net's data layer."""
 
+from .augment import AugmentedDataset, Augmentation, ColorPCA
+from .cifar import CifarBatches
+from .errors import DataError
+from .folder import ImageFolder, load_image
+from .idx import IdxDataset, fetch_mnist
+from .loader import Loader
+from .make_batches import make_batches
+from .memory import ArrayDataset
+from .open import open_dataset
+from .provider import Provider
+from .setup import for_net
 from .synthetic import SyntheticDataset
 
-__all__ = ["SyntheticDataset"]
+__all__ = ["ArrayDataset", "Augmentation", "AugmentedDataset", "CifarBatches", "ColorPCA",
+           "DataError", "IdxDataset", "ImageFolder", "Loader", "Provider", "SyntheticDataset",
+           "fetch_mnist", "for_net", "load_image", "make_batches", "open_dataset"]
