@@ -7,6 +7,7 @@
 #include "core/device.h"
 #include "core/tensor.h"
 #include "graph/net.h"
+#include "ops/bias.h"
 #include "ops/concat.h"
 #include "ops/conv.h"
 #include "ops/dropout.h"

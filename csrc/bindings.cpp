@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "api.h"
+#include "bindings/tensor_ops.h"
 
 namespace py = pybind11;
 using namespace convnet;
@@ -307,6 +308,9 @@ PYBIND11_MODULE(_core, m) {
     });
 
     // Tensor forms of the ops that have a CUDA kernel, for device tensors (and GPU tests).
+    bindings::bind_norm_pool_tensor_ops(m);
+    bindings::bind_elementwise_tensor_ops(m);
+    bindings::bind_gemm_conv_tensor_ops(m);
     m.def("neuron_forward_tensor", [](const Tensor& x, const Tensor& y, const std::string& name,
                                       double a, double b) {
         const NeuronParams p = neuron_params(name, a, b);
