@@ -166,15 +166,38 @@ PYBIND11_MODULE(_core, m) {
     // ---- the net ------------------------------------------------------------------------------
     m.def("layer_types", &registered_layer_types);
     py::class_<Net>(m, "Net")
-        .def(py::init([](const std::vector<py::dict>& layers, const std::string& dtype) {
+        .def(py::init([](const std::vector<py::dict>& layers, const std::string& dtype,
+                         const std::string& device) {
                  std::vector<LayerConfig> configs;
                  for (const py::dict& d : layers) configs.push_back(layer_config(d));
                  CONVNET_ARG_CHECK(dtype == "float32" || dtype == "float64",
                                    "Net: dtype must be 'float32' or 'float64'");
                  return std::make_unique<Net>(configs,
-                                              dtype == "float32" ? DType::f32 : DType::f64);
+                                              dtype == "float32" ? DType::f32 : DType::f64,
+                                              Device::parse(device));
              }),
-             py::arg("layers"), py::arg("dtype") = "float32")
+             py::arg("layers"), py::arg("dtype") = "float32", py::arg("device") = "cpu")
+        .def_property_readonly("device", [](const Net& n) { return n.device().str(); })
+        // Parameters by (layer, index, kind): kind 0 value, 1 gradient, 2 velocity. get returns a
+        // host copy and set copies in, on any device; param_value & co. are CPU-only views.
+        .def("param_shape", [](Net& n, int i, int j) {
+            return n.layer(i).params().at(j).value.shape();
+        })
+        .def("param_get", [](Net& n, int i, int j, int kind) {
+            const Param& p = n.layer(i).params().at(j);
+            const Tensor& t = kind == 0 ? p.value : kind == 1 ? p.grad : p.velocity;
+            return tensor_to_numpy(t.to(Device::cpu()));
+        })
+        .def("param_set", [](Net& n, int i, int j, int kind, py::array value) {
+            const Param& p = n.layer(i).params().at(j);
+            const Tensor& t = kind == 0 ? p.value : kind == 1 ? p.grad : p.velocity;
+            Tensor src = borrow(value, "Net.param_set", "value");
+            CONVNET_ARG_CHECK(src.shape() == t.shape() && src.dtype() == t.dtype(),
+                              "Net.param_set: ", p.name, " is ", dtype_name(t.dtype()),
+                              shape_str(t.shape()), ", got ", dtype_name(src.dtype()),
+                              shape_str(src.shape()));
+            t.copy_from(src);
+        })
         .def_property_readonly("size", &Net::size)
         .def_property_readonly("data_layers", &Net::data_layers)
         .def("output_shape", [](const Net& n, int i) { return n.output_shape(i); })
@@ -182,12 +205,18 @@ PYBIND11_MODULE(_core, m) {
         .def("param_count", [](Net& n, int i) { return n.layer(i).params().size(); })
         .def("param_name", [](Net& n, int i, int j) { return n.layer(i).params().at(j).name; })
         .def("param_value", [](Net& n, int i, int j) {
+            CONVNET_ARG_CHECK(n.device().is_cpu(), "Net.param_value: a view needs a CPU net; "
+                              "use param_get on ", n.device().str());
             return tensor_to_numpy(n.layer(i).params().at(j).value);
         })
         .def("param_grad", [](Net& n, int i, int j) {
+            CONVNET_ARG_CHECK(n.device().is_cpu(), "Net.param_grad: a view needs a CPU net; "
+                              "use param_get on ", n.device().str());
             return tensor_to_numpy(n.layer(i).params().at(j).grad);
         })
         .def("param_velocity", [](Net& n, int i, int j) {
+            CONVNET_ARG_CHECK(n.device().is_cpu(), "Net.param_velocity: a view needs a CPU net; "
+                              "use param_get on ", n.device().str());
             return tensor_to_numpy(n.layer(i).params().at(j).velocity);
         })
         .def("set_hyper", [](Net& n, int i, int j, double eps, double mom, double wc) {

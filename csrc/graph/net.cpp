@@ -5,8 +5,11 @@
 
 namespace convnet {
 
-Net::Net(const std::vector<LayerConfig>& configs, DType dtype) : dtype_(dtype) {
+Net::Net(const std::vector<LayerConfig>& configs, DType dtype, Device device)
+    : dtype_(dtype), device_(device) {
     CONVNET_ARG_CHECK(!configs.empty(), "net: no layers");
+    CONVNET_ARG_CHECK(device.is_cpu() || dtype == DType::f32, "net: the GPU path takes float32, "
+                      "not ", dtype_name(dtype));
     for (std::size_t i = 0; i < configs.size(); ++i) {
         const LayerConfig& c = configs[i];
         std::vector<Shape> in;
@@ -17,6 +20,7 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype) : dtype_(dtype) {
         }
         auto layer = make_layer(c);
         layer->set_index(static_cast<int>(i));
+        layer->set_device(device);
         shapes_.push_back(layer->setup(in, dtype));
         if (layer->is_data()) data_layers_.push_back(static_cast<int>(i));
         layers_.push_back(std::move(layer));
@@ -28,8 +32,9 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype) : dtype_(dtype) {
 void Net::allocate(std::int64_t batch) {
     if (batch == batch_) return;
     for (int i = 0; i < size(); ++i) {
-        acts_[i] = Tensor::empty(acts_shape(i, batch), dtype_);
-        grads_[i] = layers_[i]->is_data() ? Tensor() : Tensor::empty(acts_shape(i, batch), dtype_);
+        acts_[i] = Tensor::empty(acts_shape(i, batch), dtype_, device_);
+        grads_[i] = layers_[i]->is_data() ? Tensor()
+                                          : Tensor::empty(acts_shape(i, batch), dtype_, device_);
     }
     batch_ = batch;
 }

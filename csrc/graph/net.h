@@ -16,12 +16,14 @@ class Net {
 public:
     // Builds the layers, infers every output shape (ShapeError names the layer) and creates the
     // parameters (zero; the caller initialises them).
-    Net(const std::vector<LayerConfig>& configs, DType dtype);
+    // Parameters, activations and gradients live on `device`; forward copies the batch there.
+    Net(const std::vector<LayerConfig>& configs, DType dtype, Device device = Device::cpu());
 
     int size() const { return static_cast<int>(layers_.size()); }
     Layer& layer(int i) { return *layers_.at(i); }
     const Shape& output_shape(int i) const { return shapes_.at(i); }
     DType dtype() const { return dtype_; }
+    Device device() const { return device_; }
     // Indices of the data layers, in net order: the order forward() takes its batch tensors.
     const std::vector<int>& data_layers() const { return data_layers_; }
 
@@ -44,6 +46,7 @@ private:
     std::vector<int> data_layers_;
     std::vector<Tensor> acts_, grads_;
     DType dtype_;
+    Device device_;
     std::int64_t batch_ = -1;
     bool costs_ran_ = false;
 };

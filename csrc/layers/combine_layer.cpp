@@ -58,7 +58,8 @@ public:
                 std::vector<Tensor> parts;
                 for (std::size_t j = 0; j < in.size(); ++j)
                     parts.push_back(j == i ? rows(din[i])
-                                           : Tensor::empty(rows(in[j]).shape(), dout.dtype()));
+                                           : Tensor::empty(rows(in[j]).shape(), dout.dtype(),
+                                                           dout.device()));
                 concat_backward(dout, parts, beta[i]);
             }
         }

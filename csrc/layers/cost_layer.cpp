@@ -12,6 +12,9 @@
 namespace convnet {
 
 namespace {
+// The tensor itself on the CPU, a host copy of it on a GPU.
+Tensor on_host(const Tensor& t) { return t.device().is_cpu() ? t : t.to(Device::cpu()); }
+
 class LogregLayer : public Layer {
 public:
     using Layer::Layer;
@@ -31,13 +34,17 @@ public:
     }
 
     void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
-        read_labels(in[0]);
+        read_labels(on_host(in[0]));
         const LogLossResult r = logreg_cost(in[1], labels_.data(), Tensor(), 1.0, topk_);
         report_ = {r.loss, r.top1_errors, r.topk_errors, in[1].dim(0)};
-        // The layer's output: each sample's cost, -log p[label].
-        const std::int64_t k = in[1].dim(1);
-        for (std::int64_t n = 0; n < in[1].dim(0); ++n)
-            store(out, n, -std::log(load(in[1], n * k + labels_[n])));
+        // The layer's output: each sample's cost, -log p[label]; N numbers, written on the host
+        // (on a GPU, from a copy of the probabilities: a few hundred kilobytes per step).
+        const Tensor probs = on_host(in[1]);
+        const Tensor costs = out.device().is_cpu() ? out : Tensor::empty(out.shape(), out.dtype());
+        const std::int64_t k = probs.dim(1);
+        for (std::int64_t n = 0; n < probs.dim(0); ++n)
+            store(costs, n, -std::log(load(probs, n * k + labels_[n])));
+        if (!out.device().is_cpu()) out.copy_from(costs);
     }
 
     void backward(const std::vector<Tensor>& in, const Tensor&, const Tensor&,
@@ -88,7 +95,12 @@ public:
         return {1};
     }
 
-    void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
+    void forward(const std::vector<Tensor>& in_any, const Tensor& out_any,
+                 const StepContext&) override {
+        // A rarely used cost: computed on the host, from a copy when the net is on a GPU.
+        const std::vector<Tensor> in{on_host(in_any[0])};
+        const Tensor out = out_any.device().is_cpu()
+                               ? out_any : Tensor::empty(out_any.shape(), out_any.dtype());
         const std::int64_t n = in[0].dim(0), k = in[0].numel() / n;
         double total = 0.0;
         for (std::int64_t s = 0; s < n; ++s) {
@@ -104,6 +116,7 @@ public:
                 out.data<double>()[s] = sum;
             total += sum;
         }
+        if (!out_any.device().is_cpu()) out_any.copy_from(out);
         report_ = {total, 0, 0, n};
     }
 

@@ -65,9 +65,9 @@ std::int64_t Layer::expect_image(const Shape& input) const {
 Param& Layer::add_param(const std::string& name, const Shape& shape, DType dtype) {
     Param p;
     p.name = name;
-    p.value = Tensor::zeros(shape, dtype);
-    p.grad = Tensor::zeros(shape, dtype);
-    p.velocity = Tensor::zeros(shape, dtype);
+    p.value = Tensor::zeros(shape, dtype, device_);
+    p.grad = Tensor::zeros(shape, dtype, device_);
+    p.velocity = Tensor::zeros(shape, dtype, device_);
     params_.push_back(std::move(p));
     return params_.back();
 }

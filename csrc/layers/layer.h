@@ -61,6 +61,9 @@ public:
     const std::string& name() const { return config_.name; }
     int index() const { return index_; }
     void set_index(int index) { index_ = index; }
+    // Where the parameters live; set by the net before setup().
+    Device device() const { return device_; }
+    void set_device(Device device) { device_ = device; }
 
     // The per-sample output shape for these per-sample input shapes; creates the parameters.
     // Throws ShapeError naming the layer, what it expected and what it found.
@@ -92,6 +95,7 @@ protected:
     LayerConfig config_;
     std::vector<Param> params_;
     int index_ = 0;
+    Device device_ = Device::cpu();
 };
 
 using LayerFactory = std::unique_ptr<Layer> (*)(const LayerConfig&);

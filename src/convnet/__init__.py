@@ -29,6 +29,24 @@ from ._core import (  # noqa: E402
 )
 
 from . import layers  # noqa: E402
+
+
+def set_precision(name: str) -> None:
+    """The math of the GPU's convolutions and matrix products: "fp32" (CUDA cores, the default),
+    "tf32" or "bf16" (tensor cores, FP32 accumulation). The CPU path always computes in the
+    net's dtype."""
+    if name not in ("fp32", "tf32", "bf16"):
+        raise ValueError(f"precision must be fp32, tf32 or bf16, got {name!r}")
+    if hasattr(_core, "set_math_precision"):
+        _core.set_math_precision(name)
+    elif name != "fp32":
+        raise RuntimeError("this build of convnet has no tensor-core kernels")
+
+
+def get_precision() -> str:
+    return _core.get_math_precision() if hasattr(_core, "get_math_precision") else "fp32"
+
+
 from .net import Net  # noqa: E402
 
 __version__ = "0.1.0"
@@ -44,6 +62,8 @@ __all__ = [
     "cuda_device_count",
     "empty_cache",
     "get_num_threads",
+    "get_precision",
+    "set_precision",
     "set_num_threads",
     "__version__",
 ]

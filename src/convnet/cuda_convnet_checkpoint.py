@@ -153,11 +153,11 @@ def load_into(net, path) -> Dict[str, int]:
         param = core.param_name(i, j)
         kind = "biases" if param == "biases" else "weights"
         index = int(param.split(".")[1]) if "." in param else 0
-        for source, target in ((kind, core.param_value(i, j)),
-                               (kind + "Inc", core.param_velocity(i, j))):
+        shape = tuple(core.param_shape(i, j))
+        for source, code in ((kind, 0), (kind + "Inc", 2)):
             if source not in layer:
                 if source.endswith("Inc"):   # a checkpoint without momenta: start from zero
-                    target[...] = 0
+                    net._set(i, j, code, 0.0, name)
                     continue
                 raise checkpoint.CheckpointError(f"{where}: layer '{spec.name}' has no "
                                                  f"'{source}'")
@@ -169,7 +169,8 @@ def load_into(net, path) -> Dict[str, int]:
                         f"{len(value) if isinstance(value, (list, tuple)) else 1} matrices; "
                         f"the config's layer has an input {index}")
                 value = value[index]
-            target[...] = convert(spec, kind, index, _matrix(value, where), target.shape, where)
+            net._set(i, j, code, convert(spec, kind, index, _matrix(value, where), shape, where),
+                     name)
     return {"epoch": int(state.get("epoch", 0) or 0), "batchnum": int(state.get("batchnum", 0)
                                                                        or 0)}
 

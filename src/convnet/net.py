@@ -71,15 +71,11 @@ class Params(MutableMapping):
 
     def __getitem__(self, key):
         i, j = self._locate(key)
-        return self._net._core.param_value(i, j).copy()
+        return self._net._core.param_get(i, j, 0)
 
     def __setitem__(self, key, value):
         i, j = self._locate(key)
-        target = self._net._core.param_value(i, j)
-        value = np.asarray(value)
-        if value.shape != target.shape:
-            raise ValueError(f"{key}: expected shape {target.shape}, got {value.shape}")
-        target[...] = value
+        self._net._set(i, j, 0, value, key)
 
     def __delitem__(self, key):
         raise TypeError("parameters cannot be removed")
@@ -96,7 +92,7 @@ class Net:
 
     def __init__(self, specs: Optional[Sequence[LayerSpec]] = None, *, layers=None,
                  input_shape=None, dtype: str = "float32", seed: int = 0,
-                 source: Optional[dict] = None):
+                 source: Optional[dict] = None, device: str = "cpu"):
         """specs: LayerSpec records (from convnet.config.parse), or layers: builders from
         convnet.layers."""
         if (specs is None) == (layers is None):
@@ -123,8 +119,9 @@ class Net:
         self.data_mean: Optional[np.ndarray] = None
         index_of = {s.name: i for i, s in enumerate(self.specs)}
         self._spec_index = index_of
-        self._core = _core.Net([_layer_dict(s, index_of, input_shape) for s in self.specs],
-                               dtype=str(self.dtype))
+        self._layer_dicts = [_layer_dict(s, index_of, input_shape) for s in self.specs]
+        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype))
+        self._progress = 0.0
         self._param_index = {}
         for i, s in enumerate(self.specs):
             for j in range(self._core.param_count(i)):
@@ -132,6 +129,43 @@ class Net:
         self.params = Params(self)
         self._initialise()
         self.set_progress(0.0)
+        if str(device) != "cpu":
+            self.to(device)
+
+    @property
+    def device(self) -> str:
+        """Where the parameters and activations live: "cpu" or "cuda:N"."""
+        return self._core.device
+
+    def to(self, device) -> "Net":
+        """Moves the net (parameters, momenta, activations) to a device, "cpu" or "cuda:N", in
+        place, and returns it. The GPU path runs float32."""
+        device = str(device)
+        if device == "cuda":
+            device = "cuda:0"
+        if device == self.device:
+            return self
+        if device != "cpu" and not _core.built_with_cuda():
+            raise RuntimeError(f"Net.to({device!r}): this build of convnet has no CUDA kernels "
+                               "(built without nvcc)")
+        if device != "cpu" and int(device.split(":")[1]) >= _core.cuda_device_count():
+            raise RuntimeError(f"Net.to({device!r}): this machine has "
+                               f"{_core.cuda_device_count()} GPU(s)")
+        arrays = self.state_arrays()
+        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype), device=device)
+        self.load_state_arrays(arrays, f"Net.to({device!r})")
+        self.set_progress(self._progress)
+        return self
+
+    def _set(self, i, j, kind, value, what):
+        shape = tuple(self._core.param_shape(i, j))
+        value = np.ascontiguousarray(value, dtype=self.dtype)
+        if value.shape != shape:
+            if value.size == 1:   # a scalar such as initB
+                value = np.full(shape, value.reshape(()), self.dtype)
+            else:
+                raise ValueError(f"{what}: expected shape {shape}, got {value.shape}")
+        self._core.param_set(i, j, kind, value)
 
     @classmethod
     def from_cfg(cls, layers_path, params_path=None, input_shape=None, *, seed: int = 0,
@@ -162,24 +196,23 @@ class Net:
         """Every parameter and its momentum, as checkpoints store them."""
         out = {}
         for name, (i, j) in self._param_index.items():
-            out[f"param/{name}"] = self._core.param_value(i, j).copy()
-            out[f"velocity/{name}"] = self._core.param_velocity(i, j).copy()
+            out[f"param/{name}"] = self._core.param_get(i, j, 0)
+            out[f"velocity/{name}"] = self._core.param_get(i, j, 2)
         if self.data_mean is not None:
             out["data/mean"] = self.data_mean
         return out
 
     def load_state_arrays(self, arrays: Dict[str, np.ndarray], what: str = "checkpoint") -> None:
         for name, (i, j) in self._param_index.items():
-            for kind, target in (("param", self._core.param_value(i, j)),
-                                 ("velocity", self._core.param_velocity(i, j))):
+            shape = tuple(self._core.param_shape(i, j))
+            for kind, code in (("param", 0), ("velocity", 2)):
                 key = f"{kind}/{name}"
                 if key not in arrays:
                     raise checkpoint.CheckpointError(f"{what}: no {kind} for {name}")
-                if arrays[key].shape != target.shape:
+                if arrays[key].shape != shape:
                     raise checkpoint.CheckpointError(
-                        f"{what}: {name} has shape {arrays[key].shape}, the net needs "
-                        f"{target.shape}")
-                target[...] = arrays[key]
+                        f"{what}: {name} has shape {arrays[key].shape}, the net needs {shape}")
+                self._set(i, j, code, arrays[key], name)
 
     def checkpoint_meta(self) -> dict:
         if self.source is None:
@@ -229,13 +262,14 @@ class Net:
             rng = np.random.Generator(np.random.Philox(key=np.array([self.seed, i], np.uint64)))
             count = self._core.param_count(i)
             for j in range(count - 1):
-                w = self._core.param_value(i, j)
-                w[...] = rng.standard_normal(w.shape) * s["initW"][j]
-            self._core.param_value(i, count - 1)[...] = s.get("initB", 0.0)
+                shape = tuple(self._core.param_shape(i, j))
+                self._set(i, j, 0, rng.standard_normal(shape) * s["initW"][j], s.name)
+            self._set(i, count - 1, 0, s.get("initB", 0.0), s.name)
 
     def set_progress(self, progress: float) -> None:
         """Sets every learning rate from its schedule at training progress in [0, 1], times
         lr_scale."""
+        self._progress = progress
         for i, s in enumerate(self.specs):
             if s.type not in WEIGHT_TYPES or not s.params:
                 continue
@@ -349,7 +383,7 @@ class Net:
         """The gradient of the objective for every parameter (no update)."""
         self._core.forward(self._batch(x, labels), train, self.seed, self.step, True)
         self._core.backward(self.seed, self.step)
-        return {k: self._core.param_grad(i, j).copy() for k, (i, j) in self._param_index.items()}
+        return {k: self._core.param_get(i, j, 1) for k, (i, j) in self._param_index.items()}
 
     def objective(self, x, labels, *, train: bool = True) -> float:
         """sum over cost layers of coeff * mean cost, the quantity gradients() differentiates."""
@@ -405,7 +439,7 @@ class Net:
         total_params = total_neurons = total_flops = 0
         for i, s in enumerate(self.specs):
             shape = tuple(self._core.output_shape(i))
-            params = sum(self._core.param_value(i, j).size
+            params = sum(int(np.prod(self._core.param_shape(i, j)))
                          for j in range(self._core.param_count(i)))
             neurons = int(np.prod(shape)) if s.type in WEIGHT_TYPES else 0
             flops = 2 * self._core.flops_per_sample(i)
@@ -422,5 +456,5 @@ class Net:
 
     @property
     def parameter_count(self) -> int:
-        return sum(v.size for v in (self._core.param_value(i, j)
-                                    for i, j in self._param_index.values()))
+        return sum(int(np.prod(self._core.param_shape(i, j)))
+                   for i, j in self._param_index.values())

@@ -84,8 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--check-grads", action="store_true", help="compare the net's gradients with "
                    "finite differences (float64, one small batch) and exit")
     g = p.add_argument_group("machine")
-    g.add_argument("--gpu", metavar="IDS", help="GPU(s) to use; the CUDA backend of the graph is "
-                   "not available yet, so this is refused")
+    g.add_argument("--gpu", metavar="ID", help="train on this GPU (cuda:ID) with our CUDA "
+                   "kernels; default: the CPU")
+    g.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+                   help="math of the GPU's convolutions and matrix products: fp32 on the CUDA "
+                        "cores, or the tensor cores with TF32 or BF16 inputs (FP32 accumulation)")
     g.add_argument("--threads", type=int, help="CPU threads (OpenMP and OpenBLAS)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -180,9 +183,22 @@ def check_grads(net: Net, data) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    device = "cpu"
     if args.gpu is not None:
-        fail(f"--gpu {args.gpu}: the CUDA backend of the layer graph is not available yet; "
-             "train on the CPU (omit --gpu)")
+        import convnet
+        ids = args.gpu.split(",")
+        if len(ids) != 1 or not ids[0].strip().isdigit():
+            fail(f"--gpu {args.gpu}: give one GPU index (model parallelism across GPUs with "
+                 "gpu= is not available yet)")
+        if not convnet.built_with_cuda():
+            fail(f"--gpu {args.gpu}: this build of convnet has no CUDA kernels (nvcc was not "
+                 "found when it was installed)")
+        if int(ids[0]) >= convnet.cuda_device_count():
+            fail(f"--gpu {args.gpu}: this machine has {convnet.cuda_device_count()} GPU(s)")
+        device = f"cuda:{int(ids[0])}"
+        convnet.set_precision(args.precision)
+    elif args.precision != "fp32":
+        fail(f"--precision {args.precision} applies to the GPU path (--gpu)")
     if args.threads is not None:
         if args.threads < 1:
             fail("--threads must be >= 1")
@@ -216,6 +232,8 @@ def main(argv=None) -> int:
                 state = TrainState()
         except (ConfigError, checkpoint.CheckpointError, ValueError) as e:
             fail(str(e))
+    if device != "cpu":
+        net.to(device)
     data = make_data(args, net)
     if args.check_grads:
         return check_grads(net, data)

@@ -1,0 +1,81 @@
+"""The layer graph on a GPU: a whole training step there equals the CPU's within float32
+tolerance, for nets covering every layer family; and the errors where no GPU is present (these
+run everywhere)."""
+
+import numpy as np
+import pytest
+
+import convnet
+from convnet.cli.train import main
+from gpu_helpers import assert_close
+from test_conv_inputs import build as build_multi_input
+from test_net import LAYER_DEFS, tiny
+
+needs_gpu = pytest.mark.gpu
+# A train step composes many float32 ops; the CPU and GPU sum in different orders.
+STEP_REL_TOL = 1e-3
+
+
+def same_step(make, x, labels):
+    cpu, gpu = make(), make().to("cuda:0")
+    assert gpu.device == "cuda:0"
+    for name in cpu.params:
+        np.testing.assert_array_equal(cpu.params[name], gpu.params[name])
+    m_cpu, m_gpu = cpu.train_step(x, labels), gpu.train_step(x, labels)
+    for layer in m_cpu:
+        for k in m_cpu[layer]:
+            assert abs(m_cpu[layer][k] - m_gpu[layer][k]) <= STEP_REL_TOL * max(
+                1.0, abs(m_cpu[layer][k])), (layer, k)
+    for name in cpu.params:
+        assert_close(gpu.params[name], cpu.params[name], STEP_REL_TOL, name)
+    assert_close(gpu.predict(x), cpu.predict(x), STEP_REL_TOL, "predict")
+
+
+@needs_gpu
+def test_tiny_net_step_matches_cpu():
+    rng = np.random.default_rng(0)
+    same_step(lambda: tiny(dtype="float32", seed=5),
+              rng.standard_normal((5, 3, 9, 8)).astype(np.float32), np.array([0, 1, 2, 3, 0]))
+
+
+@needs_gpu
+def test_multi_input_conv_local_net_step_matches_cpu():
+    rng = np.random.default_rng(1)
+    same_step(lambda: build_multi_input(dtype="float32"),
+              rng.standard_normal((3, 3, 9, 8)).astype(np.float32), np.array([0, 3, 2]))
+
+
+@needs_gpu
+def test_alexnet_step_matches_cpu():
+    rng = np.random.default_rng(2)
+    make = lambda: convnet.Net.from_cfg(LAYER_DEFS / "alexnet.cfg",  # noqa: E731
+                                        LAYER_DEFS / "alexnet-params.cfg", seed=3)
+    same_step(make, rng.standard_normal((4, 3, 224, 224)).astype(np.float32) * 50,
+              np.array([1, 500, 999, 0]))
+
+
+@needs_gpu
+def test_cli_trains_on_the_gpu(tmp_path, capsys):
+    save = tmp_path / "g.npz"
+    assert main(["--layers", str(LAYER_DEFS / "cifar10-18pct.cfg"),
+                 "--params", str(LAYER_DEFS / "cifar10-18pct-params.cfg"), "--gpu", "0",
+                 "--epochs", "1", "--synthetic-train-size", "64", "--synthetic-test-size", "32",
+                 "--mini", "16", "--no-progress", "--save-path", str(save)]) == 0
+    assert convnet.Net.load(save).step == 4
+
+
+@pytest.mark.skipif(convnet.cuda_device_count() > 0, reason="checks the no-GPU errors")
+def test_without_a_gpu_the_errors_are_clear(capsys):
+    with pytest.raises(RuntimeError, match="GPU"):
+        tiny(dtype="float32").to("cuda:0")
+    with pytest.raises(SystemExit):
+        main(["--layers", str(LAYER_DEFS / "alexnet.cfg"), "--params",
+              str(LAYER_DEFS / "alexnet-params.cfg"), "--gpu", "0"])
+    assert "GPU" in capsys.readouterr().err
+
+
+def test_float64_nets_stay_on_the_cpu():
+    if convnet.cuda_device_count() == 0:
+        pytest.skip("needs a GPU to reach the dtype check")
+    with pytest.raises(ValueError, match="float32"):
+        tiny(dtype="float64").to("cuda:0")
