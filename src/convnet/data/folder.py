@@ -156,10 +156,15 @@ class _Progress:
         now = time.time()
         if not final and now - self.last < 0.5:
             return
-        self.last = now
         rate = done / max(now - self.start, 1e-9)
-        print(f"\r{self.what}: {done}/{self.total} images ({rate:.0f} images/s)",
-              end="\n" if final else "", file=sys.stderr, flush=True)
+        line = f"{self.what}: {done}/{self.total} images ({rate:.0f} images/s)"
+        if sys.stderr.isatty():
+            print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
+        elif final or now - self.last >= 15:   # logs and pipes: a plain line now and then
+            print(line, file=sys.stderr, flush=True)
+        else:
+            return
+        self.last = now
 
 
 class ImageFolder(Provider):
