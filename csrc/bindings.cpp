@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "api.h"
+#include "core/cuda_runtime.h"
 #include "bindings/tensor_ops.h"
 
 namespace py = pybind11;
@@ -114,6 +115,24 @@ PYBIND11_MODULE(_core, m) {
     // ---- core --------------------------------------------------------------------------------
     m.def("cuda_device_count", &cuda_device_count);
     m.def("built_with_cuda", &built_with_cuda);
+#ifdef CONVNET_WITH_CUDA
+    // For benchmarks and tests on a GPU: synchronisation, event timing, the device's figures.
+    m.def("cuda_synchronize", [](int device) {
+        py::gil_scoped_release release;
+        cuda::synchronize(device);
+    }, py::arg("device") = 0);
+    m.def("cuda_time_ms", [](py::function work, int repeats, int warmup, int device) {
+        // work() launches ops, each of which releases the GIL while it runs.
+        return cuda::time_ms(device, [&] { work(); }, repeats, warmup);
+    }, py::arg("work"), py::arg("repeats") = 20, py::arg("warmup") = 3, py::arg("device") = 0);
+    m.def("cuda_device_info", [](int device) {
+        const cuda::DeviceInfo d = cuda::device_info(device);
+        py::dict out;
+        out["name"] = d.name, out["major"] = d.major, out["minor"] = d.minor;
+        out["sms"] = d.sms, out["clock_ghz"] = d.clock_ghz, out["memory_gib"] = d.memory_gib;
+        return out;
+    }, py::arg("device") = 0);
+#endif
     m.def("get_num_threads", &get_num_threads);
     m.def("set_num_threads", &set_num_threads, py::arg("n"));
 

@@ -38,4 +38,39 @@ void memcpy_sync(void* dst, const void* src, std::size_t bytes, int kind) {
     CONVNET_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kinds[kind]));
 }
 
+void synchronize(int device) {
+    CONVNET_CUDA_CHECK(cudaSetDevice(device));
+    CONVNET_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+double time_ms(int device, const std::function<void()>& work, int repeats, int warmup) {
+    CONVNET_CUDA_CHECK(cudaSetDevice(device));
+    for (int i = 0; i < warmup; ++i) work();
+    cudaEvent_t start, stop;
+    CONVNET_CUDA_CHECK(cudaEventCreate(&start));
+    CONVNET_CUDA_CHECK(cudaEventCreate(&stop));
+    CONVNET_CUDA_CHECK(cudaEventRecord(start));
+    for (int i = 0; i < repeats; ++i) work();
+    CONVNET_CUDA_CHECK(cudaEventRecord(stop));
+    CONVNET_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.f;
+    CONVNET_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    CONVNET_CUDA_CHECK(cudaEventDestroy(start));
+    CONVNET_CUDA_CHECK(cudaEventDestroy(stop));
+    return double(ms) / (repeats > 0 ? repeats : 1);
+}
+
+DeviceInfo device_info(int device) {
+    cudaDeviceProp prop{};
+    CONVNET_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    int clock_khz = 0;
+    CONVNET_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device));
+    DeviceInfo info;
+    info.name = prop.name;
+    info.major = prop.major, info.minor = prop.minor, info.sms = prop.multiProcessorCount;
+    info.clock_ghz = clock_khz * 1e-6;
+    info.memory_gib = double(prop.totalGlobalMem) / double(1ull << 30);
+    return info;
+}
+
 }  // namespace convnet::cuda

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <string>
 
 namespace convnet::cuda {
 
@@ -14,5 +16,20 @@ void* malloc_on(int device, std::size_t bytes);
 void free_on(int device, void* ptr);
 // Synchronous copies; `kind`: 0 host->device, 1 device->host, 2 device->device.
 void memcpy_sync(void* dst, const void* src, std::size_t bytes, int kind);
+
+// Waits for all work on `device`.
+void synchronize(int device);
+// Milliseconds per call of `work` (which launches on the default stream of `device`), measured
+// with CUDA events around `repeats` calls after `warmup` untimed ones.
+double time_ms(int device, const std::function<void()>& work, int repeats, int warmup);
+
+// What the benchmark's limits are computed from.
+struct DeviceInfo {
+    std::string name;
+    int major = 0, minor = 0, sms = 0;
+    double clock_ghz = 0.0;          // the SM clock the driver reports
+    double memory_gib = 0.0;
+};
+DeviceInfo device_info(int device);
 
 }  // namespace convnet::cuda
