@@ -177,8 +177,8 @@ def main(argv=None):
         return data.main(args, sys.argv[1:] if argv is None else list(argv))
 
     if args.device == "cuda":
-        sys.exit("convnet.bench: the CUDA backend of the op API is not available yet "
-                 f"(GPUs visible: {convnet.cuda_device_count()}); run with --device cpu")
+        from . import gpu
+        return gpu.run(args)
     if args.threads is not None and args.threads < 1:
         p.error("--threads must be >= 1")
     # main() also runs in-process (tests): the thread count is restored on the way out.
