@@ -178,7 +178,9 @@ def test_resume_reproduces_crops_flips_and_colour_noise(tmp_path, rng):
     full, part = tmp_path / "full.npz", tmp_path / "part.npz"
     assert main(common + ["--epochs", "2", "--save-path", str(full)]) == 0
     assert main(common + ["--epochs", "1", "--save-path", str(part)]) == 0
-    assert main(["-f", str(part)] + common[2:] + ["--epochs", "2", "--save-path", str(part)]) == 0
+    # Resumed without naming the data again: the checkpoint remembers it and its augmentation.
+    resume = [a for a in common[2:] if a not in ("--data-path", str(path), "--color-noise", "0.1")]
+    assert main(["-f", str(part)] + resume + ["--epochs", "2", "--save-path", str(part)]) == 0
     a, b = convnet.Net.load(full), convnet.Net.load(part)
     assert a.step == b.step == 6
     for name in a.params:

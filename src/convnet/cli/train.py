@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# What a checkpoint remembers of the data, so that -f resumes on the same data.
+DATA_OPTIONS = ("data_path", "data_provider", "train_range", "test_range", "inner_size",
+                "crop_border", "no_flip", "color_noise", "skip_bad_images")
+
+
 def fail(message: str) -> None:
     print(f"convnet-train: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -234,7 +239,21 @@ def main(argv=None) -> int:
             fail(str(e))
     if device != "cpu":
         net.to(device)
+    saved = (net.data_info or {}).get("options") if args.load_file else None
+    if saved and args.data_path is None:
+        # Resuming: the data the run was trained on, unless the command line names other data.
+        for key, value in saved.items():
+            if getattr(args, key, None) in (None, False, 0.0):
+                setattr(args, key, value)
+        print(f"data from the checkpoint: {args.data_path}")
     data = make_data(args, net)
+    if args.data_path:
+        net.data_info = {"provider": data.provider.name,
+                         "image_shape": list(data.provider.image_shape),
+                         "label_names": list(data.provider.label_names),
+                         "options": {k: getattr(args, k) for k in DATA_OPTIONS}}
+        net.data_info["options"]["data_path"] = os.path.abspath(args.data_path)
+        net.data_mean = np.asarray(data.provider.mean, np.float32)
     if args.check_grads:
         return check_grads(net, data)
     options = TrainOptions(epochs=args.epochs, batch_size=args.mini, test_freq=args.test_freq,
