@@ -46,9 +46,13 @@ void neuron_forward(const Tensor& x, const Tensor& y, const NeuronParams& p) {
     expect(y, op, "y", x.dtype(), x.device());
     expect_shape(y, op, "y", x.shape());
     if (x.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
         CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
         neuron_forward_cuda(x.data<float>(), y.data<float>(), x.numel(), p, nullptr);
         return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
     }
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
@@ -62,10 +66,14 @@ void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const T
     expect(dy, op, "dy", dy.dtype(), dy.device());
     ops_detail::expect_like(dy, op, {{&x, "x"}, {&y, "y"}, {&dx, "dx"}});
     if (dy.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
         CONVNET_ARG_CHECK(dy.dtype() == DType::f32, op, ": the GPU path takes float32");
         neuron_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
                              dy.numel(), p, beta, nullptr);
         return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
     }
     ops_detail::with_float_type(dy.dtype(), [&](auto tag) {
         using T = decltype(tag);
