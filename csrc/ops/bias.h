@@ -18,4 +18,10 @@ void bias_add_forward_cpu(T* y, const T* b, std::int64_t n, std::int64_t size);
 template <typename T>
 void bias_add_backward_cpu(const T* dy, T* db, std::int64_t n, std::int64_t size, T beta);
 
+// CUDA launchers (kernels/bias.cu), float32 device pointers; the backward is deterministic.
+void bias_add_forward_cuda(float* y, const float* b, std::int64_t n, std::int64_t size,
+                           void* stream);
+void bias_add_backward_cuda(const float* dy, float* db, std::int64_t n, std::int64_t size,
+                            float beta, void* stream);
+
 }  // namespace convnet

@@ -18,4 +18,8 @@ template <typename T>
 void concat_copy_cpu(const std::vector<T*>& parts, const std::vector<std::int64_t>& widths,
                      T* whole, std::int64_t n, bool to_whole, T beta);
 
+// CUDA launcher (kernels/concat.cu), float32 device pointers, the same contract.
+void concat_copy_cuda(const std::vector<float*>& parts, const std::vector<std::int64_t>& widths,
+                      float* whole, std::int64_t n, bool to_whole, float beta, void* stream);
+
 }  // namespace convnet

@@ -29,6 +29,25 @@ void dropout_mask(std::uint8_t* mask, std::int64_t n, const DropoutParams& p) {
     dropout_mask_cpu(mask, n, p);
 }
 
+void dropout_mask_into(const Tensor& bytes, std::int64_t n, const DropoutParams& p) {
+    const char* op = "dropout_mask_into";
+    check_params(p, op);
+    check_size(n, op);
+    CONVNET_ARG_CHECK(bytes.defined(), op, ": the mask's storage is missing");
+    CONVNET_ARG_CHECK(n >= 0 && std::size_t(n) <= bytes.nbytes(), op, ": ", n,
+                      " mask bytes do not fit a tensor of ", bytes.nbytes(), " bytes");
+    auto* mask = static_cast<std::uint8_t*>(bytes.raw());
+    if (bytes.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
+        dropout_mask_cuda(mask, n, p, nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
+    dropout_mask_cpu(mask, n, p);
+}
+
 static void apply(const Tensor& in, const Tensor& out, const DropoutParams& p, float beta,
                   const char* op, const char* in_name, const char* out_name) {
     check_params(p, op);
@@ -36,7 +55,15 @@ static void apply(const Tensor& in, const Tensor& out, const DropoutParams& p, f
     expect(out, op, out_name, in.dtype(), in.device());
     expect_shape(out, op, out_name, in.shape());
     check_size(in.numel(), op);
-    if (in.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (in.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
+        CONVNET_ARG_CHECK(in.dtype() == DType::f32, op, ": the GPU path takes float32");
+        dropout_apply_cuda(in.data<float>(), out.data<float>(), in.numel(), p, beta, nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(in.dtype(), [&](auto tag) {
         using T = decltype(tag);
         dropout_apply_cpu<T>(in.data<T>(), out.data<T>(), in.numel(), p, T(beta));

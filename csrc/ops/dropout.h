@@ -25,6 +25,9 @@ struct DropoutParams {
 };
 
 void dropout_mask(std::uint8_t* mask, std::int64_t n, const DropoutParams& p);
+// The same mask written into the first n bytes of `bytes`' storage on its device (any dtype,
+// nbytes >= n): a device-side mask, so tests can compare the GPU's bits with the CPU's.
+void dropout_mask_into(const Tensor& bytes, std::int64_t n, const DropoutParams& p);
 void dropout_forward(const Tensor& x, const Tensor& y, const DropoutParams& p);
 void dropout_backward(const Tensor& dy, const Tensor& dx, const DropoutParams& p,
                       float beta = 0.f);
@@ -33,5 +36,10 @@ void dropout_mask_cpu(std::uint8_t* mask, std::int64_t n, const DropoutParams& p
 // Training: y = x * mask * factor; testing: y = x * factor. Backward is the same map applied to dy.
 template <typename T>
 void dropout_apply_cpu(const T* x, T* y, std::int64_t n, const DropoutParams& p, T beta);
+
+// CUDA launchers (kernels/dropout.cu): the same streams and formulas on device pointers.
+void dropout_mask_cuda(std::uint8_t* mask, std::int64_t n, const DropoutParams& p, void* stream);
+void dropout_apply_cuda(const float* x, float* y, std::int64_t n, const DropoutParams& p,
+                        float beta, void* stream);
 
 }  // namespace convnet

@@ -27,6 +27,19 @@ std::vector<const T*> pointers(const std::vector<Tensor>& ts) {
     for (const Tensor& t : ts) out.push_back(t.data<T>());
     return out;
 }
+
+std::vector<float*> outputs(const std::vector<Tensor>& ts) {
+    std::vector<float*> out;
+    for (const Tensor& t : ts) out.push_back(t.data<float>());
+    return out;
+}
+
+// The GPU path: float32 only.
+bool on_gpu(const Tensor& t, const char* op) {
+    if (!t.device().is_cuda()) return false;
+    CONVNET_ARG_CHECK(t.dtype() == DType::f32, op, ": the GPU path takes float32");
+    return true;
+}
 }  // namespace
 
 void eltsum_forward(const std::vector<Tensor>& xs, const std::vector<double>& coeffs,
@@ -35,7 +48,14 @@ void eltsum_forward(const std::vector<Tensor>& xs, const std::vector<double>& co
     check_all(xs, y, op, "xs");
     CONVNET_ARG_CHECK(coeffs.size() == xs.size(), op, ": ", xs.size(), " inputs but ",
                       coeffs.size(), " coefficients");
-    if (y.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (on_gpu(y, op)) {
+#ifdef CONVNET_WITH_CUDA
+        eltsum_forward_cuda(pointers<float>(xs), coeffs, y.data<float>(), y.numel(), nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(y.dtype(), [&](auto tag) {
         using T = decltype(tag);
         eltsum_forward_cpu<T>(pointers<T>(xs), coeffs, y.data<T>(), y.numel());
@@ -48,7 +68,14 @@ void eltsum_backward(const Tensor& dy, const std::vector<double>& coeffs,
     check_all(dxs, dy, op, "dxs");
     CONVNET_ARG_CHECK(coeffs.size() == dxs.size(), op, ": ", dxs.size(), " gradients but ",
                       coeffs.size(), " coefficients");
-    if (dy.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (on_gpu(dy, op)) {
+#ifdef CONVNET_WITH_CUDA
+        scale_cuda(dy.data<float>(), coeffs, outputs(dxs), dy.numel(), beta, nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(dy.dtype(), [&](auto tag) {
         using T = decltype(tag);
         for (std::size_t i = 0; i < dxs.size(); ++i)
@@ -59,7 +86,14 @@ void eltsum_backward(const Tensor& dy, const std::vector<double>& coeffs,
 void eltmax_forward(const std::vector<Tensor>& xs, const Tensor& y) {
     const char* op = "eltmax_forward";
     check_all(xs, y, op, "xs");
-    if (y.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (on_gpu(y, op)) {
+#ifdef CONVNET_WITH_CUDA
+        eltmax_forward_cuda(pointers<float>(xs), y.data<float>(), y.numel(), nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(y.dtype(), [&](auto tag) {
         using T = decltype(tag);
         eltmax_forward_cpu<T>(pointers<T>(xs), y.data<T>(), y.numel());
@@ -75,12 +109,39 @@ void eltmax_backward(const std::vector<Tensor>& xs, const Tensor& y, const Tenso
     expect_shape(dy, op, "dy", y.shape());
     CONVNET_ARG_CHECK(xs.size() == dxs.size(), op, ": ", xs.size(), " inputs but ", dxs.size(),
                       " gradients");
-    if (y.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (on_gpu(y, op)) {
+#ifdef CONVNET_WITH_CUDA
+        eltmax_backward_cuda(pointers<float>(xs), y.data<float>(), dy.data<float>(),
+                             outputs(dxs), y.numel(), beta, nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(y.dtype(), [&](auto tag) {
         using T = decltype(tag);
         for (std::size_t i = 0; i < xs.size(); ++i)
             eltmax_backward_cpu<T>(xs[i].data<T>(), y.data<T>(), dy.data<T>(), dxs[i].data<T>(),
                                    y.numel(), T(beta));
+    });
+}
+
+void eltwise_scale(const Tensor& in, double c, const Tensor& out, float beta) {
+    const char* op = "eltwise_scale";
+    expect(in, op, "in", in.dtype(), in.device());
+    expect(out, op, "out", in.dtype(), in.device());
+    expect_shape(out, op, "out", in.shape());
+    if (on_gpu(in, op)) {
+#ifdef CONVNET_WITH_CUDA
+        scale_cuda(in.data<float>(), {c}, {out.data<float>()}, in.numel(), beta, nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
+    ops_detail::with_float_type(in.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        scale_cpu<T>(in.data<T>(), T(c), out.data<T>(), in.numel(), T(beta));
     });
 }
 

@@ -35,4 +35,12 @@ template <typename T>
 void lrn_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n, std::int64_t c,
                       std::int64_t hw, const LrnParams& p, T beta);
 
+// CUDA launchers (kernels/lrn.cu), float32. `naive` picks the one-thread-per-element kernel (the
+// second GPU implementation, for differential tests and benchmarks) over the tuned ones.
+void lrn_forward_cuda(const float* x, float* y, std::int64_t n, std::int64_t c, std::int64_t hw,
+                      const LrnParams& p, void* stream, bool naive = false);
+void lrn_backward_cuda(const float* x, const float* y, const float* dy, float* dx, std::int64_t n,
+                       std::int64_t c, std::int64_t hw, const LrnParams& p, float beta,
+                       void* stream, bool naive = false);
+
 }  // namespace convnet

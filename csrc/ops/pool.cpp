@@ -47,7 +47,16 @@ static void check_geometry(const Tensor& x, const Tensor& y, const PoolParams& p
 void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p) {
     const char* op = "pool_forward";
     check_geometry(x, y, p, op);
-    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (x.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
+        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
+        pool_forward_cuda(x.data<float>(), y.data<float>(), x.dim(0) * x.dim(1), x.dim(2),
+                          x.dim(3), y.dim(2), y.dim(3), p, nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         pool_forward_cpu<T>(x.data<T>(), y.data<T>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3),
@@ -63,7 +72,17 @@ void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
     expect_shape(dy, op, "dy", y.shape());
     expect(dx, op, "dx", x.dtype(), x.device());
     expect_shape(dx, op, "dx", x.shape());
-    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (x.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
+        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
+        pool_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
+                           x.dim(0) * x.dim(1), x.dim(2), x.dim(3), y.dim(2), y.dim(3), p, beta,
+                           nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         pool_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),

@@ -38,4 +38,12 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
                        std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
                        const PoolParams& p, T beta);
 
+// CUDA launchers (kernels/pool.cu), float32, same arguments as the CPU functions.
+void pool_forward_cuda(const float* x, float* y, std::int64_t planes, std::int64_t h,
+                       std::int64_t w, std::int64_t oh, std::int64_t ow, const PoolParams& p,
+                       void* stream);
+void pool_backward_cuda(const float* x, const float* y, const float* dy, float* dx,
+                        std::int64_t planes, std::int64_t h, std::int64_t w, std::int64_t oh,
+                        std::int64_t ow, const PoolParams& p, float beta, void* stream);
+
 }  // namespace convnet

@@ -14,26 +14,45 @@ static void check_params(const RnormParams& p, const char* op) {
 }
 
 namespace {
-template <typename ForwardCpu>
+template <typename ForwardCpu, typename ForwardCuda>
 void forward(const Tensor& x, const Tensor& y, const RnormParams& p, const char* op,
-             ForwardCpu&& cpu) {
+             ForwardCpu&& cpu, ForwardCuda&& cuda) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     ops_detail::expect_like(x, op, {{&y, "y"}});
-    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (x.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
+        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
+        cuda(x.data<float>(), y.data<float>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p,
+             nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         cpu(x.data<T>(), y.data<T>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p);
     });
 }
 
-template <typename BackwardCpu>
+template <typename BackwardCpu, typename BackwardCuda>
 void backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
-              const RnormParams& p, float beta, const char* op, BackwardCpu&& cpu) {
+              const RnormParams& p, float beta, const char* op, BackwardCpu&& cpu,
+              BackwardCuda&& cuda) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     ops_detail::expect_like(x, op, {{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}});
-    if (x.device().is_cuda()) ops_detail::no_cuda_kernel(op);
+    if (x.device().is_cuda()) {
+#ifdef CONVNET_WITH_CUDA
+        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
+        cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
+             x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p, beta, nullptr);
+        return;
+#else
+        ops_detail::no_cuda_kernel(op);
+#endif
+    }
     ops_detail::with_float_type(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         cpu(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), x.dim(0) * x.dim(1), x.dim(2),
@@ -44,13 +63,14 @@ void backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& 
 
 #define CONVNET_WITHIN_MAP_NORM(name)                                                          \
     void name##_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {              \
-        forward(x, y, p, #name "_forward",                                                     \
-                [](auto... a) { name##_forward_cpu(a...); });                                  \
+        forward(x, y, p, #name "_forward", [](auto... a) { name##_forward_cpu(a...); },       \
+                [](auto... a) { name##_forward_cuda(a...); });                                 \
     }                                                                                          \
     void name##_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx, \
                          const RnormParams& p, float beta) {                                   \
         backward(x, y, dy, dx, p, beta, #name "_backward",                                     \
-                 [](auto... a) { name##_backward_cpu(a...); });                                \
+                 [](auto... a) { name##_backward_cpu(a...); },                                 \
+                 [](auto... a) { name##_backward_cuda(a...); });                               \
     }
 CONVNET_WITHIN_MAP_NORM(rnorm)
 CONVNET_WITHIN_MAP_NORM(cnorm)

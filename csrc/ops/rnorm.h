@@ -45,4 +45,17 @@ template <typename T>
 void cnorm_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                         std::int64_t h, std::int64_t w, const RnormParams& p, T beta);
 
+// CUDA launchers (kernels/rnorm.cu), float32, same arguments as the CPU functions. They refuse
+// (ArgumentError) a window whose halos do not fit in the GPU's shared memory even for a 1x1 tile.
+void rnorm_forward_cuda(const float* x, float* y, std::int64_t planes, std::int64_t h,
+                        std::int64_t w, const RnormParams& p, void* stream);
+void rnorm_backward_cuda(const float* x, const float* y, const float* dy, float* dx,
+                         std::int64_t planes, std::int64_t h, std::int64_t w,
+                         const RnormParams& p, float beta, void* stream);
+void cnorm_forward_cuda(const float* x, float* y, std::int64_t planes, std::int64_t h,
+                        std::int64_t w, const RnormParams& p, void* stream);
+void cnorm_backward_cuda(const float* x, const float* y, const float* dy, float* dx,
+                         std::int64_t planes, std::int64_t h, std::int64_t w,
+                         const RnormParams& p, float beta, void* stream);
+
 }  // namespace convnet

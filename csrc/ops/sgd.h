@@ -21,4 +21,8 @@ void sgd_update(const Tensor& w, const Tensor& grad, const Tensor& v, const SgdP
 template <typename T>
 void sgd_update_cpu(T* w, const T* grad, T* v, std::int64_t n, const SgdParams& p);
 
+// CUDA launcher (kernels/sgd.cu), float32 device pointers: one fused pass, float4 where aligned.
+void sgd_update_cuda(float* w, const float* grad, float* v, std::int64_t n, const SgdParams& p,
+                     void* stream);
+
 }  // namespace convnet

@@ -6,6 +6,7 @@
 // correct at k when fewer than k classes are strictly more probable than its label.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -42,5 +43,21 @@ LogLossResult softmax_logloss_cpu(const T* x, const std::int32_t* labels, T* pro
 template <typename T>
 LogLossResult logreg_cost_cpu(const T* probs, const std::int32_t* labels, T* dprobs,
                               std::int64_t n, std::int64_t k, double scale, int topk, T beta);
+
+// CUDA launchers (kernels/softmax.cu), float32 device pointers. labels stay in host memory (as
+// above); the two loss launchers copy them into `workspace` (device memory of at least
+// logloss_workspace_bytes(n) bytes), reduce on the device and synchronise `stream` to return
+// the totals. dx / dprobs may be null.
+void softmax_forward_cuda(const float* x, float* probs, std::int64_t n, std::int64_t k,
+                          void* stream);
+void softmax_backward_cuda(const float* probs, const float* dy, float* dx, std::int64_t n,
+                           std::int64_t k, float beta, void* stream);
+std::size_t logloss_workspace_bytes(std::int64_t n);
+LogLossResult softmax_logloss_cuda(const float* x, const std::int32_t* labels, float* probs,
+                                   float* dx, std::int64_t n, std::int64_t k, int topk,
+                                   void* workspace, void* stream);
+LogLossResult logreg_cost_cuda(const float* probs, const std::int32_t* labels, float* dprobs,
+                               std::int64_t n, std::int64_t k, double scale, int topk,
+                               float beta, void* workspace, void* stream);
 
 }  // namespace convnet
