@@ -359,6 +359,7 @@ PYBIND11_MODULE(_core, m) {
     bindings::bind_norm_pool_tensor_ops(m);
     bindings::bind_elementwise_tensor_ops(m);
     bindings::bind_gemm_conv_tensor_ops(m);
+    bindings::bind_interop(m);
     m.def("neuron_forward_tensor", [](const Tensor& x, const Tensor& y, const std::string& name,
                                       double a, double b) {
         const NeuronParams p = neuron_params(name, a, b);

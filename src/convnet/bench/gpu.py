@@ -51,7 +51,7 @@ def event_ms(run, repeats=20, warmup=3, rounds=5) -> float:
 
 def copy_bandwidth(nbytes=1 << 30) -> float:
     """Device-to-device copy, bytes read + written per second: the memory-bound kernels' limit."""
-    src = convnet.Tensor.empty([nbytes // 4], "float32", DEVICE)
+    src = convnet.Tensor.zeros([nbytes // 4], "float32", DEVICE)
     ms = event_ms(lambda: src.to(DEVICE), repeats=10)
     return 2 * nbytes / (ms * 1e-3)
 
@@ -62,7 +62,7 @@ def dev(rng, *shape, scale=1.0):
 
 
 def empty(*shape):
-    return convnet.Tensor.empty(list(shape), "float32", DEVICE)
+    return convnet.Tensor.zeros(list(shape), "float32", DEVICE)
 
 
 def _torch():
