@@ -5,6 +5,25 @@
 
 namespace convnet {
 
+namespace {
+// Runs f; a plain convnet::Error from inside (out of memory, a CUDA failure) gets the layer's
+// name in front. ShapeError and ArgumentError already name it and pass through unchanged.
+template <typename F>
+auto with_layer_name(const std::string& name, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const ShapeError&) {
+        throw;
+    } catch (const ArgumentError&) {
+        throw;
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        if (what.find("layer '" + name + "'") != std::string::npos) throw;
+        throw Error(detail::concat("layer '", name, "': ", what));
+    }
+}
+}  // namespace
+
 Net::Net(const std::vector<LayerConfig>& configs, DType dtype, Device device)
     : dtype_(dtype), device_(device) {
     CONVNET_ARG_CHECK(!configs.empty(), "net: no layers");
@@ -21,7 +40,7 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, Device device)
         auto layer = make_layer(c);
         layer->set_index(static_cast<int>(i));
         layer->set_device(device);
-        shapes_.push_back(layer->setup(in, dtype));
+        shapes_.push_back(with_layer_name(c.name, [&] { return layer->setup(in, dtype); }));
         if (layer->is_data()) data_layers_.push_back(static_cast<int>(i));
         layers_.push_back(std::move(layer));
     }
@@ -32,9 +51,13 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, Device device)
 void Net::allocate(std::int64_t batch) {
     if (batch == batch_) return;
     for (int i = 0; i < size(); ++i) {
-        acts_[i] = Tensor::empty(acts_shape(i, batch), dtype_, device_);
-        grads_[i] = layers_[i]->is_data() ? Tensor()
-                                          : Tensor::empty(acts_shape(i, batch), dtype_, device_);
+        // Out of memory names the layer whose activations did not fit (and the bytes asked for).
+        with_layer_name(layers_[i]->name(), [&] {
+            acts_[i] = Tensor::empty(acts_shape(i, batch), dtype_, device_);
+            grads_[i] = layers_[i]->is_data()
+                            ? Tensor() : Tensor::empty(acts_shape(i, batch), dtype_, device_);
+            return 0;
+        });
     }
     batch_ = batch;
 }
