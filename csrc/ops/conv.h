@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "ops/precision.h"
 
 namespace convnet {
 
@@ -50,5 +51,20 @@ void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& 
 template <typename T>
 void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g,
                               T beta);
+
+// CUDA launchers (kernels/conv_forward.cu, conv_backward_data.cu, conv_backward_filter.cu):
+// float32 device pointers in the layouts above, implicit-GEMM kernels on `stream`; `precision`
+// picks FP32 on the CUDA cores or the TF32/BF16 tensor-core path (FP32 below sm_80).
+void conv_forward_cuda(const float* x, const float* w, const float* b /* may be null */, float* y,
+                       const ConvGeometry& g, MathPrecision precision, void* stream);
+void conv_backward_data_cuda(const float* w, const float* dy, float* dx, const ConvGeometry& g,
+                             float beta, MathPrecision precision, void* stream);
+// Floats of device workspace conv_backward_filter_cuda needs for its split-K partial sums
+// (0: none) on the current device.
+std::int64_t conv_backward_filter_workspace_cuda(const ConvGeometry& g);
+// dw or db may be null to skip it; workspace holds conv_backward_filter_workspace_cuda(g) floats.
+void conv_backward_filter_cuda(const float* x, const float* dy, float* dw, float* db,
+                               const ConvGeometry& g, float beta, float* workspace,
+                               MathPrecision precision, void* stream);
 
 }  // namespace convnet

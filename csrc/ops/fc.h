@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "ops/precision.h"
 
 namespace convnet {
 
@@ -27,5 +28,17 @@ void fc_forward_cpu(const T* x, const T* w, const T* b, T* y, const FcGeometry& 
 template <typename T>
 void fc_backward_cpu(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db,
                      const FcGeometry& g, T beta);
+
+// CUDA launchers (kernels/fc.cu): float32 device pointers in the layouts above, GEMMs on
+// `stream` in the given precision (FP32 below sm_80). `workspace` holds fc_workspace_cuda(g)
+// floats (split-K partial sums on the current device; null when that is 0).
+std::int64_t fc_workspace_cuda(const FcGeometry& g);
+void fc_forward_cuda(const float* x, const float* w, const float* b /* may be null */, float* y,
+                     const FcGeometry& g, MathPrecision precision, float* workspace,
+                     void* stream);
+// dx, dw, db may be null to skip them.
+void fc_backward_cuda(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                      float* db, const FcGeometry& g, float beta, MathPrecision precision,
+                      float* workspace, void* stream);
 
 }  // namespace convnet

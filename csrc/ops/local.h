@@ -27,4 +27,11 @@ template <typename T>
 void local_backward_cpu(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db,
                         const ConvGeometry& g, T beta);
 
+// CUDA launchers (kernels/local.cu): float32 device pointers in the layouts above, on `stream`;
+// always FP32 (the math precision setting does not apply). dx, dw, db, b may be null.
+void local_forward_cuda(const float* x, const float* w, const float* b, float* y,
+                        const ConvGeometry& g, void* stream);
+void local_backward_cuda(const float* x, const float* w, const float* dy, float* dx, float* dw,
+                         float* db, const ConvGeometry& g, float beta, void* stream);
+
 }  // namespace convnet
