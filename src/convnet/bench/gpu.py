@@ -74,26 +74,59 @@ def _torch():
 
 
 def memory_cases(net, layer, rng, shape, torch) -> List[GpuCase]:
-    """relu, LRN and max-pool 3/2 forward/backward on one activation shape."""
+    """The memory-bound kernels on one activation shape: relu, LRN, overlapping max-pool 3/2 and
+    dropout, forward and backward. Bytes are the minimum each must move."""
     x, y, dy, dx = dev(rng, *shape), empty(*shape), dev(rng, *shape), empty(*shape)
-    n = float(np.prod(shape)) * 4
-    cases = [GpuCase(net, layer, "relu fwd",
-                     lambda: _core.neuron_forward_tensor(x, y, "relu", 0.0, 0.0), nbytes=2 * n),
-             GpuCase(net, layer, "relu bwd",
-                     lambda: _core.neuron_backward_tensor(x, y, dy, dx, "relu", 0.0, 0.0),
-                     nbytes=3 * n)]
-    if hasattr(_core, "lrn_forward_tensor"):
-        cases.append(GpuCase(net, layer, "lrn fwd", lambda: _core.lrn_forward_tensor(
-            x, y, 5, 0, False, 1e-4, 0.75, 2.0), nbytes=2 * n))
-        cases.append(GpuCase(net, layer, "lrn bwd", lambda: _core.lrn_backward_tensor(
-            x, y, dy, dx, 5, 0, False, 1e-4, 0.75, 2.0), nbytes=4 * n))
+    n, c, h, w = shape
+    ph = 1 + (h - 3 + 1) // 2
+    py_, pdy = empty(n, c, ph, ph), dev(rng, n, c, ph, ph)
+    e, pe = float(np.prod(shape)) * 4, float(n * c * ph * ph) * 4
+    pool = ("max", 3, 3, 2, 2, 0, 0)
+    cases = [
+        GpuCase(net, layer, "relu fwd",
+                lambda: _core.neuron_forward_tensor(x, y, "relu", 0.0, 0.0), nbytes=2 * e),
+        GpuCase(net, layer, "relu bwd",
+                lambda: _core.neuron_backward_tensor(x, y, dy, dx, "relu", 0.0, 0.0),
+                nbytes=3 * e),
+        GpuCase(net, layer, "lrn fwd", lambda: _core.lrn_forward_tensor(
+            x, y, 5, 2, False, 1e-4, 0.75, 2.0), nbytes=2 * e),
+        GpuCase(net, layer, "lrn bwd", lambda: _core.lrn_backward_tensor(
+            x, y, dy, dx, 5, 2, False, 1e-4, 0.75, 2.0), nbytes=4 * e),
+        GpuCase(net, layer, "maxpool fwd", lambda: _core.pool_forward_tensor(x, py_, *pool),
+                nbytes=e + pe),
+        GpuCase(net, layer, "maxpool bwd", lambda: _core.pool_backward_tensor(
+            x, py_, pdy, dx, *pool), nbytes=2 * e + 2 * pe),
+        GpuCase(net, layer, "dropout fwd", lambda: _core.dropout_forward_tensor(
+            x, y, 0.5, 1, 1, 7, True, False), nbytes=2 * e),
+        GpuCase(net, layer, "dropout bwd", lambda: _core.dropout_backward_tensor(
+            dy, dx, 0.5, 1, 1, 7, True, False), nbytes=2 * e),
+    ]
     if torch is not None:
         tx = torch.randn(*shape, device="cuda")
-        cases[0].torch_run = lambda: torch.relu(tx)
         lrn = torch.nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
-        for c in cases:
-            if c.op == "lrn fwd":
-                c.torch_run = lambda: lrn(tx)
+        refs = {"relu fwd": lambda: torch.relu(tx), "lrn fwd": lambda: lrn(tx),
+                "maxpool fwd": lambda: torch.nn.functional.max_pool2d(tx, 3, 2),
+                "dropout fwd": lambda: torch.nn.functional.dropout(tx, 0.5, True)}
+        for case in cases:
+            case.torch_run = refs.get(case.op)
+    return cases
+
+
+def fc_sgd_softmax_cases(net, rng, n, k, m, torch) -> List[GpuCase]:
+    """The fully connected product (our GEMM), the SGD update of its weights, softmax+log-loss."""
+    x, wt, b, y = dev(rng, n, k), dev(rng, m, k, scale=0.01), dev(rng, m), empty(n, m)
+    g, v = dev(rng, m, k, scale=1e-3), dev(rng, m, k, scale=1e-3)
+    labels = rng.integers(0, m, n).astype(np.int32)
+    probs = empty(n, m)
+    cases = [GpuCase(net, f"fc{m}", "fc fwd", lambda: _core.fc_forward_tensor(x, wt, b, y),
+                     flops=2.0 * n * k * m),
+             GpuCase(net, f"fc{m}", "sgd update", lambda: _core.sgd_update_tensor(
+                 wt, g, v, 1e-9, 0.9, 5e-4), nbytes=5.0 * m * k * 4),
+             GpuCase(net, f"fc{m}", "softmax+logloss", lambda: _core.softmax_logloss_tensor(
+                 y, labels, probs, None, 5 if m >= 5 else 1), nbytes=2.0 * n * m * 4)]
+    if torch is not None:
+        tx, tw = torch.randn(n, k, device="cuda"), torch.randn(m, k, device="cuda")
+        cases[0].torch_run = lambda: torch.nn.functional.linear(tx, tw)
     return cases
 
 
@@ -102,16 +135,22 @@ def conv_case(net, layer, rng, n, c, h, f, k, stride, pad, groups, precision, to
     x, w, b = dev(rng, n, c, h, h), dev(rng, f, c // groups, k, k, scale=0.01), dev(rng, f)
     y = empty(n, f, oh, oh)
     flops = 2.0 * n * f * oh * oh * (c // groups) * k * k
-    if not hasattr(_core, "conv_forward_tensor"):
-        return [GpuCase(net, layer, f"conv fwd {precision}", None, flops=flops)]
-    case = GpuCase(net, layer, f"conv fwd {precision}",
-                   lambda: _core.conv_forward_tensor(x, w, b, y, stride, stride, pad, pad, groups),
-                   flops=flops, precision=precision)
+    dy, dx, dw, db = dev(rng, n, f, oh, oh), empty(n, c, h, h), empty(*w.shape), empty(f)
+    fwd = GpuCase(net, layer, f"conv fwd {precision}",
+                  lambda: _core.conv_forward_tensor(x, w, b, y, stride, stride, pad, pad, groups),
+                  flops=flops, precision=precision)
+    bwd = GpuCase(net, layer, f"conv bwd {precision}",
+                  lambda: _core.conv_backward_tensor(x, w, dy, dx, dw, db, stride, stride, pad,
+                                                     pad, groups),
+                  flops=2 * flops, precision=precision)
     if torch is not None:
-        tx = torch.randn(n, c, h, h, device="cuda")
-        tw = torch.randn(f, c // groups, k, k, device="cuda") * 0.01
-        case.torch_run = lambda: torch.nn.functional.conv2d(tx, tw, None, stride, pad, 1, groups)
-    return [case]
+        tx = torch.randn(n, c, h, h, device="cuda", requires_grad=True)
+        tw = (torch.randn(f, c // groups, k, k, device="cuda") * 0.01).requires_grad_()
+        fwd.torch_run = lambda: torch.nn.functional.conv2d(tx, tw, None, stride, pad, 1, groups)
+        out = torch.nn.functional.conv2d(tx, tw, None, stride, pad, 1, groups)
+        grad = torch.randn_like(out)
+        bwd.torch_run = lambda: torch.autograd.grad(out, (tx, tw), grad, retain_graph=True)
+    return [fwd, bwd]
 
 
 def alexnet_cases(rng, torch, precision) -> List[GpuCase]:
@@ -125,6 +164,8 @@ def alexnet_cases(rng, torch, precision) -> List[GpuCase]:
         cases += conv_case("alexnet", layer, rng, n, c, h, f, k, s, p, g, precision, torch)
     cases += memory_cases("alexnet", "conv1", rng, (n, 96, 55, 55), torch)
     cases += memory_cases("alexnet", "conv2", rng, (n, 256, 27, 27), torch)
+    cases += fc_sgd_softmax_cases("alexnet", rng, n, 9216, 4096, torch)
+    cases += fc_sgd_softmax_cases("alexnet", rng, n, 4096, 1000, torch)
     return cases
 
 
@@ -135,6 +176,7 @@ def cifar_cases(rng, torch, precision) -> List[GpuCase]:
         h = {"conv1": 32, "conv2": 16, "conv3": 8}[layer]
         cases += conv_case("cifar10", layer, rng, n, c, h, f, 5, 1, 2, 1, precision, torch)
     cases += memory_cases("cifar10", "conv1", rng, (n, 32, 32, 32), torch)
+    cases += fc_sgd_softmax_cases("cifar10", rng, n, 1024, 10, torch)
     return cases
 
 
@@ -218,6 +260,9 @@ def run(args) -> int:
         cases = alexnet_cases(rng, torch, precision) + cifar_cases(rng, torch, precision)
         if precision != "fp32":
             cases = [c for c in cases if c.flops]
+        for c in cases:
+            if c.flops:
+                c.precision = precision
         for c in cases:
             if c.run is None:
                 rows.append((c, None, None, None))
