@@ -29,7 +29,7 @@ from convnet.data.memory import ArrayDataset
 from convnet.data.open import open_dataset
 from convnet.data.provider import Provider
 
-Image = pytest.importorskip("PIL.Image")
+from PIL import Image  # noqa: E402  (pillow is a dependency of convnet)
 
 # Mean subtraction is done in float32 on 0..255 values: exact to a few ulps of 255.
 F32_TOL = 1e-4
