@@ -13,7 +13,6 @@ import zlib
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 # Appended to every key before seeding, so the augmentation streams never coincide with another
 # consumer of the same counters (the trainer's batch order uses [seed, 1, epoch]).
@@ -246,14 +245,16 @@ class Augmentation:
         if size is not None:
             ys = rng.integers(0, h - size + 1, n)
             xs = rng.integers(0, w - size + 1, n)
-            windows = sliding_window_view(images, (size, size), axis=(2, 3))
-            # Advanced indices on axes 0, 2, 3 around a slice: the result is (N, C, crop, crop).
-            out = windows[np.arange(n), :, ys, xs].astype(np.float32, copy=False)
         else:
-            out = images.astype(np.float32, copy=True)
-        if self.flip:
-            flips = rng.random(n) < 0.5
-            out[flips] = out[flips][..., ::-1]
+            size, ys, xs = None, np.zeros(n, np.int64), np.zeros(n, np.int64)
+        flips = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
+        # One strided copy per image, the reflection folded into it: several times faster than
+        # a fancy-indexed gather over sliding windows (which also holds the GIL throughout).
+        sh, sw = (size, size) if size is not None else (h, w)
+        out = np.empty((n, c, sh, sw), np.float32)
+        for i in range(n):
+            patch = images[i, :, ys[i]:ys[i] + sh, xs[i]:xs[i] + sw]
+            out[i] = patch[..., ::-1] if flips[i] else patch
         if colour:
             offsets = self.pca.noise(n, self.color_noise, rng).astype(np.float32)
             out += offsets[:, :, None, None]
