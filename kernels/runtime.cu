@@ -38,6 +38,8 @@ void memcpy_sync(void* dst, const void* src, std::size_t bytes, int kind) {
     CONVNET_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kinds[kind]));
 }
 
+void set_device(int device) { CONVNET_CUDA_CHECK(cudaSetDevice(device)); }
+
 void synchronize(int device) {
     CONVNET_CUDA_CHECK(cudaSetDevice(device));
     CONVNET_CUDA_CHECK(cudaDeviceSynchronize());

@@ -17,6 +17,8 @@ void free_on(int device, void* ptr);
 // Synchronous copies; `kind`: 0 host->device, 1 device->host, 2 device->device.
 void memcpy_sync(void* dst, const void* src, std::size_t bytes, int kind);
 
+// Makes `device` current for the calling thread: kernels launch there.
+void set_device(int device);
 // Waits for all work on `device`.
 void synchronize(int device);
 // Milliseconds per call of `work` (which launches on the default stream of `device`), measured

@@ -1,11 +1,22 @@
 // Net: construction with shape inference, forward, backward with fan-out accumulation, update.
 #include "graph/net.h"
 
+#include "core/cuda_runtime.h"
 #include "ops/sgd.h"
 
 namespace convnet {
 
 namespace {
+// Kernels launch on the calling thread's current device: make it the net's before any work, so
+// a net on cuda:1 never runs on cuda:0 (and a thread that has never touched CUDA works too).
+void use_device(Device device) {
+#ifdef CONVNET_WITH_CUDA
+    if (device.is_cuda()) cuda::set_device(device.index);
+#else
+    (void)device;
+#endif
+}
+
 // Runs f; a plain convnet::Error from inside (out of memory, a CUDA failure) gets the layer's
 // name in front. ShapeError and ArgumentError already name it and pass through unchanged.
 template <typename F>
@@ -83,6 +94,7 @@ void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool
                           "': expected ", dtype_name(dtype_), " data, found ",
                           dtype_name(batch[j].dtype()));
     }
+    use_device(device_);
     allocate(n);
     // Copied, so that backward never reads memory the caller has since released.
     for (std::size_t j = 0; j < batch.size(); ++j) acts_[data_layers_[j]].copy_from(batch[j]);
@@ -104,6 +116,7 @@ Shape Net::acts_shape(int i, std::int64_t batch) const {
 
 void Net::backward(const StepContext& ctx) {
     CONVNET_ARG_CHECK(costs_ran_, "net.backward: the last forward pass skipped the cost layers");
+    use_device(device_);
     std::vector<bool> written(layers_.size(), false);
     for (int i = size() - 1; i >= 0; --i) {
         Layer& layer = *layers_[i];
@@ -121,6 +134,7 @@ void Net::backward(const StepContext& ctx) {
 }
 
 void Net::update() {
+    use_device(device_);
     for (auto& layer : layers_)
         for (Param& p : layer->params())
             sgd_update(p.value, p.grad, p.velocity, SgdParams{p.eps, p.mom, p.wc});
