@@ -74,6 +74,7 @@ LayerConfig layer_config(const py::dict& d) {
     c.inputs = d["inputs"].cast<std::vector<int>>();
     c.numbers = d["numbers"].cast<std::map<std::string, std::vector<double>>>();
     c.strings = d["strings"].cast<std::map<std::string, std::string>>();
+    if (d.contains("device")) c.device = d["device"].cast<int>();
     return c;
 }
 
@@ -186,17 +187,26 @@ PYBIND11_MODULE(_core, m) {
     m.def("layer_types", &registered_layer_types);
     py::class_<Net>(m, "Net")
         .def(py::init([](const std::vector<py::dict>& layers, const std::string& dtype,
-                         const std::string& device) {
+                         const std::vector<std::string>& devices) {
                  std::vector<LayerConfig> configs;
                  for (const py::dict& d : layers) configs.push_back(layer_config(d));
                  CONVNET_ARG_CHECK(dtype == "float32" || dtype == "float64",
                                    "Net: dtype must be 'float32' or 'float64'");
+                 std::vector<Device> physical;
+                 for (const std::string& d : devices) physical.push_back(Device::parse(d));
                  return std::make_unique<Net>(configs,
                                               dtype == "float32" ? DType::f32 : DType::f64,
-                                              Device::parse(device));
+                                              physical);
              }),
-             py::arg("layers"), py::arg("dtype") = "float32", py::arg("device") = "cpu")
+             py::arg("layers"), py::arg("dtype") = "float32",
+             py::arg("devices") = std::vector<std::string>{"cpu"})
         .def_property_readonly("device", [](const Net& n) { return n.device().str(); })
+        .def_property_readonly("devices", [](const Net& n) {
+            std::vector<std::string> out;
+            for (const Device& d : n.devices()) out.push_back(d.str());
+            return out;
+        })
+        .def("layer_device", [](const Net& n, int i) { return n.layer_device(i).str(); })
         // Parameters by (layer, index, kind): kind 0 value, 1 gradient, 2 velocity. get returns a
         // host copy and set copies in, on any device; param_value & co. are CPU-only views.
         .def("param_shape", [](Net& n, int i, int j) {

@@ -125,7 +125,7 @@ def test_test_only_and_check_grads(tmp_path, tiny_cfg, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--params", ALEXNET[1]], "--layers is required"),
     (["--layers", ALEXNET[0]], "--params is required"),
-    (["--layers", ALEXNET[0], "--params", ALEXNET[1], "--gpu", "0,1"], "one GPU index"),
+    (["--layers", ALEXNET[0], "--params", ALEXNET[1], "--gpu", "a"], "give GPU indices"),
     (["--layers", ALEXNET[0], "--params", ALEXNET[1], "--precision", "tf32"], "GPU path"),
     (["--layers", ALEXNET[0], "--params", ALEXNET[1], "--data-path", "/x"], "--data-path"),
     (["--layers", "/nonexistent.cfg", "--params", ALEXNET[1]], "nonexistent.cfg: file not found"),

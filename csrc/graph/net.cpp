@@ -2,6 +2,7 @@
 #include "graph/net.h"
 
 #include "core/cuda_runtime.h"
+#include "ops/eltwise.h"
 #include "ops/sgd.h"
 
 namespace convnet {
@@ -35,11 +36,13 @@ auto with_layer_name(const std::string& name, F&& f) -> decltype(f()) {
 }
 }  // namespace
 
-Net::Net(const std::vector<LayerConfig>& configs, DType dtype, Device device)
-    : dtype_(dtype), device_(device) {
+Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector<Device>& devices)
+    : dtype_(dtype), devices_(devices) {
     CONVNET_ARG_CHECK(!configs.empty(), "net: no layers");
-    CONVNET_ARG_CHECK(device.is_cpu() || dtype == DType::f32, "net: the GPU path takes float32, "
-                      "not ", dtype_name(dtype));
+    CONVNET_ARG_CHECK(!devices.empty(), "net: no devices");
+    for (const Device& d : devices)
+        CONVNET_ARG_CHECK(d.is_cpu() || dtype == DType::f32, "net: the GPU path takes float32, "
+                          "not ", dtype_name(dtype));
     for (std::size_t i = 0; i < configs.size(); ++i) {
         const LayerConfig& c = configs[i];
         std::vector<Shape> in;
@@ -48,12 +51,22 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, Device device)
                               "' reads layer #", j, ", which does not come before it");
             in.push_back(shapes_[j]);
         }
+        CONVNET_ARG_CHECK(c.device >= 0 && c.device < static_cast<int>(devices.size()),
+                          "layer '", c.name, "': gpu=", c.device, " but the net was given ",
+                          devices.size(), " device(s)");
+        const Device device = devices[c.device];
         auto layer = make_layer(c);
         layer->set_index(static_cast<int>(i));
         layer->set_device(device);
+        use_device(device);
         shapes_.push_back(with_layer_name(c.name, [&] { return layer->setup(in, dtype); }));
         if (layer->is_data()) data_layers_.push_back(static_cast<int>(i));
         layers_.push_back(std::move(layer));
+        layer_devices_.push_back(device);
+        std::vector<Edge> edges(c.inputs.size());
+        for (std::size_t k = 0; k < c.inputs.size(); ++k)
+            edges[k].copy = configs[c.inputs[k]].device != c.device;
+        edges_.push_back(std::move(edges));
     }
     acts_.resize(layers_.size());
     grads_.resize(layers_.size());
@@ -64,13 +77,35 @@ void Net::allocate(std::int64_t batch) {
     for (int i = 0; i < size(); ++i) {
         // Out of memory names the layer whose activations did not fit (and the bytes asked for).
         with_layer_name(layers_[i]->name(), [&] {
-            acts_[i] = Tensor::empty(acts_shape(i, batch), dtype_, device_);
-            grads_[i] = layers_[i]->is_data()
-                            ? Tensor() : Tensor::empty(acts_shape(i, batch), dtype_, device_);
+            const Device dev = layer_devices_[i];
+            acts_[i] = Tensor::empty(acts_shape(i, batch), dtype_, dev);
+            grads_[i] = layers_[i]->is_data() ? Tensor()
+                                              : Tensor::empty(acts_shape(i, batch), dtype_, dev);
+            const auto& inputs = layers_[i]->config().inputs;
+            for (std::size_t k = 0; k < inputs.size(); ++k) {
+                Edge& e = edges_[i][k];
+                if (!e.copy) continue;
+                const int j = inputs[k];
+                e.act = Tensor::empty(acts_shape(j, batch), dtype_, dev);
+                const bool wants_grad = !layers_[j]->is_data();
+                e.grad = wants_grad ? Tensor::empty(acts_shape(j, batch), dtype_, dev) : Tensor();
+                e.landing = wants_grad ? Tensor::empty(acts_shape(j, batch), dtype_,
+                                                       layer_devices_[j])
+                                       : Tensor();
+            }
             return 0;
         });
     }
     batch_ = batch;
+}
+
+void Net::forward_inputs(int i, std::vector<Tensor>& in) {
+    const auto& inputs = layers_[i]->config().inputs;
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+        Edge& e = edges_[i][k];
+        if (e.copy) e.act.copy_from(acts_[inputs[k]]);  // peer to peer between GPUs
+        in.push_back(e.copy ? e.act : acts_[inputs[k]]);
+    }
 }
 
 void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool run_costs) {
@@ -94,15 +129,18 @@ void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool
                           "': expected ", dtype_name(dtype_), " data, found ",
                           dtype_name(batch[j].dtype()));
     }
-    use_device(device_);
     allocate(n);
     // Copied, so that backward never reads memory the caller has since released.
-    for (std::size_t j = 0; j < batch.size(); ++j) acts_[data_layers_[j]].copy_from(batch[j]);
+    for (std::size_t j = 0; j < batch.size(); ++j) {
+        use_device(layer_devices_[data_layers_[j]]);
+        acts_[data_layers_[j]].copy_from(batch[j]);
+    }
     for (int i = 0; i < size(); ++i) {
         Layer& layer = *layers_[i];
         if (layer.is_data() || (layer.is_cost() && !run_costs)) continue;
+        use_device(layer_devices_[i]);
         std::vector<Tensor> in;
-        for (int j : layer.config().inputs) in.push_back(acts_[j]);
+        forward_inputs(i, in);
         layer.forward(in, acts_[i], ctx);
     }
     costs_ran_ = run_costs;
@@ -116,28 +154,47 @@ Shape Net::acts_shape(int i, std::int64_t batch) const {
 
 void Net::backward(const StepContext& ctx) {
     CONVNET_ARG_CHECK(costs_ran_, "net.backward: the last forward pass skipped the cost layers");
-    use_device(device_);
     std::vector<bool> written(layers_.size(), false);
     for (int i = size() - 1; i >= 0; --i) {
         Layer& layer = *layers_[i];
         if (layer.is_data() || (!layer.is_cost() && !written[i])) continue;
+        use_device(layer_devices_[i]);
+        const auto& inputs = layer.config().inputs;
         std::vector<Tensor> in, din;
         std::vector<float> beta;
-        for (int j : layer.config().inputs) {
-            in.push_back(acts_[j]);
-            din.push_back(grads_[j]);  // undefined for data layers: no gradient wanted
-            beta.push_back(written[j] ? 1.f : 0.f);
-            if (grads_[j].defined()) written[j] = true;
+        for (std::size_t k = 0; k < inputs.size(); ++k) {
+            const int j = inputs[k];
+            const Edge& e = edges_[i][k];
+            in.push_back(e.copy ? e.act : acts_[j]);
+            // A copy edge's gradient is written whole on this device and added over there.
+            din.push_back(e.copy ? e.grad : grads_[j]);  // undefined for data layers
+            beta.push_back(!e.copy && written[j] ? 1.f : 0.f);
+            if (!e.copy && grads_[j].defined()) written[j] = true;
         }
         layer.backward(in, acts_[i], layer.is_cost() ? Tensor() : grads_[i], din, beta, ctx);
+        for (std::size_t k = 0; k < inputs.size(); ++k) {
+            const int j = inputs[k];
+            const Edge& e = edges_[i][k];
+            if (!e.copy || !grads_[j].defined()) continue;
+            use_device(layer_devices_[j]);
+            if (written[j]) {
+                e.landing.copy_from(e.grad);
+                eltsum_forward({grads_[j], e.landing}, {1.0, 1.0}, grads_[j]);
+            } else {
+                grads_[j].copy_from(e.grad);
+                written[j] = true;
+            }
+            use_device(layer_devices_[i]);
+        }
     }
 }
 
 void Net::update() {
-    use_device(device_);
-    for (auto& layer : layers_)
-        for (Param& p : layer->params())
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+        use_device(layer_devices_[i]);
+        for (Param& p : layers_[i]->params())
             sgd_update(p.value, p.grad, p.velocity, SgdParams{p.eps, p.mom, p.wc});
+    }
 }
 
 void Net::train_step(const std::vector<Tensor>& batch, const StepContext& ctx) {

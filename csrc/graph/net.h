@@ -3,6 +3,11 @@
 // output that feeds several layers (the first contribution overwrites, later ones accumulate);
 // update applies the paper's SGD step to every parameter. Activations and gradients persist
 // between steps, so a step allocates nothing once the batch size is steady.
+// Placement: each layer runs on the physical device its logical device (cfg gpu=) maps to. An
+// edge between layers on different logical devices is a copy edge: forward copies the activation
+// into a buffer on the consumer's device (peer to peer between GPUs), backward copies the
+// gradient back and adds it on the producer's device. Logical devices that map to one physical
+// device (all on the CPU, say) still copy, so the CPU exercises the same code as two GPUs.
 #pragma once
 
 #include <memory>
@@ -16,14 +21,18 @@ class Net {
 public:
     // Builds the layers, infers every output shape (ShapeError names the layer) and creates the
     // parameters (zero; the caller initialises them).
-    // Parameters, activations and gradients live on `device`; forward copies the batch there.
-    Net(const std::vector<LayerConfig>& configs, DType dtype, Device device = Device::cpu());
+    // devices[k] is the physical device of logical device k (cfg gpu=k); forward copies the
+    // batch to the data layers' devices.
+    Net(const std::vector<LayerConfig>& configs, DType dtype,
+        const std::vector<Device>& devices = {Device::cpu()});
 
     int size() const { return static_cast<int>(layers_.size()); }
     Layer& layer(int i) { return *layers_.at(i); }
     const Shape& output_shape(int i) const { return shapes_.at(i); }
     DType dtype() const { return dtype_; }
-    Device device() const { return device_; }
+    Device device() const { return devices_.front(); }
+    const std::vector<Device>& devices() const { return devices_; }
+    Device layer_device(int i) const { return layer_devices_.at(i); }
     // Indices of the data layers, in net order: the order forward() takes its batch tensors.
     const std::vector<int>& data_layers() const { return data_layers_; }
 
@@ -44,9 +53,19 @@ private:
     std::vector<std::unique_ptr<Layer>> layers_;
     std::vector<Shape> shapes_;
     std::vector<int> data_layers_;
+    // The tensors layer i reads for its k-th input: acts_ of the producer, or for a copy edge a
+    // buffer on i's device; grads likewise (landing_ receives a copy edge's gradient back on
+    // the producer's device before it is added there).
+    struct Edge {
+        bool copy = false;
+        Tensor act, grad, landing;
+    };
+    void forward_inputs(int i, std::vector<Tensor>& in);
+
     std::vector<Tensor> acts_, grads_;
+    std::vector<std::vector<Edge>> edges_;
     DType dtype_;
-    Device device_;
+    std::vector<Device> devices_, layer_devices_;
     std::int64_t batch_ = -1;
     bool costs_ran_ = false;
 };

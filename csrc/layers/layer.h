@@ -19,6 +19,7 @@ namespace convnet {
 struct LayerConfig {
     std::string name, type;
     std::vector<int> inputs;  // indices of earlier layers in the net
+    int device = 0;           // logical device (cfg gpu=); the net maps it to a physical one
     std::map<std::string, std::vector<double>> numbers;
     std::map<std::string, std::string> strings;
 

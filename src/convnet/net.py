@@ -120,7 +120,16 @@ class Net:
         index_of = {s.name: i for i, s in enumerate(self.specs)}
         self._spec_index = index_of
         self._layer_dicts = [_layer_dict(s, index_of, input_shape) for s in self.specs]
-        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype))
+        where = self.placement
+        for spec, d in zip(self.specs, self._layer_dicts):
+            if len(where[spec.name]) > 1:
+                raise ConfigError(f"gpu={','.join(map(str, where[spec.name]))}: a layer on several "
+                                  "GPUs (v2's data-parallel replicas) is not supported; give one "
+                                  "device per layer", section=spec.name, key="gpu")
+            d["device"] = where[spec.name][0]
+        self.logical_devices = 1 + max(d["device"] for d in self._layer_dicts)
+        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype),
+                               devices=["cpu"] * self.logical_devices)
         self._progress = 0.0
         self._param_index = {}
         for i, s in enumerate(self.specs):
@@ -138,24 +147,38 @@ class Net:
         return self._core.device
 
     def to(self, device) -> "Net":
-        """Moves the net (parameters, momenta, activations) to a device, "cpu" or "cuda:N", in
-        place, and returns it. The GPU path runs float32."""
-        device = str(device)
-        if device == "cuda":
-            device = "cuda:0"
-        if device == self.device:
+        """Moves the net (parameters, momenta, activations) in place and returns it. device:
+        "cpu", "cuda:N", or one device per logical device of the config's gpu= keys (the
+        paper's two columns on ["cuda:0", "cuda:1"]); a single device takes every logical one.
+        The GPU path runs float32."""
+        names = [device] if isinstance(device, (str, _core.Device)) else list(device)
+        names = ["cuda:0" if str(d) == "cuda" else str(d) for d in names]
+        if len(names) == 1:
+            names = names * self.logical_devices
+        if len(names) != self.logical_devices:
+            raise ValueError(f"Net.to: the config places layers on {self.logical_devices} "
+                             f"logical device(s) (gpu=); got {len(names)} devices")
+        if names == self._core.devices:
             return self
-        if device != "cpu" and not _core.built_with_cuda():
-            raise RuntimeError(f"Net.to({device!r}): this build of convnet has no CUDA kernels "
-                               "(built without nvcc)")
-        if device != "cpu" and int(device.split(":")[1]) >= _core.cuda_device_count():
-            raise RuntimeError(f"Net.to({device!r}): this machine has "
-                               f"{_core.cuda_device_count()} GPU(s)")
+        for name in names:
+            if name == "cpu":
+                continue
+            if not _core.built_with_cuda():
+                raise RuntimeError(f"Net.to({name!r}): this build of convnet has no CUDA kernels "
+                                   "(built without nvcc)")
+            if int(name.split(":")[1]) >= _core.cuda_device_count():
+                raise RuntimeError(f"Net.to({name!r}): this machine has "
+                                   f"{_core.cuda_device_count()} GPU(s)")
         arrays = self.state_arrays()
-        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype), device=device)
-        self.load_state_arrays(arrays, f"Net.to({device!r})")
+        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype), devices=names)
+        self.load_state_arrays(arrays, f"Net.to({names})")
         self.set_progress(self._progress)
         return self
+
+    @property
+    def devices(self) -> List[str]:
+        """The physical device of each logical device (cfg gpu=0, 1, ...)."""
+        return list(self._core.devices)
 
     def _set(self, i, j, kind, value, what):
         shape = tuple(self._core.param_shape(i, j))

@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--check-grads", action="store_true", help="compare the net's gradients with "
                    "finite differences (float64, one small batch) and exit")
     g = p.add_argument_group("machine")
-    g.add_argument("--gpu", metavar="ID", help="train on this GPU (cuda:ID) with our CUDA "
-                   "kernels; default: the CPU")
+    g.add_argument("--gpu", metavar="IDS", help="train on GPUs with our CUDA kernels: one index "
+                   "for the whole net, or one per logical device of the config's gpu= keys "
+                   "(0,1: the paper's two columns on two GPUs; 0,0: both on one); default: the "
+                   "CPU")
     g.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
                    help="math of the GPU's convolutions and matrix products: fp32 on the CUDA "
                         "cores, or the tensor cores with TF32 or BF16 inputs (FP32 accumulation)")
@@ -188,19 +190,19 @@ def check_grads(net: Net, data) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    device = "cpu"
+    devices = None
     if args.gpu is not None:
         import convnet
-        ids = args.gpu.split(",")
-        if len(ids) != 1 or not ids[0].strip().isdigit():
-            fail(f"--gpu {args.gpu}: give one GPU index (model parallelism across GPUs with "
-                 "gpu= is not available yet)")
+        ids = [i.strip() for i in args.gpu.split(",")]
+        if not all(i.isdigit() for i in ids):
+            fail(f"--gpu {args.gpu}: give GPU indices, e.g. 0 or 0,1")
         if not convnet.built_with_cuda():
             fail(f"--gpu {args.gpu}: this build of convnet has no CUDA kernels (nvcc was not "
                  "found when it was installed)")
-        if int(ids[0]) >= convnet.cuda_device_count():
-            fail(f"--gpu {args.gpu}: this machine has {convnet.cuda_device_count()} GPU(s)")
-        device = f"cuda:{int(ids[0])}"
+        for i in ids:
+            if int(i) >= convnet.cuda_device_count():
+                fail(f"--gpu {args.gpu}: this machine has {convnet.cuda_device_count()} GPU(s)")
+        devices = [f"cuda:{int(i)}" for i in ids]
         convnet.set_precision(args.precision)
     elif args.precision != "fp32":
         fail(f"--precision {args.precision} applies to the GPU path (--gpu)")
@@ -237,8 +239,16 @@ def main(argv=None) -> int:
                 state = TrainState()
         except (ConfigError, checkpoint.CheckpointError, ValueError) as e:
             fail(str(e))
-    if device != "cpu":
-        net.to(device)
+    if devices is not None:
+        # One GPU takes every logical device; a list maps the config's gpu=0, 1, ... in order
+        # (cuda-convnet2's --gpu), and 0,0 puts both columns on one GPU.
+        if len(devices) not in (1, net.logical_devices):
+            fail(f"--gpu {args.gpu}: the config places layers on {net.logical_devices} logical "
+                 f"device(s) with gpu=; give one GPU or {net.logical_devices}")
+        try:
+            net.to(devices)
+        except (RuntimeError, ValueError) as e:
+            fail(str(e))
     saved = (net.data_info or {}).get("options") if args.load_file else None
     if saved and args.data_path is None:
         # Resuming: the data the run was trained on, unless the command line names other data.
