@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "api.h"
@@ -126,6 +127,14 @@ PYBIND11_MODULE(_core, m) {
         // work() launches ops, each of which releases the GIL while it runs.
         return cuda::time_ms(device, [&] { work(); }, repeats, warmup);
     }, py::arg("work"), py::arg("repeats") = 20, py::arg("warmup") = 3, py::arg("device") = 0);
+    m.def("pinned_array", [](const std::vector<py::ssize_t>& shape) {
+        // A float32 numpy array in page-locked memory, freed when the array goes.
+        std::size_t count = 1;
+        for (auto d : shape) count *= static_cast<std::size_t>(d);
+        void* ptr = cuda::host_alloc_pinned(std::max<std::size_t>(count, 1) * sizeof(float));
+        py::capsule owner(ptr, [](void* p) { cuda::host_free_pinned(p); });
+        return py::array_t<float>(shape, static_cast<float*>(ptr), owner);
+    }, py::arg("shape"));
     m.def("cuda_device_info", [](int device) {
         const cuda::DeviceInfo d = cuda::device_info(device);
         py::dict out;

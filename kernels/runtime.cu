@@ -38,6 +38,19 @@ void memcpy_sync(void* dst, const void* src, std::size_t bytes, int kind) {
     CONVNET_CUDA_CHECK(cudaMemcpy(dst, src, bytes, kinds[kind]));
 }
 
+void* host_alloc_pinned(std::size_t bytes) {
+    void* ptr = nullptr;
+    const cudaError_t err = cudaHostAlloc(&ptr, bytes, cudaHostAllocPortable);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        throw Error(detail::concat("cannot allocate ", bytes, " bytes of page-locked host memory: ",
+                                   cudaGetErrorString(err)));
+    }
+    return ptr;
+}
+
+void host_free_pinned(void* ptr) { CONVNET_CUDA_CHECK(cudaFreeHost(ptr)); }
+
 void set_device(int device) { CONVNET_CUDA_CHECK(cudaSetDevice(device)); }
 
 void synchronize(int device) {

@@ -17,6 +17,9 @@ void free_on(int device, void* ptr);
 // Synchronous copies; `kind`: 0 host->device, 1 device->host, 2 device->device.
 void memcpy_sync(void* dst, const void* src, std::size_t bytes, int kind);
 
+// Page-locked host memory (cudaHostAlloc): copies from it to a GPU run by DMA at full speed.
+void* host_alloc_pinned(std::size_t bytes);
+void host_free_pinned(void* ptr);
 // Makes `device` current for the calling thread: kernels launch there.
 void set_device(int device);
 // Waits for all work on `device`.

@@ -111,7 +111,8 @@ class Trainer:
             return self._evaluate_views(n)
         totals, count = {}, 0
         with Loader(self.data, "test", np.arange(n), self.opt.batch_size, key=None,
-                    workers=self.opt.workers) as loader:
+                    workers=self.opt.workers, reuse_buffers=True,
+                    pinned=self.net.device != "cpu") as loader:
             for _, x, y in loader:
                 for layer, metrics in self.net.evaluate(x, y).items():
                     for k, v in metrics.items():
@@ -159,7 +160,8 @@ class Trainer:
             # function of (seed, epoch, batch) and a resumed run draws the same ones.
             key = (lambda b: (epoch, b)) if hasattr(self.data, "views") else None
             loader = Loader(self.data, "train", self._order(epoch), opt.batch_size,
-                            start_batch=st.batch, key=key, workers=opt.workers)
+                            start_batch=st.batch, key=key, workers=opt.workers,
+                            reuse_buffers=True, pinned=self.net.device != "cpu")
             self._loader = loader
             try:
                 for _, x, y in loader:

@@ -278,3 +278,30 @@ def test_demo_jpeg_folder(tmp_path):
     with Image.open(train[0]) as image:
         assert image.size == (40, 30) and image.mode == "RGB"
     assert root == str(tmp_path)
+
+
+def test_reused_buffers_give_the_same_batches_and_stay_valid_until_two_batches_later():
+    from convnet.data import ArrayDataset, Augmentation, AugmentedDataset
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 255, (50, 3, 12, 12)).astype(np.uint8)
+    y = rng.integers(0, 4, 50)
+    data = AugmentedDataset(ArrayDataset(train=(x, y), test=(x[:8], y[:8])),
+                            Augmentation(crop=8, color_noise=0.0), seed=2)
+    order = rng.permutation(50)
+    fresh = [(b, xb.copy(), yb) for b, xb, yb in
+             Loader(data, "train", order, 7, key=lambda b: (0, b), workers=2)]
+    seen, buffers = [], set()
+    with Loader(data, "train", order, 7, key=lambda b: (0, b), workers=2, prefetch=2,
+                reuse_buffers=True) as loader:
+        previous = None
+        for b, xb, yb in loader:
+            buffers.add(xb.__array_interface__["data"][0])
+            if previous is not None:   # the last batch is still intact one batch later
+                np.testing.assert_array_equal(previous[1], fresh[previous[0]][1])
+            seen.append((b, xb.copy(), yb))
+            previous = (b, xb)
+    assert len(buffers) <= 4 < len(seen)      # prefetch + 2 slots, reused
+    for (b1, x1, y1), (b2, x2, y2) in zip(fresh, seen):
+        assert b1 == b2
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)

@@ -189,6 +189,16 @@ class _Moments:
         return self.m2 / (self.count - 1)
 
 
+def _output(out, shape) -> np.ndarray:
+    """`out` checked to be a float32 C-contiguous array of `shape`, or a new one."""
+    if out is None:
+        return np.empty(shape, np.float32)
+    if out.shape != tuple(shape) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {tuple(shape)}, got "
+                         f"{out.dtype} {out.shape}")
+    return out
+
+
 class Augmentation:
     """What happens to images between the provider and the net.
 
@@ -231,11 +241,12 @@ class Augmentation:
                              f"{images.shape[1]} channels")
         return images
 
-    def train(self, images, key) -> np.ndarray:
+    def train(self, images, key, out: Optional[np.ndarray] = None) -> np.ndarray:
         """A new float32 (N, C, crop, crop) array: per image a crop at offsets drawn uniformly
         from [0, H-crop] x [0, W-crop], a horizontal reflection with probability 1/2 and one
         colour offset added to all its pixels. A pure function of (images, key); the input is
-        not modified."""
+        not modified. out: a float32 (N, C, crop, crop) array to write into (a loader's reused
+        buffer) instead of a new one."""
         colour = self.color_noise > 0
         images = self._check(images, colour)
         n, c, h, w = images.shape
@@ -251,7 +262,7 @@ class Augmentation:
         # One strided copy per image, the reflection folded into it: several times faster than
         # a fancy-indexed gather over sliding windows (which also holds the GIL throughout).
         sh, sw = (size, size) if size is not None else (h, w)
-        out = np.empty((n, c, sh, sw), np.float32)
+        out = _output(out, (n, c, sh, sw))
         for i in range(n):
             patch = images[i, :, ys[i]:ys[i] + sh, xs[i]:xs[i] + sw]
             out[i] = patch[..., ::-1] if flips[i] else patch
@@ -260,16 +271,22 @@ class Augmentation:
             out += offsets[:, :, None, None]
         return out
 
-    def test(self, images) -> np.ndarray:
+    def test(self, images, out: Optional[np.ndarray] = None) -> np.ndarray:
         """The centre crop (offsets (H-crop)//2, (W-crop)//2), or the images unchanged (as
-        float32, possibly the same array) without a crop."""
+        float32, possibly the same array) without a crop; written into `out` when given."""
         images = self._check(images, False)
         if self.crop is None:
+            patch = images
+        else:
+            h, w = images.shape[2:]
+            y, x = (h - self.crop) // 2, (w - self.crop) // 2
+            patch = images[:, :, y:y + self.crop, x:x + self.crop]
+        if out is not None:
+            np.copyto(_output(out, patch.shape), patch)
+            return out
+        if self.crop is None:
             return images.astype(np.float32, copy=False)
-        h, w = images.shape[2:]
-        y, x = (h - self.crop) // 2, (w - self.crop) // 2
-        return np.ascontiguousarray(images[:, :, y:y + self.crop, x:x + self.crop],
-                                    dtype=np.float32)
+        return np.ascontiguousarray(patch, dtype=np.float32)
 
     def views(self, images) -> np.ndarray:
         """The paper's ten test views as a float32 (10, N, C, crop, crop) array, in this order:
@@ -325,13 +342,15 @@ class AugmentedDataset:
         raw = np.ascontiguousarray(indices, np.int64).tobytes()
         return (self.seed, 0, zlib.crc32(raw))
 
-    def batch(self, split: str, indices, key=None) -> Tuple[np.ndarray, np.ndarray]:
-        """(float32 (N,) + shape images, int64 (N,) labels); thread-safe if the provider is."""
+    def batch(self, split: str, indices, key=None,
+              out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """(float32 (N,) + shape images, int64 (N,) labels); thread-safe if the provider is.
+        out: an array to write the images into (the loader's reused, possibly pinned, buffer)."""
         images, labels = self.provider.images(split, indices)
         if split == "train":
-            images = self.augmentation.train(images, self._key(indices, key))
+            images = self.augmentation.train(images, self._key(indices, key), out=out)
         else:
-            images = self.augmentation.test(images)
+            images = self.augmentation.test(images, out=out)
         return images, np.asarray(labels, np.int64)
 
     def views(self, split: str, indices) -> Tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,7 @@ function of its arguments and safe to call from several threads at once.
 """
 
 import collections
+import inspect
 import math
 import operator
 import time
@@ -42,7 +43,7 @@ class Loader:
 
     def __init__(self, dataset, split: str, order, batch_size: int, start_batch: int = 0,
                  key: Optional[Callable[[int], tuple]] = batch_key, workers: int = 2,
-                 prefetch: int = 4):
+                 prefetch: int = 4, reuse_buffers: bool = False, pinned: bool = False):
         order = np.asarray(order)
         if order.ndim != 1 or not (order.size == 0 or np.issubdtype(order.dtype, np.integer)):
             raise ValueError(f"loader: order must be a 1-D array of indices, got "
@@ -66,9 +67,25 @@ class Loader:
         self._submitted = start_batch   # the next batch to hand to a worker
         self._pending = collections.deque()   # futures of batches _next .. _submitted-1
         self._closed = False
+        self._ring = self._make_ring(reuse_buffers, pinned)
         self._pool = (ThreadPoolExecutor(workers, thread_name_prefix="convnet-loader")
                       if workers else None)
         self._fill()
+
+    def _make_ring(self, reuse: bool, pinned: bool):
+        """Image buffers reused round-robin: batch b is written into slot b % len(ring). A slot
+        comes round again prefetch + 2 batches later, which a worker can only start once the
+        consumer has asked for batch b + 2: so a batch's images stay valid until then (the
+        trainer copies each batch into the net before asking for the next). pinned: page-locked
+        memory, which a GPU net copies from by DMA."""
+        supports = "out" in inspect.signature(self.dataset.batch).parameters
+        if not (reuse or pinned) or not supports or not hasattr(self.dataset, "shape"):
+            return None
+        shape = (self.batch_size,) + tuple(self.dataset.shape)
+        from .. import _core
+        if pinned and hasattr(_core, "pinned_array") and _core.cuda_device_count() > 0:
+            return [_core.pinned_array(list(shape)) for _ in range(self.prefetch + 2)]
+        return [np.empty(shape, np.float32) for _ in range(self.prefetch + 2)]
 
     def __len__(self):
         """Batches still to come."""
@@ -76,9 +93,10 @@ class Loader:
 
     def _load(self, b):
         indices = self.order[b * self.batch_size:(b + 1) * self.batch_size]
-        if self.key is None:
-            return self.dataset.batch(self.split, indices)
-        return self.dataset.batch(self.split, indices, key=tuple(self.key(b)))
+        extra = {} if self.key is None else {"key": tuple(self.key(b))}
+        if self._ring is not None:
+            extra["out"] = self._ring[b % len(self._ring)][:len(indices)]
+        return self.dataset.batch(self.split, indices, **extra)
 
     def _fill(self):
         if self._pool is None:
