@@ -70,6 +70,17 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
     }
     acts_.resize(layers_.size());
     grads_.resize(layers_.size());
+    std::vector<int> readers(configs.size(), 0);
+    for (const LayerConfig& c : configs)
+        for (int j : c.inputs) ++readers[j];
+    fused_.assign(configs.size(), -1);
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+        const LayerConfig& c = configs[i];
+        if (c.type != "cost.logreg" || c.inputs.size() != 2 || edges_[i][1].copy) continue;
+        const int s = c.inputs[1];
+        if (configs[s].type == "softmax" && readers[s] == 1 && !edges_[s][0].copy)
+            fused_[i] = s;
+    }
 }
 
 void Net::allocate(std::int64_t batch) {
@@ -159,6 +170,14 @@ void Net::backward(const StepContext& ctx) {
         Layer& layer = *layers_[i];
         if (layer.is_data() || (!layer.is_cost() && !written[i])) continue;
         use_device(layer_devices_[i]);
+        if (fused_[i] >= 0) {
+            const int s = fused_[i], x = layers_[s]->config().inputs[0];
+            if (grads_[x].defined()) {
+                layer.fused_softmax_backward(acts_[x], acts_[s], grads_[x], written[x] ? 1.f : 0.f);
+                written[x] = true;
+            }
+            continue;  // the softmax layer is left unwritten, so backward skips it
+        }
         const auto& inputs = layer.config().inputs;
         std::vector<Tensor> in, din;
         std::vector<float> beta;

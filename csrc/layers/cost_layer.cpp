@@ -55,6 +55,16 @@ public:
                         beta[1]);
     }
 
+    bool fused_softmax_backward(const Tensor& x, const Tensor& probs, const Tensor& dx,
+                                float beta) override {
+        if (!dx.defined()) return true;
+        // probs is rewritten with the values the forward pass gave it.
+        Tensor unscaled = Tensor::empty(dx.shape(), dx.dtype(), dx.device());
+        softmax_logloss(x, labels_.data(), probs, unscaled, topk_);
+        eltwise_scale(unscaled, coeff_ / double(x.dim(0)), dx, beta);
+        return true;
+    }
+
     bool is_cost() const override { return true; }
     CostReport cost_report() const override { return report_; }
 

@@ -78,6 +78,16 @@ public:
                           const std::vector<Tensor>& din, const std::vector<float>& beta,
                           const StepContext& ctx) = 0;
 
+    // cost.logreg directly after a softmax: the gradient of the cost with respect to the
+    // softmax's input x, coeff/N * (probs - onehot(labels)), written as dx = beta*dx + that.
+    // Exact where the two-step path divides by a probability that underflowed to zero. Returns
+    // false for layers that cannot fuse.
+    virtual bool fused_softmax_backward(const Tensor& x, const Tensor& probs, const Tensor& dx,
+                                        float beta) {
+        (void)x, (void)probs, (void)dx, (void)beta;
+        return false;
+    }
+
     virtual bool is_cost() const { return false; }
     virtual bool is_data() const { return false; }
     virtual CostReport cost_report() const { return {}; }
