@@ -153,8 +153,7 @@ def conv_case(net, layer, rng, n, c, h, f, k, stride, pad, groups, precision, to
     return [fwd, bwd]
 
 
-def alexnet_cases(rng, torch, precision) -> List[GpuCase]:
-    n = 128
+def alexnet_cases(rng, torch, precision, n=128) -> List[GpuCase]:
     cases = []
     for layer, c, h, f, k, s, p, g in (("conv1", 3, 224, 96, 11, 4, 0, 1),
                                        ("conv2", 96, 27, 256, 5, 1, 2, 2),
@@ -169,8 +168,7 @@ def alexnet_cases(rng, torch, precision) -> List[GpuCase]:
     return cases
 
 
-def cifar_cases(rng, torch, precision) -> List[GpuCase]:
-    n = 128
+def cifar_cases(rng, torch, precision, n=128) -> List[GpuCase]:
     cases = []
     for layer, c, f in (("conv1", 3, 32), ("conv2", 32, 32), ("conv3", 32, 64)):
         h = {"conv1": 32, "conv2": 16, "conv3": 8}[layer]
