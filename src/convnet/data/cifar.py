@@ -21,12 +21,12 @@ import importlib
 import os
 import pickle
 import re
-import sys
 import threading
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..progress import ProgressLine
 from .errors import DataError
 from .memory import check_finite, check_indices, check_labels, check_split
 from .provider import Provider
@@ -272,13 +272,11 @@ class CifarBatches(Provider):
         if isinstance(known, dict):
             sizes = {int(k): int(v) for k, v in known.items() if int(k) in used}
         missing = [n for n in used if n not in sizes]
+        progress = ProgressLine("cifar batches: reading sizes", len(missing), unit="batches")
         for i, n in enumerate(missing):
             # Without batch_sizes the only way to learn a batch's size is to read it, once.
-            print(f"\rcifar batches: reading sizes, batch {i + 1}/{len(missing)}", end="",
-                  file=sys.stderr, flush=True)
             sizes[n] = len(self._load_batch(n)[1])
-        if missing:
-            print(file=sys.stderr)
+            progress.update(i + 1, final=i + 1 == len(missing))
         return sizes
 
     def _load_batch(self, n: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,6 @@ import hashlib
 import os
 import sys
 import threading
-import time
 import warnings
 from typing import List, Optional, Sequence, Tuple
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from .errors import DataError
 from .memory import check_indices, check_labels, check_split
+from ..progress import ProgressLine
 from .provider import Provider
 
 # Smaller than this on a side is not a photograph (tracking pixels, icons, broken thumbnails);
@@ -144,27 +144,6 @@ def _fingerprint(base: str, files: Sequence[str]) -> str:
             raise DataError(f, f"cannot stat: {e.strerror}") from None
         h.update(f"{os.path.relpath(f, base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
-
-
-class _Progress:
-    """One self-overwriting stderr line: done/total and images/s, at most twice a second."""
-
-    def __init__(self, what: str, total: int):
-        self.what, self.total, self.start, self.last = what, total, time.time(), 0.0
-
-    def update(self, done: int, final: bool = False):
-        now = time.time()
-        if not final and now - self.last < 0.5:
-            return
-        rate = done / max(now - self.start, 1e-9)
-        line = f"{self.what}: {done}/{self.total} images ({rate:.0f} images/s)"
-        if sys.stderr.isatty():
-            print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
-        elif final or now - self.last >= 15:   # logs and pipes: a plain line now and then
-            print(line, file=sys.stderr, flush=True)
-        else:
-            return
-        self.last = now
 
 
 class ImageFolder(Provider):
@@ -300,7 +279,7 @@ class ImageFolder(Provider):
         total = np.zeros(self.image_shape, np.int64) if accumulate else None
         bad: List[Tuple[str, str]] = []
         chunks = [files[i:i + _CHUNK] for i in range(0, len(files), _CHUNK)]
-        progress = _Progress(f"{os.path.basename(self.path)}: {what}", len(files)) \
+        progress = ProgressLine(f"{os.path.basename(self.path)}: {what}", len(files)) \
             if self.progress and files else None
         size = self.size_px
 

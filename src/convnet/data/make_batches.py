@@ -18,11 +18,11 @@ import os
 import pickle
 import re
 import sys
-import time
 from typing import Optional
 
 import numpy as np
 
+from ..progress import ProgressLine
 from .cifar import format_range, load_pickle
 from .errors import DataError
 from .folder import ImageFolder
@@ -43,22 +43,6 @@ def _write_atomic(path: str, obj) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-class _Bar:
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled, self.start, self.last = total, enabled, time.time(), 0.0
-
-    def update(self, done: int, final: bool = False):
-        now = time.time()
-        if not self.enabled or (not final and now - self.last < 0.5):
-            return
-        self.last = now
-        frac = done / max(self.total, 1)
-        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        rate = done / max(now - self.start, 1e-9)
-        print(f"\rwriting batches [{bar}] {done}/{self.total} images, {rate:.0f} images/s",
-              end="\n" if final else "", file=sys.stderr, flush=True)
 
 
 def _source(folder: ImageFolder, batch_size: int) -> dict:
@@ -115,7 +99,8 @@ def _convert(folder: ImageFolder, dst: str, batch_size: int, progress: bool) -> 
         if m and int(m.group(1)) not in batch_sizes:
             os.unlink(os.path.join(dst, name))
 
-    bar = _Bar(sum(len(i) for _, _, i in plan), progress)
+    bar = ProgressLine("writing batches", sum(len(i) for _, _, i in plan), bar=True,
+                       enabled=progress)
     done = 0
     for num, split, idx in plan:
         raw, labels = folder.raw_images(split, idx)
