@@ -2,6 +2,7 @@
 (deselected by default in pyproject.toml; run with -m slow), and fixed seeds so failures
 reproduce."""
 
+import os
 import zlib
 
 import numpy as np
@@ -17,7 +18,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if convnet.cuda_device_count() > 0:
+    if convnet.cuda_device_count() > 0 or os.environ.get("CONVNET_GPU_TESTS_DEVICE") == "cpu":
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU (convnet.cuda_device_count() == 0)")
     for item in items:

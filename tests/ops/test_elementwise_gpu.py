@@ -18,7 +18,7 @@ import pytest
 import convnet
 import convnet.ops as ops
 from convnet import _core
-from gpu_helpers import FP32_REL_TOL, assert_close, dev, host, poisoned
+from gpu_helpers import FP32_REL_TOL, assert_close, dev, gpu_only, host, poisoned
 from reference import dropout as ref_dropout
 from reference import eltwise as ref_eltwise
 from reference import sgd as ref_sgd
@@ -234,6 +234,7 @@ def test_sgd_update(shape, rng):
     check(host(tv), v_cpu, v_ref, "v")
 
 
+@gpu_only
 def test_gpu_ops_reject_a_cpu_argument(rng):
     w = rng.standard_normal((3, 5)).astype(np.float32)
     with pytest.raises(ValueError, match="cuda:0|cpu"):

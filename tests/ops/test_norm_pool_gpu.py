@@ -14,7 +14,7 @@ import pytest
 
 import convnet.ops as ops
 from convnet import _core
-from gpu_helpers import FP32_REL_TOL, assert_close, dev, host, poisoned
+from gpu_helpers import FP32_REL_TOL, assert_close, dev, gpu_only, host, poisoned
 from helpers import GPU_VS_CPU_REL_TOL
 from reference import lrn as lrn_ref
 from reference import pool as pool_ref
@@ -186,6 +186,7 @@ def test_within_map_norm_gpu(rng, kind, params, shape, beta_acc):
     assert_close(dx_gpu, _expected_dx(dx_ref, dx0, beta_acc), FP32_REL_TOL, "dx: GPU vs float64")
 
 
+@gpu_only
 def test_within_map_norm_gpu_refuses_a_window_beyond_shared_memory():
     x = np.zeros((1, 1, 300, 300), np.float32)
     with pytest.raises(ValueError, match="cnorm_backward: a window of 200 needs more shared"):
