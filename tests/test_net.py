@@ -9,7 +9,7 @@ import pytest
 
 import convnet
 from convnet.config import parse_text
-from helpers import GRAD_STEP, GRAD_TOL
+from helpers import check_net_gradients
 from reference import conv as ref_conv
 from reference import lrn as ref_lrn
 from reference import pool as ref_pool
@@ -166,24 +166,7 @@ def test_whole_net_gradient_check():
     rng = np.random.default_rng(11)
     x = rng.standard_normal((3, 3, 9, 8))
     labels = np.array([0, 3, 2])
-    grads = net.gradients(x, labels)
-    for name, grad in grads.items():
-        value = net.params[name]
-        flat = value.reshape(-1)
-        for idx in rng.choice(flat.size, size=min(6, flat.size), replace=False):
-            original = flat[idx]
-            flat[idx] = original + GRAD_STEP
-            net.params[name] = value
-            up = net.objective(x, labels)
-            flat[idx] = original - GRAD_STEP
-            net.params[name] = value
-            down = net.objective(x, labels)
-            flat[idx] = original
-            net.params[name] = value
-            numeric = (up - down) / (2 * GRAD_STEP)
-            analytic = grad.reshape(-1)[idx]
-            assert abs(numeric - analytic) <= GRAD_TOL * max(abs(numeric), abs(analytic), 1.0), (
-                f"{name}[{idx}]: analytic {analytic}, numeric {numeric}")
+    check_net_gradients(net, x, labels, rng, samples=6)
 
 
 def test_fan_out_gradients_are_summed():

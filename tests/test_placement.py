@@ -10,7 +10,7 @@ import pytest
 
 import convnet
 from convnet.config import ConfigError, parse_text
-from helpers import GRAD_STEP, GRAD_TOL
+from helpers import check_net_gradients
 
 TWO_COLUMNS = """
 [data]
@@ -139,23 +139,9 @@ def test_gradients_crossing_devices_pass_a_finite_difference_check():
     net = build()
     rng = np.random.default_rng(4)
     x, labels = rng.standard_normal((2, 3, 9, 8)), np.array([2, 0])
-    grads = net.gradients(x, labels)
-    for name in ("conv_a.weights", "conv_b.weights", "conv_b.biases", "side_b.weights.1"):
-        value = net.params[name]
-        flat = value.reshape(-1)
-        for idx in rng.choice(flat.size, size=4, replace=False):
-            original = flat[idx]
-            flat[idx] = original + GRAD_STEP
-            net.params[name] = value
-            up = net.objective(x, labels)
-            flat[idx] = original - GRAD_STEP
-            net.params[name] = value
-            down = net.objective(x, labels)
-            flat[idx] = original
-            net.params[name] = value
-            numeric, analytic = (up - down) / (2 * GRAD_STEP), grads[name].reshape(-1)[idx]
-            assert abs(numeric - analytic) <= GRAD_TOL * max(abs(numeric), abs(analytic), 1.0), (
-                f"{name}[{idx}]: analytic {analytic}, numeric {numeric}")
+    check_net_gradients(net, x, labels, rng, samples=4,
+                        names=("conv_a.weights", "conv_b.weights", "conv_b.biases",
+                               "side_b.weights.1"))
 
 
 def test_device_count_and_replica_errors():
