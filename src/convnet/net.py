@@ -350,6 +350,17 @@ class Net:
         self._core.forward(self._batch(x), False, self.seed, self.step, False)
         return self._core.output(index[layer])
 
+    def remember_data(self, provider, options: Optional[dict] = None) -> None:
+        """Keeps what predicting on image files (and resuming on the same data) needs from the
+        training data: its provider, image size, class names and mean image, and the options the
+        data was opened with; checkpoints store them."""
+        self.data_info = {"provider": provider.name,
+                          "image_shape": list(provider.image_shape),
+                          "label_names": list(provider.label_names)}
+        if options is not None:
+            self.data_info["options"] = dict(options)
+        self.data_mean = np.asarray(provider.mean, np.float32)
+
     def images_from_files(self, paths) -> np.ndarray:
         """Image files as this net's input: RGB, shorter side scaled to the training images' size
         (256 when unknown, as in the paper), the centre crop of the data layer's size, and the

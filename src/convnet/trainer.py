@@ -256,11 +256,7 @@ class Trainer:
     def save(self, path) -> None:
         provider = getattr(self.data, "provider", None)
         if provider is not None and self.net.data_info is None:
-            # What predicting on image files needs later: the image size, crop and mean image.
-            self.net.data_info = {"provider": provider.name,
-                                  "image_shape": list(provider.image_shape),
-                                  "label_names": list(provider.label_names)}
-            self.net.data_mean = np.asarray(provider.mean, np.float32)
+            self.net.remember_data(provider)
         meta = {"net": self.net.checkpoint_meta(), "trainer": asdict(self.state),
                 "options": asdict(self.opt)}
         checkpoint.save(path, meta, self.net.state_arrays())

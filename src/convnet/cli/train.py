@@ -258,12 +258,9 @@ def main(argv=None) -> int:
         print(f"data from the checkpoint: {args.data_path}")
     data = make_data(args, net)
     if args.data_path:
-        net.data_info = {"provider": data.provider.name,
-                         "image_shape": list(data.provider.image_shape),
-                         "label_names": list(data.provider.label_names),
-                         "options": {k: getattr(args, k) for k in DATA_OPTIONS}}
-        net.data_info["options"]["data_path"] = os.path.abspath(args.data_path)
-        net.data_mean = np.asarray(data.provider.mean, np.float32)
+        options = {k: getattr(args, k) for k in DATA_OPTIONS}
+        options["data_path"] = os.path.abspath(args.data_path)
+        net.remember_data(data.provider, options)
     if args.check_grads:
         return check_grads(net, data)
     options = TrainOptions(epochs=args.epochs, batch_size=args.mini, test_freq=args.test_freq,
