@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .. import checkpoint
+from .. import checkpoint, set_num_threads, set_precision
 from ..config import ConfigError, ConfigWarning
 from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
 from ..data import DataError, SyntheticDataset, for_net
@@ -192,25 +192,16 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     devices = None
     if args.gpu is not None:
-        import convnet
         ids = [i.strip() for i in args.gpu.split(",")]
         if not all(i.isdigit() for i in ids):
             fail(f"--gpu {args.gpu}: give GPU indices, e.g. 0 or 0,1")
-        if not convnet.built_with_cuda():
-            fail(f"--gpu {args.gpu}: this build of convnet has no CUDA kernels (nvcc was not "
-                 "found when it was installed)")
-        for i in ids:
-            if int(i) >= convnet.cuda_device_count():
-                fail(f"--gpu {args.gpu}: this machine has {convnet.cuda_device_count()} GPU(s)")
         devices = [f"cuda:{int(i)}" for i in ids]
-        convnet.set_precision(args.precision)
     elif args.precision != "fp32":
         fail(f"--precision {args.precision} applies to the GPU path (--gpu)")
     if args.threads is not None:
         if args.threads < 1:
             fail("--threads must be >= 1")
-        import convnet
-        convnet.set_num_threads(args.threads)
+        set_num_threads(args.threads)
     for name in ("epochs", "mini", "test_freq"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be >= 1")
@@ -245,10 +236,11 @@ def main(argv=None) -> int:
         if len(devices) not in (1, net.logical_devices):
             fail(f"--gpu {args.gpu}: the config places layers on {net.logical_devices} logical "
                  f"device(s) with gpu=; give one GPU or {net.logical_devices}")
-        try:
+        try:   # Net.to says when the build has no CUDA kernels or the GPU is not there
             net.to(devices)
+            set_precision(args.precision)
         except (RuntimeError, ValueError) as e:
-            fail(str(e))
+            fail(f"--gpu {args.gpu}: {e}")
     saved = (net.data_info or {}).get("options") if args.load_file else None
     if saved and args.data_path is None:
         # Resuming: the data the run was trained on, unless the command line names other data.
