@@ -1,4 +1,4 @@
-// CPU bias_add: threaded over positions so that the batch sum keeps a fixed order (deterministic).
+// CPU bias_add: rows in order, so the batch sum of every position has one fixed order.
 #include "ops/bias.h"
 
 namespace convnet {
@@ -6,17 +6,30 @@ namespace convnet {
 template <typename T>
 void bias_add_forward_cpu(T* y, const T* b, std::int64_t n, std::int64_t size) {
 #pragma omp parallel for schedule(static) if (n * size > (1 << 15))
-    for (std::int64_t i = 0; i < size; ++i)
-        for (std::int64_t s = 0; s < n; ++s) y[s * size + i] += b[i];
+    for (std::int64_t s = 0; s < n; ++s) {
+        T* row = y + s * size;
+#pragma omp simd
+        for (std::int64_t i = 0; i < size; ++i) row[i] += b[i];
+    }
 }
 
 template <typename T>
 void bias_add_backward_cpu(const T* dy, T* db, std::int64_t n, std::int64_t size, T beta) {
+    // Threads own column blocks and walk the rows in order inside them: contiguous reads, and
+    // every db[i] sums the samples in the same order whatever the thread count.
+    constexpr std::int64_t kBlock = 1024;
+    const std::int64_t blocks = (size + kBlock - 1) / kBlock;
 #pragma omp parallel for schedule(static) if (n * size > (1 << 15))
-    for (std::int64_t i = 0; i < size; ++i) {
-        T sum = 0;
-        for (std::int64_t s = 0; s < n; ++s) sum += dy[s * size + i];
-        db[i] = beta == T(0) ? sum : beta * db[i] + sum;
+    for (std::int64_t blk = 0; blk < blocks; ++blk) {
+        const std::int64_t lo = blk * kBlock, hi = lo + kBlock < size ? lo + kBlock : size;
+        T sum[kBlock] = {};
+        for (std::int64_t s = 0; s < n; ++s) {
+            const T* row = dy + s * size;
+#pragma omp simd
+            for (std::int64_t i = lo; i < hi; ++i) sum[i - lo] += row[i];
+        }
+        for (std::int64_t i = lo; i < hi; ++i)
+            db[i] = beta == T(0) ? sum[i - lo] : beta * db[i] + sum[i - lo];
     }
 }
 
