@@ -530,6 +530,29 @@ def _coeffs(op, coeffs, count):
     return coeffs
 
 
+def bias_add_forward(x, b) -> np.ndarray:
+    """y = x + b with b of x's per-sample shape, the same for every sample (conv with
+    sharedBiases=0: a bias per filter and output position)."""
+    op = "bias_add_forward"
+    x = _array(op, "x", x, min_ndim=1)
+    b = _array(op, "b", b, dtype=x.dtype)
+    _same_shape(op, "b", b, x.shape[1:], "a sample of x")
+    y = x.copy()
+    # The tensor form of the op runs on CPU tensors too; DLPack shares the arrays' memory.
+    _core.bias_add_forward_tensor(_core.Tensor.from_dlpack(y), _core.Tensor.from_dlpack(b))
+    return y
+
+
+def bias_add_backward(dy) -> np.ndarray:
+    """db = the sum of dy over the batch (axis 0)."""
+    op = "bias_add_backward"
+    dy = _array(op, "dy", dy, min_ndim=1)
+    db = np.empty(dy.shape[1:], dy.dtype)
+    _core.bias_add_backward_tensor(_core.Tensor.from_dlpack(dy), _core.Tensor.from_dlpack(db),
+                                   0.0)
+    return db
+
+
 def eltsum_forward(xs, coeffs=None) -> np.ndarray:
     """y = sum_i coeffs[i] * xs[i] (cuda-convnet's eltsum); equally shaped inputs, coeffs default
     to 1."""

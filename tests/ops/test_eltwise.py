@@ -73,3 +73,22 @@ def test_bad_arguments():
         ops.concat_forward([a, np.zeros((3, 3), np.float32)])
     with pytest.raises(ValueError, match="concat_backward: shapes hold 5 features per sample but dy has 6"):
         ops.concat_backward(np.zeros((2, 6), np.float32), [(2, 3), (2, 2)])
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (2, 5, 3, 7), (4, 17, 6, 5)])
+def test_bias_add(rng, shape):
+    x, b = f32(rng.standard_normal(shape), rng.standard_normal(shape[1:]))
+    assert_close(ops.bias_add_forward(x, b), ref.bias_add(x, b), what="y")
+    dy = f32(rng.standard_normal(shape))[0]
+    assert_close(ops.bias_add_backward(dy), ref.bias_add_backward(dy), what="db")
+    gradcheck(lambda x, b: ops.bias_add_forward(x, b),
+              lambda x, b, dy: (dy.copy(), ops.bias_add_backward(dy)),
+              [rng.standard_normal(shape), rng.standard_normal(shape[1:])], wrt=[0, 1], rng=rng)
+
+
+def test_bias_add_errors():
+    x = np.zeros((2, 3, 4), np.float32)
+    with pytest.raises(ValueError, match="bias_add_forward: b must have the shape"):
+        ops.bias_add_forward(x, np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match="b is float64"):
+        ops.bias_add_forward(x, np.zeros((3, 4)))

@@ -28,3 +28,11 @@ def concat_backward(dy, shapes):
         out.append(np.asarray(dy, np.float64)[:, start:start + width].reshape(s))
         start += width
     return out
+
+
+def bias_add(x, b):
+    return np.asarray(x, np.float64) + np.asarray(b, np.float64)[None]
+
+
+def bias_add_backward(dy):
+    return np.asarray(dy, np.float64).sum(axis=0)

@@ -258,6 +258,28 @@ def combine_cases(net, layer, rng, shape):
                  bytes=4 * a.nbytes, torch=torch_concat)]
 
 
+def bias_cases(net, layer, rng, shape):
+    """A bias per filter and position (conv with sharedBiases=0): add, and its batch sum."""
+    x, b = _rand(rng, *shape), _rand(rng, *shape[1:])
+    text = "x".join(map(str, shape))
+
+    def torch_add():
+        import torch
+        tx, tb = torch.from_numpy(x), torch.from_numpy(b)
+        return lambda: tx + tb
+
+    def torch_sum():
+        import torch
+        tx = torch.from_numpy(x)
+        return lambda: tx.sum(0)
+
+    # forward reads x and writes y (b is small); backward reads dy once.
+    return [Case(net, layer, "bias fwd", text, lambda: ops.bias_add_forward(x, b),
+                 bytes=2 * x.nbytes, torch=torch_add),
+            Case(net, layer, "bias bwd", text, lambda: ops.bias_add_backward(x),
+                 bytes=x.nbytes + b.nbytes, torch=torch_sum)]
+
+
 def dropout_cases(net, layer, rng, shape):
     x = _rand(rng, *shape)
     text = "x".join(map(str, shape))
@@ -385,6 +407,7 @@ def cifar10(rng, n=128):
     cases += rnorm_cases(c, "(other) cnorm", rng, (n, 32, 16, 16), kind="cnorm")
     cases += local_cases(c, "(11pct) local3", rng, n, 64, 6, 32, 3, pad=1)
     cases += combine_cases(c, "(other) elt", rng, (n, 64, 8, 8))
+    cases += bias_cases(c, "(other) unshared bias", rng, (n, 32, 16, 16))
     return cases
 
 
@@ -405,6 +428,7 @@ def quick(rng):
     cases += pool_cases(q, "pool", rng, (2, 8, 8, 8), "avg")
     cases += dropout_cases(q, "drop", rng, (4, 64))
     cases += combine_cases(q, "combine", rng, (2, 8, 3, 3))
+    cases += bias_cases(q, "bias", rng, (2, 8, 3, 3))
     cases += softmax_cases(q, "prob", rng, 4, 10)
     cases += sgd_case(q, rng, [(8, 3, 3, 3), (8,)])
     return cases
