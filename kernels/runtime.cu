@@ -15,8 +15,27 @@ int device_count() {
     return count;
 }
 
+void set_device(int device) { CONVNET_CUDA_CHECK(cudaSetDevice(device)); }
+
+int current_device() {
+    int device = 0;
+    CONVNET_CUDA_CHECK(cudaGetDevice(&device));
+    return device;
+}
+
+DeviceGuard::DeviceGuard(int device) : previous_(current_device()) {
+    if (device != previous_) set_device(device);
+}
+
+DeviceGuard::~DeviceGuard() {
+    // A destructor must not throw; cudaSetDevice back to a device that was valid cannot fail
+    // short of a lost context, which the next checked call reports.
+    int now = previous_;
+    if (cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+}
+
 void* malloc_on(int device, std::size_t bytes) {
-    CONVNET_CUDA_CHECK(cudaSetDevice(device));
+    const DeviceGuard on(device);
     void* ptr = nullptr;
     const cudaError_t err = cudaMalloc(&ptr, bytes);
     if (err != cudaSuccess) {
@@ -28,7 +47,7 @@ void* malloc_on(int device, std::size_t bytes) {
 }
 
 void free_on(int device, void* ptr) {
-    CONVNET_CUDA_CHECK(cudaSetDevice(device));
+    const DeviceGuard on(device);
     CONVNET_CUDA_CHECK(cudaFree(ptr));
 }
 
@@ -51,15 +70,13 @@ void* host_alloc_pinned(std::size_t bytes) {
 
 void host_free_pinned(void* ptr) { CONVNET_CUDA_CHECK(cudaFreeHost(ptr)); }
 
-void set_device(int device) { CONVNET_CUDA_CHECK(cudaSetDevice(device)); }
-
 void synchronize(int device) {
-    CONVNET_CUDA_CHECK(cudaSetDevice(device));
+    const DeviceGuard on(device);
     CONVNET_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 double time_ms(int device, const std::function<void()>& work, int repeats, int warmup) {
-    CONVNET_CUDA_CHECK(cudaSetDevice(device));
+    const DeviceGuard on(device);
     for (int i = 0; i < warmup; ++i) work();
     cudaEvent_t start, stop;
     CONVNET_CUDA_CHECK(cudaEventCreate(&start));

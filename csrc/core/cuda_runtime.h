@@ -22,6 +22,21 @@ void* host_alloc_pinned(std::size_t bytes);
 void host_free_pinned(void* ptr);
 // Makes `device` current for the calling thread: kernels launch there.
 void set_device(int device);
+// The device current for the calling thread.
+int current_device();
+
+// Makes `device` current for the guard's lifetime and then restores the device that was current
+// before, so that work for one GPU never leaves the caller on another.
+class DeviceGuard {
+public:
+    explicit DeviceGuard(int device);
+    ~DeviceGuard();
+    DeviceGuard(const DeviceGuard&) = delete;
+    DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+private:
+    int previous_;
+};
 // Waits for all work on `device`.
 void synchronize(int device);
 // Milliseconds per call of `work` (which launches on the default stream of `device`), measured

@@ -63,6 +63,7 @@ public:
     bool defined() const { return storage_ != nullptr; }
     const std::shared_ptr<Storage>& storage() const { return storage_; }
 
+    // nullptr for an undefined tensor, so optional arguments pass straight to the kernels.
     void* raw() const { return storage_ ? storage_->data() : nullptr; }
     template <typename T>
     T* data() const { return static_cast<T*>(raw()); }

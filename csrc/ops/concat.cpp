@@ -41,39 +41,27 @@ std::vector<T*> pointers(const std::vector<Tensor>& ts) {
 void concat_forward(const std::vector<Tensor>& xs, const Tensor& y) {
     const char* op = "concat_forward";
     const auto widths = widths_of(xs, y, op, "xs");
-    if (y.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(y.dtype() == DType::f32, op, ": the GPU path takes float32");
-        concat_copy_cuda(pointers<float>(xs), widths, y.data<float>(), y.dim(0), true, 0.f,
-                         nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(y.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        concat_copy_cpu<T>(pointers<T>(xs), widths, y.data<T>(), y.dim(0), true, T(0));
-    });
+    ops_detail::run_on_device(
+        op, y,
+        [&](auto tag) {
+            using T = decltype(tag);
+            concat_copy_cpu<T>(pointers<T>(xs), widths, y.data<T>(), y.dim(0), true, T(0));
+        },
+        CONVNET_CUDA_LAUNCH(concat_copy_cuda(pointers<float>(xs), widths, y.data<float>(),
+                                             y.dim(0), true, 0.f, nullptr)));
 }
 
 void concat_backward(const Tensor& dy, const std::vector<Tensor>& dxs, float beta) {
     const char* op = "concat_backward";
     const auto widths = widths_of(dxs, dy, op, "dxs");
-    if (dy.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(dy.dtype() == DType::f32, op, ": the GPU path takes float32");
-        concat_copy_cuda(pointers<float>(dxs), widths, dy.data<float>(), dy.dim(0), false, beta,
-                         nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(dy.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        concat_copy_cpu<T>(pointers<T>(dxs), widths, dy.data<T>(), dy.dim(0), false, T(beta));
-    });
+    ops_detail::run_on_device(
+        op, dy,
+        [&](auto tag) {
+            using T = decltype(tag);
+            concat_copy_cpu<T>(pointers<T>(dxs), widths, dy.data<T>(), dy.dim(0), false, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(concat_copy_cuda(pointers<float>(dxs), widths, dy.data<float>(),
+                                             dy.dim(0), false, beta, nullptr)));
 }
 
 }  // namespace convnet

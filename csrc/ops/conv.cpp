@@ -58,21 +58,15 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tenso
         expect(b, op, "b", x.dtype(), x.device(), 1);
         expect_shape(b, op, "b", {g.f});
     }
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        conv_forward_cuda(x.data<float>(), w.data<float>(), b.defined() ? b.data<float>() : nullptr,
-                          y.data<float>(), g, current_math_precision(), nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
-                            y.data<T>(), g);
-    });
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g);
+        },
+        CONVNET_CUDA_LAUNCH(conv_forward_cuda(x.data<float>(), w.data<float>(),
+                                              b.data<float>(), y.data<float>(), g,
+                                              current_math_precision(), nullptr)));
 }
 
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
@@ -83,36 +77,30 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Ten
     if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
     if (dw.defined()) expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
     if (db.defined()) expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        const MathPrecision precision = current_math_precision();
-        if (dx.defined())
-            conv_backward_data_cuda(w.data<float>(), dy.data<float>(), dx.data<float>(), g, beta,
-                                    precision, nullptr);
-        if (dw.defined() || db.defined()) {
-            const std::int64_t floats = dw.defined() ? conv_backward_filter_workspace_cuda(g) : 0;
-            const Tensor workspace =
-                floats > 0 ? Tensor::empty({floats}, DType::f32, x.device()) : Tensor();
-            conv_backward_filter_cuda(x.data<float>(), dy.data<float>(),
-                                      dw.defined() ? dw.data<float>() : nullptr,
-                                      db.defined() ? db.data<float>() : nullptr, g, beta,
-                                      workspace.defined() ? workspace.data<float>() : nullptr,
-                                      precision, nullptr);
-        }
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        if (dx.defined()) conv_backward_data_cpu<T>(w.data<T>(), dy.data<T>(), dx.data<T>(), g, T(beta));
-        if (dw.defined() || db.defined())
-            conv_backward_filter_cpu<T>(x.data<T>(), dy.data<T>(),
-                                        dw.defined() ? dw.data<T>() : nullptr,
-                                        db.defined() ? db.data<T>() : nullptr, g, T(beta));
-    });
+    const bool filter_grads = dw.defined() || db.defined();
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            if (dx.defined())
+                conv_backward_data_cpu<T>(w.data<T>(), dy.data<T>(), dx.data<T>(), g, T(beta));
+            if (filter_grads)
+                conv_backward_filter_cpu<T>(x.data<T>(), dy.data<T>(), dw.data<T>(),
+                                            db.data<T>(), g, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(
+            const MathPrecision precision = current_math_precision();
+            if (dx.defined())
+                conv_backward_data_cuda(w.data<float>(), dy.data<float>(), dx.data<float>(), g,
+                                        beta, precision, nullptr);
+            if (filter_grads) {
+                const Tensor workspace = ops_detail::gpu_workspace(
+                    dw.defined() ? conv_backward_filter_workspace_cuda(g) : 0, x.device());
+                conv_backward_filter_cuda(x.data<float>(), dy.data<float>(),
+                                          dw.data<float>(), db.data<float>(), g,
+                                          beta, workspace.data<float>(), precision,
+                                          nullptr);
+            }));
 }
 
 }  // namespace convnet

@@ -1,4 +1,4 @@
-// Argument checks shared by the op dispatchers.
+// Argument checks and the errors of the op dispatch (ops/dispatch.h).
 #include "ops/dispatch.h"
 
 namespace convnet::ops_detail {
@@ -27,8 +27,17 @@ void expect_like(const Tensor& ref, const char* op,
     }
 }
 
-void no_cuda_kernel(const char* op) {
-    throw Error(detail::concat(op, ": no CUDA kernel in this version; run it on the CPU"));
+void no_cuda_kernels(const char* op) {
+    throw Error(detail::concat(op, ": this build of convnet has no CUDA kernels (built without "
+                                   "nvcc); run it on the CPU"));
+}
+
+void require_float32_on_gpu(const Tensor& on, const char* op) {
+    CONVNET_ARG_CHECK(on.dtype() == DType::f32, op, ": the GPU path takes float32");
+}
+
+Tensor gpu_workspace(std::int64_t floats, Device device) {
+    return floats > 0 ? Tensor::empty({floats}, DType::f32, device) : Tensor();
 }
 
 }  // namespace convnet::ops_detail

@@ -37,15 +37,9 @@ void dropout_mask_into(const Tensor& bytes, std::int64_t n, const DropoutParams&
     CONVNET_ARG_CHECK(n >= 0 && std::size_t(n) <= bytes.nbytes(), op, ": ", n,
                       " mask bytes do not fit a tensor of ", bytes.nbytes(), " bytes");
     auto* mask = static_cast<std::uint8_t*>(bytes.raw());
-    if (bytes.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        dropout_mask_cuda(mask, n, p, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    dropout_mask_cpu(mask, n, p);
+    ops_detail::run_on_device<ops_detail::Data::raw>(
+        op, bytes, [&](auto) { dropout_mask_cpu(mask, n, p); },
+        CONVNET_CUDA_LAUNCH(dropout_mask_cuda(mask, n, p, nullptr)));
 }
 
 static void apply(const Tensor& in, const Tensor& out, const DropoutParams& p, float beta,
@@ -55,19 +49,14 @@ static void apply(const Tensor& in, const Tensor& out, const DropoutParams& p, f
     expect(out, op, out_name, in.dtype(), in.device());
     expect_shape(out, op, out_name, in.shape());
     check_size(in.numel(), op);
-    if (in.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(in.dtype() == DType::f32, op, ": the GPU path takes float32");
-        dropout_apply_cuda(in.data<float>(), out.data<float>(), in.numel(), p, beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(in.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        dropout_apply_cpu<T>(in.data<T>(), out.data<T>(), in.numel(), p, T(beta));
-    });
+    ops_detail::run_on_device(
+        op, in,
+        [&](auto tag) {
+            using T = decltype(tag);
+            dropout_apply_cpu<T>(in.data<T>(), out.data<T>(), in.numel(), p, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(
+            dropout_apply_cuda(in.data<float>(), out.data<float>(), in.numel(), p, beta, nullptr)));
 }
 
 void dropout_forward(const Tensor& x, const Tensor& y, const DropoutParams& p) {

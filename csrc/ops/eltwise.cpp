@@ -28,17 +28,11 @@ std::vector<const T*> pointers(const std::vector<Tensor>& ts) {
     return out;
 }
 
-std::vector<float*> outputs(const std::vector<Tensor>& ts) {
+// Only the CUDA launchers take the outputs as a pointer list.
+[[maybe_unused]] std::vector<float*> outputs(const std::vector<Tensor>& ts) {
     std::vector<float*> out;
     for (const Tensor& t : ts) out.push_back(t.data<float>());
     return out;
-}
-
-// The GPU path: float32 only.
-bool on_gpu(const Tensor& t, const char* op) {
-    if (!t.device().is_cuda()) return false;
-    CONVNET_ARG_CHECK(t.dtype() == DType::f32, op, ": the GPU path takes float32");
-    return true;
 }
 }  // namespace
 
@@ -48,18 +42,14 @@ void eltsum_forward(const std::vector<Tensor>& xs, const std::vector<double>& co
     check_all(xs, y, op, "xs");
     CONVNET_ARG_CHECK(coeffs.size() == xs.size(), op, ": ", xs.size(), " inputs but ",
                       coeffs.size(), " coefficients");
-    if (on_gpu(y, op)) {
-#ifdef CONVNET_WITH_CUDA
-        eltsum_forward_cuda(pointers<float>(xs), coeffs, y.data<float>(), y.numel(), nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(y.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        eltsum_forward_cpu<T>(pointers<T>(xs), coeffs, y.data<T>(), y.numel());
-    });
+    ops_detail::run_on_device(
+        op, y,
+        [&](auto tag) {
+            using T = decltype(tag);
+            eltsum_forward_cpu<T>(pointers<T>(xs), coeffs, y.data<T>(), y.numel());
+        },
+        CONVNET_CUDA_LAUNCH(eltsum_forward_cuda(pointers<float>(xs), coeffs, y.data<float>(),
+                                                y.numel(), nullptr)));
 }
 
 void eltsum_backward(const Tensor& dy, const std::vector<double>& coeffs,
@@ -68,36 +58,28 @@ void eltsum_backward(const Tensor& dy, const std::vector<double>& coeffs,
     check_all(dxs, dy, op, "dxs");
     CONVNET_ARG_CHECK(coeffs.size() == dxs.size(), op, ": ", dxs.size(), " gradients but ",
                       coeffs.size(), " coefficients");
-    if (on_gpu(dy, op)) {
-#ifdef CONVNET_WITH_CUDA
-        scale_cuda(dy.data<float>(), coeffs, outputs(dxs), dy.numel(), beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(dy.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        for (std::size_t i = 0; i < dxs.size(); ++i)
-            scale_cpu<T>(dy.data<T>(), T(coeffs[i]), dxs[i].data<T>(), dy.numel(), T(beta));
-    });
+    ops_detail::run_on_device(
+        op, dy,
+        [&](auto tag) {
+            using T = decltype(tag);
+            for (std::size_t i = 0; i < dxs.size(); ++i)
+                scale_cpu<T>(dy.data<T>(), T(coeffs[i]), dxs[i].data<T>(), dy.numel(), T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(
+            scale_cuda(dy.data<float>(), coeffs, outputs(dxs), dy.numel(), beta, nullptr)));
 }
 
 void eltmax_forward(const std::vector<Tensor>& xs, const Tensor& y) {
     const char* op = "eltmax_forward";
     check_all(xs, y, op, "xs");
-    if (on_gpu(y, op)) {
-#ifdef CONVNET_WITH_CUDA
-        eltmax_forward_cuda(pointers<float>(xs), y.data<float>(), y.numel(), nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(y.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        eltmax_forward_cpu<T>(pointers<T>(xs), y.data<T>(), y.numel());
-    });
+    ops_detail::run_on_device(
+        op, y,
+        [&](auto tag) {
+            using T = decltype(tag);
+            eltmax_forward_cpu<T>(pointers<T>(xs), y.data<T>(), y.numel());
+        },
+        CONVNET_CUDA_LAUNCH(
+            eltmax_forward_cuda(pointers<float>(xs), y.data<float>(), y.numel(), nullptr)));
 }
 
 void eltmax_backward(const std::vector<Tensor>& xs, const Tensor& y, const Tensor& dy,
@@ -109,21 +91,17 @@ void eltmax_backward(const std::vector<Tensor>& xs, const Tensor& y, const Tenso
     expect_shape(dy, op, "dy", y.shape());
     CONVNET_ARG_CHECK(xs.size() == dxs.size(), op, ": ", xs.size(), " inputs but ", dxs.size(),
                       " gradients");
-    if (on_gpu(y, op)) {
-#ifdef CONVNET_WITH_CUDA
-        eltmax_backward_cuda(pointers<float>(xs), y.data<float>(), dy.data<float>(),
-                             outputs(dxs), y.numel(), beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(y.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        for (std::size_t i = 0; i < xs.size(); ++i)
-            eltmax_backward_cpu<T>(xs[i].data<T>(), y.data<T>(), dy.data<T>(), dxs[i].data<T>(),
-                                   y.numel(), T(beta));
-    });
+    ops_detail::run_on_device(
+        op, y,
+        [&](auto tag) {
+            using T = decltype(tag);
+            for (std::size_t i = 0; i < xs.size(); ++i)
+                eltmax_backward_cpu<T>(xs[i].data<T>(), y.data<T>(), dy.data<T>(),
+                                       dxs[i].data<T>(), y.numel(), T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(eltmax_backward_cuda(pointers<float>(xs), y.data<float>(),
+                                                 dy.data<float>(), outputs(dxs), y.numel(), beta,
+                                                 nullptr)));
 }
 
 void eltwise_scale(const Tensor& in, double c, const Tensor& out, float beta) {
@@ -131,18 +109,14 @@ void eltwise_scale(const Tensor& in, double c, const Tensor& out, float beta) {
     expect(in, op, "in", in.dtype(), in.device());
     expect(out, op, "out", in.dtype(), in.device());
     expect_shape(out, op, "out", in.shape());
-    if (on_gpu(in, op)) {
-#ifdef CONVNET_WITH_CUDA
-        scale_cuda(in.data<float>(), {c}, {out.data<float>()}, in.numel(), beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(in.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        scale_cpu<T>(in.data<T>(), T(c), out.data<T>(), in.numel(), T(beta));
-    });
+    ops_detail::run_on_device(
+        op, in,
+        [&](auto tag) {
+            using T = decltype(tag);
+            scale_cpu<T>(in.data<T>(), T(c), out.data<T>(), in.numel(), T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(
+            scale_cuda(in.data<float>(), {c}, {out.data<float>()}, in.numel(), beta, nullptr)));
 }
 
 }  // namespace convnet

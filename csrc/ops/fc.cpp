@@ -27,25 +27,17 @@ void fc_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor&
     expect(y, op, "y", x.dtype(), x.device());
     expect_shape(y, op, "y", {g.n, g.m});
     if (b.defined()) expect(b, op, "b", x.dtype(), x.device()), expect_shape(b, op, "b", {g.m});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        const std::int64_t floats = fc_workspace_cuda(g);
-        const Tensor workspace =
-            floats > 0 ? Tensor::empty({floats}, DType::f32, x.device()) : Tensor();
-        fc_forward_cuda(x.data<float>(), w.data<float>(), b.defined() ? b.data<float>() : nullptr,
-                        y.data<float>(), g, current_math_precision(),
-                        workspace.defined() ? workspace.data<float>() : nullptr, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        fc_forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
-                          y.data<T>(), g);
-    });
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            fc_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g);
+        },
+        CONVNET_CUDA_LAUNCH(
+            const Tensor workspace = ops_detail::gpu_workspace(fc_workspace_cuda(g), x.device());
+            fc_forward_cuda(x.data<float>(), w.data<float>(), b.data<float>(),
+                            y.data<float>(), g, current_math_precision(),
+                            workspace.data<float>(), nullptr)));
 }
 
 void fc_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
@@ -57,30 +49,20 @@ void fc_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tenso
     if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
     if (dw.defined()) expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
     if (db.defined()) expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.m});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        const std::int64_t floats = dx.defined() || dw.defined() ? fc_workspace_cuda(g) : 0;
-        const Tensor workspace =
-            floats > 0 ? Tensor::empty({floats}, DType::f32, x.device()) : Tensor();
-        fc_backward_cuda(x.data<float>(), w.data<float>(), dy.data<float>(),
-                         dx.defined() ? dx.data<float>() : nullptr,
-                         dw.defined() ? dw.data<float>() : nullptr,
-                         db.defined() ? db.data<float>() : nullptr, g, beta,
-                         current_math_precision(),
-                         workspace.defined() ? workspace.data<float>() : nullptr, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        fc_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(),
-                           dx.defined() ? dx.data<T>() : nullptr,
-                           dw.defined() ? dw.data<T>() : nullptr,
-                           db.defined() ? db.data<T>() : nullptr, g, T(beta));
-    });
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            fc_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(), dx.data<T>(),
+                               dw.data<T>(), db.data<T>(), g, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(
+            const Tensor workspace = ops_detail::gpu_workspace(
+                dx.defined() || dw.defined() ? fc_workspace_cuda(g) : 0, x.device());
+            fc_backward_cuda(x.data<float>(), w.data<float>(), dy.data<float>(),
+                             dx.data<float>(), dw.data<float>(),
+                             db.data<float>(), g, beta, current_math_precision(),
+                             workspace.data<float>(), nullptr)));
 }
 
 }  // namespace convnet

@@ -25,21 +25,15 @@ void local_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tens
                    const ConvGeometry& g) {
     const char* op = "local_forward";
     if (b.defined()) expect(b, op, "b", x.dtype(), x.device()), expect_shape(b, op, "b", {g.f, g.oh, g.ow});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        local_forward_cuda(x.data<float>(), w.data<float>(),
-                           b.defined() ? b.data<float>() : nullptr, y.data<float>(), g, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        local_forward_cpu<T>(x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr,
-                             y.data<T>(), g);
-    });
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            local_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g);
+        },
+        CONVNET_CUDA_LAUNCH(local_forward_cuda(x.data<float>(), w.data<float>(),
+                                               b.data<float>(), y.data<float>(), g,
+                                               nullptr)));
 }
 
 void local_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
@@ -50,25 +44,17 @@ void local_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Te
     if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
     if (dw.defined()) expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
     if (db.defined()) expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f, g.oh, g.ow});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        local_backward_cuda(x.data<float>(), w.data<float>(), dy.data<float>(),
-                            dx.defined() ? dx.data<float>() : nullptr,
-                            dw.defined() ? dw.data<float>() : nullptr,
-                            db.defined() ? db.data<float>() : nullptr, g, beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        local_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(),
-                              dx.defined() ? dx.data<T>() : nullptr,
-                              dw.defined() ? dw.data<T>() : nullptr,
-                              db.defined() ? db.data<T>() : nullptr, g, T(beta));
-    });
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            local_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(), dx.data<T>(),
+                                  dw.data<T>(), db.data<T>(), g, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(local_backward_cuda(x.data<float>(), w.data<float>(),
+                                                dy.data<float>(), dx.data<float>(),
+                                                dw.data<float>(), db.data<float>(),
+                                                g, beta, nullptr)));
 }
 
 }  // namespace convnet

@@ -27,20 +27,15 @@ void lrn_forward(const Tensor& x, const Tensor& y, const LrnParams& p) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     ops_detail::expect_like(x, op, {{&y, "y"}});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        lrn_forward_cuda(x.data<float>(), y.data<float>(), x.dim(0), x.dim(1),
-                         x.dim(2) * x.dim(3), p, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        lrn_forward_cpu<T>(x.data<T>(), y.data<T>(), x.dim(0), x.dim(1), x.dim(2) * x.dim(3), p);
-    });
+    const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            lrn_forward_cpu<T>(x.data<T>(), y.data<T>(), n, c, hw, p);
+        },
+        CONVNET_CUDA_LAUNCH(lrn_forward_cuda(x.data<float>(), y.data<float>(), n, c, hw, p,
+                                             nullptr)));
 }
 
 void lrn_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
@@ -49,21 +44,16 @@ void lrn_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tens
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     ops_detail::expect_like(x, op, {{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        lrn_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
-                          x.dim(0), x.dim(1), x.dim(2) * x.dim(3), p, beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        lrn_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), x.dim(0),
-                            x.dim(1), x.dim(2) * x.dim(3), p, T(beta));
-    });
+    const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            lrn_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), n, c, hw, p,
+                                T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(lrn_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
+                                              dx.data<float>(), n, c, hw, p, beta, nullptr)));
 }
 
 }  // namespace convnet

@@ -45,19 +45,14 @@ void neuron_forward(const Tensor& x, const Tensor& y, const NeuronParams& p) {
     expect(x, op, "x", x.dtype(), x.device());
     expect(y, op, "y", x.dtype(), x.device());
     expect_shape(y, op, "y", x.shape());
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        neuron_forward_cuda(x.data<float>(), y.data<float>(), x.numel(), p, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        neuron_forward_cpu<T>(x.data<T>(), y.data<T>(), x.numel(), p);
-    });
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            neuron_forward_cpu<T>(x.data<T>(), y.data<T>(), x.numel(), p);
+        },
+        CONVNET_CUDA_LAUNCH(
+            neuron_forward_cuda(x.data<float>(), y.data<float>(), x.numel(), p, nullptr)));
 }
 
 void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
@@ -65,21 +60,16 @@ void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const T
     const char* op = "neuron_backward";
     expect(dy, op, "dy", dy.dtype(), dy.device());
     ops_detail::expect_like(dy, op, {{&x, "x"}, {&y, "y"}, {&dx, "dx"}});
-    if (dy.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(dy.dtype() == DType::f32, op, ": the GPU path takes float32");
-        neuron_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
-                             dy.numel(), p, beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(dy.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        neuron_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), dy.numel(), p,
-                               T(beta));
-    });
+    ops_detail::run_on_device(
+        op, dy,
+        [&](auto tag) {
+            using T = decltype(tag);
+            neuron_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),
+                                   dy.numel(), p, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(neuron_backward_cuda(x.data<float>(), y.data<float>(),
+                                                 dy.data<float>(), dx.data<float>(), dy.numel(), p,
+                                                 beta, nullptr)));
 }
 
 }  // namespace convnet

@@ -47,21 +47,16 @@ static void check_geometry(const Tensor& x, const Tensor& y, const PoolParams& p
 void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p) {
     const char* op = "pool_forward";
     check_geometry(x, y, p, op);
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        pool_forward_cuda(x.data<float>(), y.data<float>(), x.dim(0) * x.dim(1), x.dim(2),
-                          x.dim(3), y.dim(2), y.dim(3), p, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        pool_forward_cpu<T>(x.data<T>(), y.data<T>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3),
-                            y.dim(2), y.dim(3), p);
-    });
+    const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+    const std::int64_t oh = y.dim(2), ow = y.dim(3);
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            pool_forward_cpu<T>(x.data<T>(), y.data<T>(), maps, h, w, oh, ow, p);
+        },
+        CONVNET_CUDA_LAUNCH(
+            pool_forward_cuda(x.data<float>(), y.data<float>(), maps, h, w, oh, ow, p, nullptr)));
 }
 
 void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
@@ -72,23 +67,18 @@ void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
     expect_shape(dy, op, "dy", y.shape());
     expect(dx, op, "dx", x.dtype(), x.device());
     expect_shape(dx, op, "dx", x.shape());
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        pool_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
-                           x.dim(0) * x.dim(1), x.dim(2), x.dim(3), y.dim(2), y.dim(3), p, beta,
-                           nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        pool_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),
-                             x.dim(0) * x.dim(1), x.dim(2), x.dim(3), y.dim(2), y.dim(3), p,
-                             T(beta));
-    });
+    const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+    const std::int64_t oh = y.dim(2), ow = y.dim(3);
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            pool_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), maps, h, w,
+                                 oh, ow, p, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(pool_backward_cuda(x.data<float>(), y.data<float>(),
+                                               dy.data<float>(), dx.data<float>(), maps, h, w, oh,
+                                               ow, p, beta, nullptr)));
 }
 
 }  // namespace convnet

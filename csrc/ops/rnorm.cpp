@@ -16,48 +16,36 @@ static void check_params(const RnormParams& p, const char* op) {
 namespace {
 template <typename ForwardCpu, typename ForwardCuda>
 void forward(const Tensor& x, const Tensor& y, const RnormParams& p, const char* op,
-             ForwardCpu&& cpu, ForwardCuda&& cuda) {
+             ForwardCpu&& cpu, [[maybe_unused]] ForwardCuda&& cuda) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     ops_detail::expect_like(x, op, {{&y, "y"}});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        cuda(x.data<float>(), y.data<float>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p,
-             nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        cpu(x.data<T>(), y.data<T>(), x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p);
-    });
+    const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            cpu(x.data<T>(), y.data<T>(), maps, h, w, p);
+        },
+        CONVNET_CUDA_LAUNCH(cuda(x.data<float>(), y.data<float>(), maps, h, w, p, nullptr)));
 }
 
 template <typename BackwardCpu, typename BackwardCuda>
 void backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
               const RnormParams& p, float beta, const char* op, BackwardCpu&& cpu,
-              BackwardCuda&& cuda) {
+              [[maybe_unused]] BackwardCuda&& cuda) {
     check_params(p, op);
     expect(x, op, "x", x.dtype(), x.device(), 4);
     ops_detail::expect_like(x, op, {{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}});
-    if (x.device().is_cuda()) {
-#ifdef CONVNET_WITH_CUDA
-        CONVNET_ARG_CHECK(x.dtype() == DType::f32, op, ": the GPU path takes float32");
-        cuda(x.data<float>(), y.data<float>(), dy.data<float>(), dx.data<float>(),
-             x.dim(0) * x.dim(1), x.dim(2), x.dim(3), p, beta, nullptr);
-        return;
-#else
-        ops_detail::no_cuda_kernel(op);
-#endif
-    }
-    ops_detail::with_float_type(x.dtype(), [&](auto tag) {
-        using T = decltype(tag);
-        cpu(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), x.dim(0) * x.dim(1), x.dim(2),
-            x.dim(3), p, T(beta));
-    });
+    const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
+    ops_detail::run_on_device(
+        op, x,
+        [&](auto tag) {
+            using T = decltype(tag);
+            cpu(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), maps, h, w, p, T(beta));
+        },
+        CONVNET_CUDA_LAUNCH(cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
+                                 dx.data<float>(), maps, h, w, p, beta, nullptr)));
 }
 }  // namespace
 
