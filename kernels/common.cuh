@@ -1,10 +1,12 @@
 // What every kernel file uses: the launch check that turns a CUDA error into convnet::Error with
-// file and line, grid-size helpers and the stream type behind the CUDA-free `void* stream`.
+// file and line, grid-size and grid-stride index helpers, the backward kernels' accumulation rule,
+// and the stream type behind the CUDA-free `void* stream`.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <limits>
 
 #include "core/check.h"
 
@@ -32,3 +34,34 @@ inline unsigned grid_for(std::int64_t n, int threads) {
 }
 
 }  // namespace convnet::cuda
+
+namespace convnet {
+
+// Grid-stride loop bounds in the kernel's index type.
+template <typename Index>
+__device__ __forceinline__ Index first_index() {
+    return Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x);
+}
+template <typename Index>
+__device__ __forceinline__ Index index_stride() {
+    return Index(gridDim.x) * Index(blockDim.x);
+}
+
+// Calls f(int{}) when every element offset of a tensor of `numel` elements, and a grid-stride step
+// past the last, fits 32-bit arithmetic (any realistic layer: up to 2^30 elements), otherwise
+// f(std::int64_t{}); f instantiates its kernel for that index type.
+template <typename F>
+void with_index(std::int64_t numel, F&& f) {
+    if (numel <= std::numeric_limits<int>::max() / 2)
+        f(int{});
+    else
+        f(std::int64_t{});
+}
+
+// The backward kernels' accumulation rule: dx = g, or beta_acc * dx + g (dx is not read when
+// beta_acc is 0: it may hold garbage).
+__device__ __forceinline__ void store_grad(float* dx, float g, float beta_acc) {
+    *dx = beta_acc == 0.f ? g : __fadd_rn(__fmul_rn(beta_acc, *dx), g);
+}
+
+}  // namespace convnet

@@ -1,5 +1,5 @@
 // Dropout kernels. One thread per Philox block: the four words of stream_block(seed, layer,
-// step, i/4) (kernels/rng.h, the CPU path's own function) decide elements 4b..4b+3, so every
+// step, i/4) (csrc/math/rng.h, the CPU path's own function) decide elements 4b..4b+3, so every
 // mask bit is the CPU's bit for bit. Where x and y are 16-byte aligned a thread moves its four
 // elements as one float4; otherwise (or for the last, partial block) element by element.
 // Memory-bound: 8 bytes per element (12 when accumulating into dx); Philox-10 costs ~20 integer
@@ -7,7 +7,7 @@
 // should run at copy speed. At test time no random numbers are drawn: a plain scaled copy.
 #include "csrc/ops/dropout.h"
 #include "kernels/common.cuh"
-#include "kernels/rng.h"
+#include "math/rng.h"
 
 namespace convnet {
 
@@ -32,8 +32,8 @@ __global__ void dropout_apply_kernel(const float* x, float* y,
                                      std::uint64_t step, std::uint64_t threshold, float factor,
                                      float beta) {
     const std::int64_t blocks = (n + 3) / 4;
-    for (std::int64_t blk = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; blk < blocks;
-         blk += std::int64_t(gridDim.x) * blockDim.x) {
+    for (std::int64_t blk = first_index<std::int64_t>(); blk < blocks;
+         blk += index_stride<std::int64_t>()) {
         const std::int64_t i0 = blk * 4;
         const bool vec = kVec && i0 + 4 <= n;
         // The loads first, so that they are in flight while Philox runs.
@@ -79,8 +79,8 @@ __global__ void dropout_mask_kernel(std::uint8_t* __restrict__ mask, std::int64_
                                     std::uint64_t seed, std::uint32_t layer, std::uint64_t step,
                                     std::uint64_t threshold, bool word_stores) {
     const std::int64_t blocks = (n + 3) / 4;
-    for (std::int64_t blk = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; blk < blocks;
-         blk += std::int64_t(gridDim.x) * blockDim.x) {
+    for (std::int64_t blk = first_index<std::int64_t>(); blk < blocks;
+         blk += index_stride<std::int64_t>()) {
         const rng::Words4 r = rng::stream_block(seed, layer, step, std::uint32_t(blk));
         const std::int64_t i0 = blk * 4;
         if (word_stores && i0 + 4 <= n) {

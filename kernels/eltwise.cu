@@ -47,8 +47,8 @@ __device__ __forceinline__ float4 step4(float4 acc, float4 x, float c) {
 // kContinue: combine onto y's current value (a later chunk) instead of starting from x[0].
 template <typename Op, bool kVec, bool kContinue>
 __global__ void combine_kernel(const Inputs in, float* y, std::int64_t n) {
-    const std::int64_t tid = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
-    const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+    const std::int64_t tid = first_index<std::int64_t>();
+    const std::int64_t stride = index_stride<std::int64_t>();
     const int k0 = kContinue ? 0 : 1;
     std::int64_t scalar_from = 0;
     if (kVec) {
@@ -92,8 +92,8 @@ __device__ __forceinline__ float scaled(float in, float c, float old, float beta
 
 template <bool kVec, bool kAccumulate>
 __global__ void scale_kernel(const float* in, const Outputs o, std::int64_t n, float beta) {
-    const std::int64_t tid = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
-    const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+    const std::int64_t tid = first_index<std::int64_t>();
+    const std::int64_t stride = index_stride<std::int64_t>();
     std::int64_t scalar_from = 0;
     if (kVec) {
         const std::int64_t n4 = n / 4;
@@ -137,8 +137,8 @@ __device__ __forceinline__ float routed(float x, float y, float g, float old, fl
 template <bool kVec, bool kAccumulate>
 __global__ void eltmax_backward_kernel(const float* y, const float* dy, const MaxGrads a,
                                        std::int64_t n, float beta) {
-    const std::int64_t tid = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
-    const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+    const std::int64_t tid = first_index<std::int64_t>();
+    const std::int64_t stride = index_stride<std::int64_t>();
     std::int64_t scalar_from = 0;
     if (kVec) {
         const std::int64_t n4 = n / 4;

@@ -16,6 +16,7 @@
 // thread per element, every window summed from global memory (L1/L2 hits).
 #include "csrc/ops/lrn.h"
 #include "kernels/common.cuh"
+#include "math/norm_math.h"
 
 #include <algorithm>
 #include <limits>
@@ -31,29 +32,8 @@ constexpr int kMaxTunedSize = 9;
 constexpr int kForwardUnroll = 8;
 constexpr int kBackwardUnroll = 4;
 
-// d^-beta as norm_math.h computes it on the CPU (IEEE sqrt and division: same bits for 0.75).
-__device__ __forceinline__ float pow_neg(float d, float beta) {
-    if (beta == 0.75f) return __fdiv_rn(1.f, __fsqrt_rn(__fmul_rn(d, __fsqrt_rn(d))));
-    return powf(d, -beta);
-}
-
 __device__ __forceinline__ float denominator(float sum, float alpha, float k) {
     return __fadd_rn(k, __fmul_rn(alpha, sum));
-}
-
-// dx = g, or beta_acc*dx + g (dx is not read when beta_acc is 0: it may hold garbage).
-__device__ __forceinline__ void store_grad(float* dx, float g, float beta_acc) {
-    *dx = beta_acc == 0.f ? g : __fadd_rn(__fmul_rn(beta_acc, *dx), g);
-}
-
-// Grid-stride loop bounds in the kernel's index type.
-template <typename Index>
-__device__ __forceinline__ Index first_index() {
-    return Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x);
-}
-template <typename Index>
-__device__ __forceinline__ Index index_stride() {
-    return Index(gridDim.x) * Index(blockDim.x);
 }
 
 struct Geometry {
@@ -361,15 +341,6 @@ void with_size(int size, F&& f) {
     }
 }
 
-// 32-bit index arithmetic when every element offset, and a grid-stride step past the last,
-// fits (it does for any realistic layer: up to 2^30 elements).
-template <typename F>
-void with_index(std::int64_t numel, F&& f) {
-    if (numel <= std::numeric_limits<int>::max() / 2)
-        f(int{});
-    else
-        f(std::int64_t{});
-}
 }  // namespace
 
 void lrn_forward_cuda(const float* x, float* y, std::int64_t n, std::int64_t c, std::int64_t hw,

@@ -1,9 +1,9 @@
 // Neuron kernels: one element per thread in a grid-stride loop over a flat array (any layout).
 // Memory-bound: one read and one write per element forward, three reads and one write backward.
-// The formulas come from kernels/neuron_math.h, shared with the CPU path.
+// The formulas come from csrc/math/neuron_math.h, shared with the CPU path.
 #include "csrc/ops/neuron.h"
 #include "kernels/common.cuh"
-#include "kernels/neuron_math.h"
+#include "math/neuron_math.h"
 
 namespace convnet {
 
@@ -13,8 +13,8 @@ constexpr int kThreads = 256;
 template <NeuronType kType>
 __global__ void neuron_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
                                       std::int64_t n, float a, float b) {
-    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
-         i += std::int64_t(gridDim.x) * blockDim.x)
+    for (std::int64_t i = first_index<std::int64_t>(); i < n;
+         i += index_stride<std::int64_t>())
         y[i] = neuron_value<float>(kType, x[i], a, b);
 }
 
@@ -22,8 +22,8 @@ template <NeuronType kType>
 __global__ void neuron_backward_kernel(const float* __restrict__ x, const float* __restrict__ y,
                                        const float* __restrict__ dy, float* __restrict__ dx,
                                        std::int64_t n, float a, float b, float beta) {
-    for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n;
-         i += std::int64_t(gridDim.x) * blockDim.x) {
+    for (std::int64_t i = first_index<std::int64_t>(); i < n;
+         i += index_stride<std::int64_t>()) {
         const float g = neuron_gradient<float>(kType, x ? x[i] : 0.f, y ? y[i] : 0.f, dy[i], a, b);
         dx[i] = beta == 0.f ? g : beta * dx[i] + g;
     }

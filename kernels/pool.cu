@@ -75,15 +75,6 @@ __device__ __forceinline__ void covering(int i, const Axis& a, int* o0, int* o1)
               0);
 }
 
-template <typename Index>
-__device__ __forceinline__ Index first_index() {
-    return Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x);
-}
-template <typename Index>
-__device__ __forceinline__ Index index_stride() {
-    return Index(gridDim.x) * Index(blockDim.x);
-}
-
 // Output t -> plane, row oy, column ox; the window rows [y0, y1) x cols [x0, x1) clipped.
 // KS > 0: a KS x KS window, unrolled with in-image predicates; KS == 0: any window.
 template <PoolMode kMode, int KS, typename Index>
@@ -167,14 +158,6 @@ __global__ void __launch_bounds__(kThreads)
         }
         dx[t] = acc;
     }
-}
-
-template <typename F>
-void with_index(std::int64_t numel, F&& f) {
-    if (numel <= std::numeric_limits<int>::max() / 2)
-        f(int{});
-    else
-        f(std::int64_t{});
 }
 
 Axis axis(std::int64_t size, std::int64_t outs, int window, int stride, int start,

@@ -18,6 +18,7 @@
 // shared memory); a window too large for even a 1 x 1 tile is refused.
 #include "csrc/ops/rnorm.h"
 #include "kernels/common.cuh"
+#include "math/norm_math.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -44,17 +45,8 @@ __device__ __forceinline__ Tile block_tile(int h, int w, int tiles_x, int th, in
     return Tile{int(blockIdx.x) / tiles_x * th, int(blockIdx.x) % tiles_x * tw, th, tw, h, w};
 }
 
-__device__ __forceinline__ float pow_neg(float d, float beta) {
-    if (beta == 0.75f) return __fdiv_rn(1.f, __fsqrt_rn(__fmul_rn(d, __fsqrt_rn(d))));
-    return powf(d, -beta);
-}
-
 __device__ __forceinline__ float denominator(float sum, const Norm& nm) {
     return __fadd_rn(nm.k, __fmul_rn(nm.alpha, sum));
-}
-
-__device__ __forceinline__ void store_grad(float* dx, float g, float beta_acc) {
-    *dx = beta_acc == 0.f ? g : __fadd_rn(__fmul_rn(beta_acc, *dx), g);
 }
 
 // In-image pixels of the clipped window of pixel i along an axis of `size` (cnorm's divisor).

@@ -29,8 +29,8 @@ struct Step {
 template <bool kVec>
 __global__ void sgd_update_kernel(float* __restrict__ w, const float* __restrict__ grad,
                                   float* __restrict__ v, std::int64_t n, Step step) {
-    const std::int64_t tid = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x;
-    const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+    const std::int64_t tid = first_index<std::int64_t>();
+    const std::int64_t stride = index_stride<std::int64_t>();
     std::int64_t scalar_from = 0;
     if (kVec) {
         const std::int64_t n4 = n / 4;

@@ -8,7 +8,7 @@
 
 #include "cpu/blas.h"
 #include "cpu/box_sum.h"
-#include "cpu/norm_math.h"
+#include "math/norm_math.h"
 #include "ops/rnorm.h"
 
 namespace convnet {

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "kernels/rng.h"
+#include "math/rng.h"
 
 namespace convnet {
 

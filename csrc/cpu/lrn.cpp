@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cpu/blas.h"
-#include "cpu/norm_math.h"
+#include "math/norm_math.h"
 #include "ops/lrn.h"
 
 namespace convnet {

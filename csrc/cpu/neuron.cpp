@@ -1,5 +1,5 @@
 // Neurons on the CPU: a threaded element-wise loop over the shared formulas.
-#include "kernels/neuron_math.h"
+#include "math/neuron_math.h"
 
 #include "ops/neuron.h"
 

@@ -1,4 +1,4 @@
-// Dropout with a counter-based mask (kernels/rng.h): element i of the flat tensor is kept when
+// Dropout with a counter-based mask (csrc/math/rng.h): element i of the flat tensor is kept when
 // word i%4 of Philox4x32-10(counter = (i/4, step lo, step hi, layer), key = seed) is below
 // floor(keep * 2^32), keep = 1 - p. The mask is never stored: backward regenerates it.
 // Classic dropout (the paper; cuda-convnet's dropout2): train y = x*mask, test y = x*keep.

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/tensor.h"
-#include "kernels/neuron_math.h"
+#include "math/neuron_math.h"
 
 namespace convnet {
 

@@ -1,7 +1,7 @@
 """The CUDA neuron kernels against the CPU path, on device tensors (runs only where a GPU is).
 
 Outputs are poisoned with NaN before each launch so that an element the kernel fails to write
-cannot pass. float32 on both sides with the same formulas (kernels/neuron_math.h): the GPU's
+cannot pass. float32 on both sides with the same formulas (csrc/math/neuron_math.h): the GPU's
 exp/tanh/log differ from glibc's by a few ulp, hence a small relative tolerance.
 """
 

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "kernels/hostdevice.h"
+#include "math/hostdevice.h"
 
 namespace convnet {
 

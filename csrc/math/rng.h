@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "kernels/hostdevice.h"
+#include "math/hostdevice.h"
 
 namespace convnet::rng {
 
