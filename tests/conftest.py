@@ -10,6 +10,9 @@ import pytest
 
 import convnet
 
+# Shared checks outside the test files: pytest rewrites their asserts too, to explain failures.
+pytest.register_assert_rewrite("sample_datasets")
+
 
 def pytest_configure(config):
     # Also declared in pyproject.toml; repeated here so the suite runs from any directory.

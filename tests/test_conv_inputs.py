@@ -6,91 +6,31 @@ import numpy as np
 import pytest
 
 import convnet
-from convnet.config import parse_text
 from helpers import check_net_gradients
+from nets import build_net, cfg, classifier
 from reference import conv as ref_conv
 
-LAYERS = """
-[data]
-type=data
-dataIdx=0
-shape=3,9,8
-[labels]
-type=data
-dataIdx=1
-[conv_a]
-type=conv
-inputs=data
-channels=3
-filters=4
-filterSize=3
-padding=1
-stride=2
-initW=0.3
-neuron=tanh[1,1]
-[mix]
-type=conv
-inputs=data,conv_a
-channels=3,4
-filters=2
-filterSize=3,1
-padding=1,0
-stride=2,1
-sharedBiases=0
-initW=0.3,0.4
-initB=0.1
-neuron=logistic
-[loc]
-type=local
-inputs=mix,conv_a
-channels=2,4
-filters=3
-filterSize=3,3
-padding=1,1
-stride=2,2
-initW=0.3,0.2
-[fc]
-type=fc
-inputs=loc
-outputs=4
-initW=0.5
-[probs]
-type=softmax
-inputs=fc
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
+LAYERS = classifier("3,9,8", """
+[conv_a] type=conv inputs=data channels=3 filters=4 filterSize=3 padding=1 stride=2 initW=0.3
+         neuron=tanh[1,1]
+[mix] type=conv inputs=data,conv_a channels=3,4 filters=2 filterSize=3,1 padding=1,0 stride=2,1
+      sharedBiases=0 initW=0.3,0.4 initB=0.1 neuron=logistic
+[loc] type=local inputs=mix,conv_a channels=2,4 filters=3 filterSize=3,3 padding=1,1 stride=2,2
+      initW=0.3,0.2
+[fc] type=fc inputs=loc outputs=4 initW=0.5
+""")
 
-PARAMS = """
-[conv_a]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-[mix]
-epsW=0.1,0.1
-epsB=0.1
-momW=0.9,0.9
-momB=0.9
-[loc]
-epsW=0.1,0.1
-epsB=0.1
-momW=0.9,0.9
-momB=0.9
-[fc]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-[logprob]
-coeff=1
-"""
+PARAMS = cfg("""
+[conv_a] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9
+[mix] epsW=0.1,0.1 epsB=0.1 momW=0.9,0.9 momB=0.9
+[loc] epsW=0.1,0.1 epsB=0.1 momW=0.9,0.9 momB=0.9
+[fc] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9
+[logprob] coeff=1
+""")
 
 
 def build(layers=LAYERS, dtype="float64"):
-    specs = convnet.config.parse(parse_text(layers, "multi.cfg"), parse_text(PARAMS, "p.cfg"))
-    return convnet.Net(specs, dtype=dtype, seed=4)
+    return build_net(layers, PARAMS, dtype=dtype, seed=4)
 
 
 def randomise(net, rng):

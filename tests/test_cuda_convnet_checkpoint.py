@@ -14,65 +14,20 @@ import convnet
 from convnet import checkpoint
 from convnet.cli.train import main
 from convnet.cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
+from nets import cfg, classifier
 
-LAYERS = """
-[data]
-type=data
-dataIdx=0
-shape=4,6,5
-[labels]
-type=data
-dataIdx=1
-[conv]
-type=conv
-inputs=data
-channels=4
-groups=2
-filters=3
-filterSize=3
-padding=1
-stride=1
-initW=0.1
-[loc]
-type=local
-inputs=conv
-channels=6
-filters=2
-filterSize=3
-padding=1
-stride=2
-initW=0.1
-[fc]
-type=fc
-inputs=conv,loc
-outputs=3
-initW=0.1,0.1
-[probs]
-type=softmax
-inputs=fc
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
-PARAMS = """
-[conv]
-epsW=0.01
-epsB=0.01
-momW=0.9
-momB=0.9
-[loc]
-epsW=0.01
-epsB=0.01
-momW=0.9
-momB=0.9
-[fc]
-epsW=0.01,0.01
-epsB=0.01
-momW=0.9,0.9
-momB=0.9
-[logprob]
-coeff=1
-"""
+LAYERS = classifier("4,6,5", """
+[conv] type=conv inputs=data channels=4 groups=2 filters=3 filterSize=3 padding=1 stride=1
+       initW=0.1
+[loc] type=local inputs=conv channels=6 filters=2 filterSize=3 padding=1 stride=2 initW=0.1
+[fc] type=fc inputs=conv,loc outputs=3 initW=0.1,0.1
+""")
+PARAMS = cfg("""
+[conv] epsW=0.01 epsB=0.01 momW=0.9 momB=0.9
+[loc] epsW=0.01 epsB=0.01 momW=0.9 momB=0.9
+[fc] epsW=0.01,0.01 epsB=0.01 momW=0.9,0.9 momB=0.9
+[logprob] coeff=1
+""")
 
 
 def patches(x, k, stride, pad, oh, ow):

@@ -4,51 +4,18 @@ and stays finite where a probability underflows to zero (the two-step path divid
 
 import numpy as np
 
-import convnet
-from convnet.config import parse_text
+from nets import build_net, cfg, classifier
 
-NET = """
-[data]
-type=data
-dataIdx=0
-shape=4
-[labels]
-type=data
-dataIdx=1
-[fc]
-type=fc
-inputs=data
-outputs=3
-initW=1
-[probs]
-type=softmax
-inputs=fc
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
+NET = classifier("4", "[fc] type=fc inputs=data outputs=3 initW=1")
 # A second reader of the softmax (a cost of weight zero) turns the fusion off.
-UNFUSED = NET + """
-[probe]
-type=cost.sum2
-inputs=probs
-"""
-PARAMS = """
-[fc]
-epsW=0.1
-epsB=0.1
-momW=0
-momB=0
-[logprob]
-coeff=0.7
-"""
+UNFUSED = NET + cfg("[probe] type=cost.sum2 inputs=probs")
+PARAMS = cfg("[fc] epsW=0.1 epsB=0.1 momW=0 momB=0 [logprob] coeff=0.7")
 PROBE = "[probe]\ncoeff=0\n"
 
 
 def build(text, dtype):
     params = PARAMS + (PROBE if "probe" in text else "")
-    specs = convnet.config.parse(parse_text(text, "n.cfg"), parse_text(params, "p.cfg"))
-    return convnet.Net(specs, dtype=dtype, seed=1)
+    return build_net(text, params, dtype=dtype, seed=1)
 
 
 def test_fused_gradient_equals_the_two_step_gradient():

@@ -10,6 +10,7 @@ import pytest
 import convnet
 from convnet.config import parse_text
 from helpers import check_net_gradients
+from nets import build_net, cfg, classifier
 from reference import conv as ref_conv
 from reference import lrn as ref_lrn
 from reference import pool as ref_pool
@@ -18,106 +19,30 @@ from reference import softmax as ref_softmax
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYER_DEFS = ROOT / "layer_defs"
 
-TINY = """
-[data]
-type=data
-dataIdx=0
-shape=3,9,8
-[labels]
-type=data
-dataIdx=1
-[conv1]
-type=conv
-inputs=data
-channels=3
-filters=4
-filterSize=3
-padding=1
-stride=2
-initW=0.3
-initB=0.1
-neuron=tanh[1,1]
-[rnorm1]
-type=cmrnorm
-inputs=conv1
-channels=4
-size=3
-[pool1]
-type=pool
-pool=max
-inputs=rnorm1
-channels=4
-sizeX=3
-stride=2
-[side]
-type=fc
-inputs=conv1
-outputs=3
-initW=0.2
-neuron=logistic
-[fc1]
-type=fc
-inputs=pool1
-outputs=5
-initW=0.4
-initB=0.2
-neuron=relu
-[joined]
-type=concat
-inputs=fc1,side
-[drop]
-type=dropout
-inputs=joined
-[fc2]
-type=fc
-inputs=drop
-outputs=4
-initW=0.5
-[probs]
-type=softmax
-inputs=fc2
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
-TINY_PARAMS = """
-[conv1]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-wc=0.001
-[rnorm1]
-scale=1.5
-pow=0.75
-minDiv=2
-[side]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-[fc1]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-wc=0.001
-[drop]
-keep=0.7
-[fc2]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-[logprob]
-coeff=1
-topk=2
-"""
+TINY = classifier("3,9,8", """
+[conv1] type=conv inputs=data channels=3 filters=4 filterSize=3 padding=1 stride=2 initW=0.3
+        initB=0.1 neuron=tanh[1,1]
+[rnorm1] type=cmrnorm inputs=conv1 channels=4 size=3
+[pool1] type=pool pool=max inputs=rnorm1 channels=4 sizeX=3 stride=2
+[side] type=fc inputs=conv1 outputs=3 initW=0.2 neuron=logistic
+[fc1] type=fc inputs=pool1 outputs=5 initW=0.4 initB=0.2 neuron=relu
+[joined] type=concat inputs=fc1,side
+[drop] type=dropout inputs=joined
+[fc2] type=fc inputs=drop outputs=4 initW=0.5
+""", scores="fc2")
+TINY_PARAMS = cfg("""
+[conv1] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9 wc=0.001
+[rnorm1] scale=1.5 pow=0.75 minDiv=2
+[side] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9
+[fc1] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9 wc=0.001
+[drop] keep=0.7
+[fc2] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9
+[logprob] coeff=1 topk=2
+""")
 
 
 def tiny(dtype="float64", seed=3):
-    specs = convnet.config.parse(parse_text(TINY, "tiny.cfg"), parse_text(TINY_PARAMS, "p.cfg"))
-    return convnet.Net(specs, dtype=dtype, seed=seed)
+    return build_net(TINY, TINY_PARAMS, dtype=dtype, seed=seed)
 
 
 def test_alexnet_summary_matches_the_paper():
@@ -213,10 +138,9 @@ def test_same_seed_same_net_and_steps():
 def test_shape_errors_name_the_layer():
     bad = TINY.replace("[rnorm1]\ntype=cmrnorm\ninputs=conv1\nchannels=4",
                        "[rnorm1]\ntype=cmrnorm\ninputs=conv1\nchannels=6")
-    specs = convnet.config.parse(parse_text(bad, "bad.cfg"), parse_text(TINY_PARAMS, "p.cfg"))
     with pytest.raises(convnet.ShapeError, match="layer 'rnorm1' .*channels=6.*expected "
                        r"\(6, -1, -1\), found \(4, 5, 5\)"):
-        convnet.Net(specs)
+        build_net(bad, TINY_PARAMS)
     net = tiny()
     with pytest.raises(convnet.ShapeError, match="data layer 'data': expected a batch of shape"):
         net.predict(np.zeros((2, 3, 8, 8)))

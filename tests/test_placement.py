@@ -9,100 +9,33 @@ import numpy as np
 import pytest
 
 import convnet
-from convnet.config import ConfigError, parse_text
+from convnet.config import ConfigError
 from helpers import check_net_gradients
+from nets import build_net, cfg, classifier
 
-TWO_COLUMNS = """
-[data]
-type=data
-dataIdx=0
-shape=3,9,8
-[labels]
-type=data
-dataIdx=1
-[conv_a]
-type=conv
-inputs=data
-channels=3
-filters=4
-filterSize=3
-padding=1
-initW=0.3
-neuron=tanh[1,1]
-gpu=0
-[conv_b]
-type=conv
-inputs=data
-channels=3
-filters=4
-filterSize=3
-padding=1
-initW=0.3
-neuron=relu
-gpu=1
-[cross_a]
-type=conv
-inputs=conv_a,conv_b
-channels=4,4
-filters=2
-filterSize=3,3
-padding=1,1
-initW=0.2,0.2
-gpu=0
-[side_b]
-type=fc
-inputs=conv_a,conv_b
-outputs=3
-initW=0.1,0.1
-gpu=1
-[fc]
-type=fc
-inputs=cross_a,side_b
-outputs=4
-initW=0.2,0.2
-gpu=0
-[probs]
-type=softmax
-inputs=fc
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
+TWO_COLUMNS = classifier("3,9,8", """
+[conv_a] type=conv inputs=data channels=3 filters=4 filterSize=3 padding=1 initW=0.3
+         neuron=tanh[1,1] gpu=0
+[conv_b] type=conv inputs=data channels=3 filters=4 filterSize=3 padding=1 initW=0.3
+         neuron=relu gpu=1
+[cross_a] type=conv inputs=conv_a,conv_b channels=4,4 filters=2 filterSize=3,3 padding=1,1
+          initW=0.2,0.2 gpu=0
+[side_b] type=fc inputs=conv_a,conv_b outputs=3 initW=0.1,0.1 gpu=1
+[fc] type=fc inputs=cross_a,side_b outputs=4 initW=0.2,0.2 gpu=0
+""")
 
-PARAMS = """
-[conv_a]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-[conv_b]
-epsW=0.1
-epsB=0.1
-momW=0.9
-momB=0.9
-[cross_a]
-epsW=0.1,0.1
-epsB=0.1
-momW=0.9,0.9
-momB=0.9
-[side_b]
-epsW=0.1,0.1
-epsB=0.1
-momW=0.9,0.9
-momB=0.9
-[fc]
-epsW=0.1,0.1
-epsB=0.1
-momW=0.9,0.9
-momB=0.9
-[logprob]
-coeff=1
-"""
+PARAMS = cfg("""
+[conv_a] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9
+[conv_b] epsW=0.1 epsB=0.1 momW=0.9 momB=0.9
+[cross_a] epsW=0.1,0.1 epsB=0.1 momW=0.9,0.9 momB=0.9
+[side_b] epsW=0.1,0.1 epsB=0.1 momW=0.9,0.9 momB=0.9
+[fc] epsW=0.1,0.1 epsB=0.1 momW=0.9,0.9 momB=0.9
+[logprob] coeff=1
+""")
 
 
 def build(layers=TWO_COLUMNS, dtype="float64"):
-    specs = convnet.config.parse(parse_text(layers, "two.cfg"), parse_text(PARAMS, "p.cfg"))
-    return convnet.Net(specs, dtype=dtype, seed=9)
+    return build_net(layers, PARAMS, dtype=dtype, seed=9)
 
 
 def without_placement():

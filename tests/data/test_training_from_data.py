@@ -12,51 +12,13 @@ import convnet
 from convnet.cli.train import main
 from convnet.data import ArrayDataset, Augmentation, AugmentedDataset
 from convnet.trainer import TrainOptions, Trainer
+from nets import cfg, classifier
 
-NET = """
-[data]
-type=data
-dataIdx=0
-shape={c},{s},{s}
-[labels]
-type=data
-dataIdx=1
-[conv1]
-type=conv
-inputs=data
-channels={c}
-filters=8
-filterSize=5
-stride=2
-initW=0.001
-neuron=relu
-[fc]
-type=fc
-inputs=conv1
-outputs=4
-initW=0.001
-[probs]
-type=softmax
-inputs=fc
-[logprob]
-type=cost.logreg
-inputs=labels,probs
-"""
-PARAMS = """
-[conv1]
-epsW=0.0001
-epsB=0.0002
-momW=0.9
-momB=0.9
-[fc]
-epsW=0.0001
-epsB=0.0002
-momW=0.9
-momB=0.9
-[logprob]
-coeff=1
-topk=2
-"""
+PARAMS = cfg("""
+[conv1] epsW=0.0001 epsB=0.0002 momW=0.9 momB=0.9
+[fc] epsW=0.0001 epsB=0.0002 momW=0.9 momB=0.9
+[logprob] coeff=1 topk=2
+""")
 QUIET = ["--no-progress", "--mini", "16", "--data-workers", "2"]
 COLOURS = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40]], np.float64)
 
@@ -75,9 +37,18 @@ def images(n, size, rng, channels=3):
     return np.clip(x, 0, 255).astype(np.uint8), labels
 
 
+def net_layers(channels, size):
+    """A conv layer and a classifier on channels x size x size images."""
+    return classifier(f"{channels},{size},{size}", f"""
+[conv1] type=conv inputs=data channels={channels} filters=8 filterSize=5 stride=2 initW=0.001
+        neuron=relu
+[fc] type=fc inputs=conv1 outputs=4 initW=0.001
+""")
+
+
 def write_cfg(tmp_path, channels, size):
     layers, params = tmp_path / "net.cfg", tmp_path / "net-params.cfg"
-    layers.write_text(NET.format(c=channels, s=size))
+    layers.write_text(net_layers(channels, size))
     params.write_text(PARAMS)
     return ["--layers", str(layers), "--params", str(params)]
 
@@ -150,25 +121,18 @@ def test_a_small_net_learns_from_each_provider(tmp_path, rng, capsys, kind):
     assert final["test/logprob/top1_error"] < first_test_error(out) or first_test_error(out) < 0.25
 
 
-def test_in_memory_arrays_through_the_python_api(rng):
+def test_in_memory_arrays_through_the_python_api(tmp_path, rng):
     x, y = images(128, 24, rng)
     tx, ty = images(32, 24, rng)
     data = AugmentedDataset(ArrayDataset(train=(x, y), test=(tx, ty)), Augmentation())
-    net = convnet.Net.from_cfg(*[p for p in write_cfg_text()], input_shape=None)
+    cfg = write_cfg(tmp_path, 3, 24)
+    net = convnet.Net.from_cfg(cfg[1], cfg[3], input_shape=None)
     trainer = Trainer(net, data, TrainOptions(epochs=4, batch_size=16, test_freq=8,
                                               progress=False), log=lambda line: None)
     before = trainer.evaluate()["logprob"]["loss"]
     trainer.run()
     after = trainer.evaluate()["logprob"]
     assert after["loss"] < before and after["top1_error"] < 0.25
-
-
-def write_cfg_text():
-    import tempfile
-    import pathlib
-    d = pathlib.Path(tempfile.mkdtemp())
-    cfg = write_cfg(d, 3, 24)
-    return cfg[1], cfg[3]
 
 
 def test_resume_reproduces_crops_flips_and_colour_noise(tmp_path, rng):

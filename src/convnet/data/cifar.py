@@ -373,10 +373,6 @@ class CifarBatches(Provider):
         x -= self._mean
         return x, y
 
-    @property
-    def mean(self) -> np.ndarray:
-        return self._mean
-
     def close(self) -> None:
         with self._lock:
             self._lru.clear()

@@ -462,10 +462,6 @@ class ImageFolder(Provider):
         x -= self._mean
         return x, labels
 
-    @property
-    def mean(self) -> np.ndarray:
-        return self._mean
-
     def close(self) -> None:
         with self._pool_lock:
             if self._pool is not None:

@@ -21,13 +21,12 @@ import sys
 import tarfile
 import tempfile
 import zlib
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 
 from .errors import DataError
-from .memory import check_indices, check_labels, check_split
-from .provider import Provider
+from .memory import InMemoryProvider, check_labels
 
 IDX_UBYTE = 0x08
 # The four files, by role: (stem, idx kind). Looked for as stem-kind, stem.kind, each maybe .gz.
@@ -92,7 +91,7 @@ def read_idx(path, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=head).reshape(dims)
 
 
-class IdxDataset(Provider):
+class IdxDataset(InMemoryProvider):
     """The four MNIST IDX files in `path` as a provider of shape (C, H, W), C 1 or 3 (see the
     module docstring for the padding and shrinking rule). classes = largest training label + 1,
     label_names "0".."9"."""
@@ -159,22 +158,13 @@ class IdxDataset(Provider):
         grey = (total / len(x)).astype(np.float32)
         return np.repeat(grey[None], self.image_shape[0], axis=0)
 
-    def size(self, split: str) -> int:
-        return len(self._x[check_split(split)])
-
-    def images(self, split: str, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-        idx = check_indices(self.path, check_split(split), indices, self.size(split))
-        grey = self._fit(self._x[split][idx]).astype(np.float32)
-        x = np.repeat(grey[:, None], self.image_shape[0], axis=1)
-        x -= self._mean
-        return x, self._y[split][idx].copy()
-
     @property
-    def mean(self) -> np.ndarray:
-        return self._mean
+    def _where(self) -> str:
+        return self.path
 
-    def close(self) -> None:
-        self._x, self._y = {}, {}
+    def _as_float(self, stored: np.ndarray) -> np.ndarray:
+        grey = self._fit(stored).astype(np.float32)
+        return np.repeat(grey[:, None], self.image_shape[0], axis=1)
 
 
 # ---- fetching ----------------------------------------------------------------------------------

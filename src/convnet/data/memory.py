@@ -1,5 +1,6 @@
 """In-memory numpy arrays as a provider, for data that is already loaded (the Python API's way in),
-and the index and label checks that every provider of this package shares.
+the base of the providers that hold their splits in memory whole, and the index and label checks
+that every provider of this package shares.
 
 The arrays are kept as given (uint8 stays uint8, a quarter of float32's memory) and converted and
 mean-subtracted per batch in images(), so a caller's 50k x 3 x 32 x 32 set is not copied four
@@ -76,13 +77,37 @@ def check_finite(where, x: np.ndarray) -> None:
         raise DataError(where, f"{bad} pixel values are NaN or infinite")
 
 
-class ArrayDataset(Provider):
+class InMemoryProvider(Provider):
+    """A provider whose splits are held in memory whole: self._x[split] the images as stored,
+    self._y[split] their int64 labels. A subclass names its source for errors (_where) and turns
+    stored images into float32 (N, C, H, W) (_as_float); the mean subtraction happens here."""
+
+    _where: str
+
+    def _as_float(self, stored: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def size(self, split: str) -> int:
+        return len(self._x[check_split(split)])
+
+    def images(self, split: str, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+        idx = check_indices(self._where, check_split(split), indices, self.size(split))
+        x = self._as_float(self._x[split][idx])
+        x -= self._mean
+        return x, self._y[split][idx].copy()
+
+    def close(self) -> None:
+        self._x, self._y = {}, {}
+
+
+class ArrayDataset(InMemoryProvider):
     """Numpy arrays as a provider: `train` and `test` are (x, y) with x uint8 or float (N, C, H, W)
     and y N integer labels. `classes` defaults to len(label_names), else to the largest label + 1;
     `label_names` to "0", "1", ... With subtract_mean the training set's mean image is subtracted
     (the paper's preprocessing), otherwise mean is zeros."""
 
     name = "array"
+    _where = ARRAY_PATH
 
     def __init__(self, train: Tuple[np.ndarray, Sequence[int]],
                  test: Tuple[np.ndarray, Sequence[int]], classes: Optional[int] = None,
@@ -141,18 +166,5 @@ class ArrayDataset(Provider):
         check_finite(f"{ARRAY_PATH} ({split} images)", x)
         return x
 
-    def size(self, split: str) -> int:
-        return int(self._x[check_split(split)].shape[0])
-
-    def images(self, split: str, indices: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
-        idx = check_indices(ARRAY_PATH, check_split(split), indices, self.size(split))
-        x = self._x[split][idx].astype(np.float32)
-        x -= self._mean
-        return x, self._y[split][idx].copy()
-
-    @property
-    def mean(self) -> np.ndarray:
-        return self._mean
-
-    def close(self) -> None:
-        self._x, self._y = {}, {}
+    def _as_float(self, stored: np.ndarray) -> np.ndarray:
+        return stored.astype(np.float32)

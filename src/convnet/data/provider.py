@@ -28,7 +28,11 @@ class Provider:
     @property
     def mean(self) -> np.ndarray:
         """The float32 (C, H, W) mean image that images() subtracts (zeros when none)."""
-        raise NotImplementedError
+        # The providers of this package keep it in self._mean; another overrides this property.
+        try:
+            return self._mean
+        except AttributeError:
+            raise NotImplementedError from None
 
     def close(self) -> None:
         """Release open files; the provider may not be used afterwards."""
