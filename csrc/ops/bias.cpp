@@ -19,12 +19,8 @@ void bias_add_forward(const Tensor& y, const Tensor& b) {
     const char* op = "bias_add_forward";
     check(y, b, op, "y", "b");
     ops_detail::run_on_device(
-        op, y,
-        [&](auto tag) {
-            using T = decltype(tag);
-            bias_add_forward_cpu<T>(y.data<T>(), b.data<T>(), y.dim(0), b.numel());
-        },
-        CONVNET_CUDA_LAUNCH(
+        op, y, CONVNET_CPU(bias_add_forward_cpu<T>(y.data<T>(), b.data<T>(), y.dim(0), b.numel())),
+        CONVNET_CUDA(
             bias_add_forward_cuda(y.data<float>(), b.data<float>(), y.dim(0), b.numel(), nullptr)));
 }
 
@@ -33,12 +29,10 @@ void bias_add_backward(const Tensor& dy, const Tensor& db, float beta) {
     check(dy, db, op, "dy", "db");
     ops_detail::run_on_device(
         op, dy,
-        [&](auto tag) {
-            using T = decltype(tag);
-            bias_add_backward_cpu<T>(dy.data<T>(), db.data<T>(), dy.dim(0), db.numel(), T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(bias_add_backward_cuda(dy.data<float>(), db.data<float>(), dy.dim(0),
-                                                   db.numel(), beta, nullptr)));
+        CONVNET_CPU(
+            bias_add_backward_cpu<T>(dy.data<T>(), db.data<T>(), dy.dim(0), db.numel(), T(beta))),
+        CONVNET_CUDA(bias_add_backward_cuda(dy.data<float>(), db.data<float>(), dy.dim(0),
+                                            db.numel(), beta, nullptr)));
 }
 
 }  // namespace convnet

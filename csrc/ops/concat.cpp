@@ -19,8 +19,8 @@ std::vector<std::int64_t> widths_of(const std::vector<Tensor>& parts, const Tens
     for (std::size_t i = 0; i < parts.size(); ++i) {
         const std::string label = std::string(name) + "[" + std::to_string(i) + "]";
         expect(parts[i], op, label.c_str(), whole.dtype(), whole.device());
-        CONVNET_ARG_CHECK(parts[i].ndim() >= 1 && parts[i].dim(0) == whole.dim(0), op, ": ",
-                          label, " must have ", whole.dim(0), " samples, got shape ",
+        CONVNET_ARG_CHECK(parts[i].ndim() >= 1 && parts[i].dim(0) == whole.dim(0), op, ": ", label,
+                          " must have ", whole.dim(0), " samples, got shape ",
                           shape_str(parts[i].shape()));
         widths.push_back(whole.dim(0) ? parts[i].numel() / whole.dim(0) : 0);
         total += widths.back();
@@ -43,12 +43,9 @@ void concat_forward(const std::vector<Tensor>& xs, const Tensor& y) {
     const auto widths = widths_of(xs, y, op, "xs");
     ops_detail::run_on_device(
         op, y,
-        [&](auto tag) {
-            using T = decltype(tag);
-            concat_copy_cpu<T>(pointers<T>(xs), widths, y.data<T>(), y.dim(0), true, T(0));
-        },
-        CONVNET_CUDA_LAUNCH(concat_copy_cuda(pointers<float>(xs), widths, y.data<float>(),
-                                             y.dim(0), true, 0.f, nullptr)));
+        CONVNET_CPU(concat_copy_cpu<T>(pointers<T>(xs), widths, y.data<T>(), y.dim(0), true, T(0))),
+        CONVNET_CUDA(concat_copy_cuda(pointers<float>(xs), widths, y.data<float>(), y.dim(0), true,
+                                      0.f, nullptr)));
 }
 
 void concat_backward(const Tensor& dy, const std::vector<Tensor>& dxs, float beta) {
@@ -56,12 +53,10 @@ void concat_backward(const Tensor& dy, const std::vector<Tensor>& dxs, float bet
     const auto widths = widths_of(dxs, dy, op, "dxs");
     ops_detail::run_on_device(
         op, dy,
-        [&](auto tag) {
-            using T = decltype(tag);
-            concat_copy_cpu<T>(pointers<T>(dxs), widths, dy.data<T>(), dy.dim(0), false, T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(concat_copy_cuda(pointers<float>(dxs), widths, dy.data<float>(),
-                                             dy.dim(0), false, beta, nullptr)));
+        CONVNET_CPU(
+            concat_copy_cpu<T>(pointers<T>(dxs), widths, dy.data<T>(), dy.dim(0), false, T(beta))),
+        CONVNET_CUDA(concat_copy_cuda(pointers<float>(dxs), widths, dy.data<float>(), dy.dim(0),
+                                      false, beta, nullptr)));
 }
 
 }  // namespace convnet

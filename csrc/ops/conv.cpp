@@ -60,13 +60,9 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tenso
     }
     ops_detail::run_on_device(
         op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g);
-        },
-        CONVNET_CUDA_LAUNCH(conv_forward_cuda(x.data<float>(), w.data<float>(),
-                                              b.data<float>(), y.data<float>(), g,
-                                              current_math_precision(), nullptr)));
+        CONVNET_CPU(conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g)),
+        CONVNET_CUDA(conv_forward_cuda(x.data<float>(), w.data<float>(), b.data<float>(),
+                                       y.data<float>(), g, current_math_precision(), nullptr)));
 }
 
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
@@ -74,21 +70,23 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Ten
     const char* op = "conv_backward";
     expect(dy, op, "dy", x.dtype(), x.device(), 4);
     expect_shape(dy, op, "dy", {g.n, g.f, g.oh, g.ow});
-    if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
-    if (dw.defined()) expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
-    if (db.defined()) expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f});
+    if (dx.defined())
+        expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
+    if (dw.defined())
+        expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
+    if (db.defined())
+        expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f});
     const bool filter_grads = dw.defined() || db.defined();
     ops_detail::run_on_device(
         op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
+        CONVNET_CPU({
             if (dx.defined())
                 conv_backward_data_cpu<T>(w.data<T>(), dy.data<T>(), dx.data<T>(), g, T(beta));
             if (filter_grads)
-                conv_backward_filter_cpu<T>(x.data<T>(), dy.data<T>(), dw.data<T>(),
-                                            db.data<T>(), g, T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(
+                conv_backward_filter_cpu<T>(x.data<T>(), dy.data<T>(), dw.data<T>(), db.data<T>(),
+                                            g, T(beta));
+        }),
+        CONVNET_CUDA({
             const MathPrecision precision = current_math_precision();
             if (dx.defined())
                 conv_backward_data_cuda(w.data<float>(), dy.data<float>(), dx.data<float>(), g,
@@ -96,11 +94,11 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Ten
             if (filter_grads) {
                 const Tensor workspace = ops_detail::gpu_workspace(
                     dw.defined() ? conv_backward_filter_workspace_cuda(g) : 0, x.device());
-                conv_backward_filter_cuda(x.data<float>(), dy.data<float>(),
-                                          dw.data<float>(), db.data<float>(), g,
-                                          beta, workspace.data<float>(), precision,
-                                          nullptr);
-            }));
+                conv_backward_filter_cuda(x.data<float>(), dy.data<float>(), dw.data<float>(),
+                                          db.data<float>(), g, beta, workspace.data<float>(),
+                                          precision, nullptr);
+            }
+        }));
 }
 
 }  // namespace convnet

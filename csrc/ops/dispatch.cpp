@@ -28,8 +28,9 @@ void expect_like(const Tensor& ref, const char* op,
 }
 
 void no_cuda_kernels(const char* op) {
-    throw Error(detail::concat(op, ": this build of convnet has no CUDA kernels (built without "
-                                   "nvcc); run it on the CPU"));
+    throw Error(detail::concat(op,
+                               ": this build of convnet has no CUDA kernels (built without "
+                               "nvcc); run it on the CPU"));
 }
 
 void require_float32_on_gpu(const Tensor& on, const char* op) {

@@ -2,13 +2,14 @@
 // checks every op dispatcher shares. Each op in csrc/ops/*.cpp checks its arguments, then calls
 //
 //     ops_detail::run_on_device(op, x,
-//         [&](auto tag) { using T = decltype(tag); foo_cpu<T>(x.data<T>(), ...); },
-//         CONVNET_CUDA_LAUNCH(foo_cuda(x.data<float>(), ..., nullptr)));
+//         CONVNET_CPU(foo_cpu<T>(x.data<T>(), ...)),
+//         CONVNET_CUDA(foo_cuda(x.data<float>(), ..., nullptr)));
 //
 // run_on_device owns what every op used to repeat: the build-time CUDA switch (a build without
-// nvcc compiles the launch away and reports that it has no CUDA kernels), the float32-only rule of
-// the GPU path, and making the tensors' GPU current for the launch (restoring the previous one
-// afterwards, so a kernel for tensors on cuda:1 never runs on cuda:0).
+// nvcc compiles the CUDA branch away and reports that it has no CUDA kernels), the float32-only
+// rule of the GPU path, the float/double choice of the CPU path, and making the tensors' GPU
+// current for the launch (restoring the previous one afterwards, so a kernel for tensors on
+// cuda:1 never runs on cuda:0).
 #pragma once
 
 #include <initializer_list>
@@ -19,13 +20,20 @@
 #include "core/cuda_runtime.h"
 #include "core/tensor.h"
 
+// The CPU branch of an op: statements run with T, the element type, set to float or double.
+#define CONVNET_CPU(...)                               \
+    [&](auto convnet_element_type_tag_) {              \
+        using T = decltype(convnet_element_type_tag_); \
+        __VA_ARGS__;                                   \
+    }
+
 #ifdef CONVNET_WITH_CUDA
-// The CUDA branch of an op: the statements that launch its kernel(s), as a lambda (a value it
-// returns with `return` is what run_on_device returns).
-#define CONVNET_CUDA_LAUNCH(...) [&]() { __VA_ARGS__; }
+// The CUDA branch of an op: the statements that launch its kernel(s). In both branches a value
+// given by `return` is what run_on_device returns.
+#define CONVNET_CUDA(...) [&]() { __VA_ARGS__; }
 #else
 // Built without CUDA: the launchers do not exist, so the branch is not compiled at all.
-#define CONVNET_CUDA_LAUNCH(...) ::convnet::ops_detail::NoCudaKernels{}
+#define CONVNET_CUDA(...) ::convnet::ops_detail::NoCudaKernels{}
 #endif
 
 namespace convnet::ops_detail {
@@ -38,7 +46,7 @@ void expect_shape(const Tensor& t, const char* op, const char* name, const Shape
 void expect_like(const Tensor& ref, const char* op,
                  std::initializer_list<std::pair<const Tensor*, const char*>> tensors);
 
-// What CONVNET_CUDA_LAUNCH gives in a build without CUDA.
+// What CONVNET_CUDA gives in a build without CUDA.
 struct NoCudaKernels {};
 [[noreturn]] void no_cuda_kernels(const char* op);
 // The GPU path computes in float32 only (float64 is for the CPU's gradient checks).

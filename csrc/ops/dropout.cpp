@@ -39,7 +39,7 @@ void dropout_mask_into(const Tensor& bytes, std::int64_t n, const DropoutParams&
     auto* mask = static_cast<std::uint8_t*>(bytes.raw());
     ops_detail::run_on_device<ops_detail::Data::raw>(
         op, bytes, [&](auto) { dropout_mask_cpu(mask, n, p); },
-        CONVNET_CUDA_LAUNCH(dropout_mask_cuda(mask, n, p, nullptr)));
+        CONVNET_CUDA(dropout_mask_cuda(mask, n, p, nullptr)));
 }
 
 static void apply(const Tensor& in, const Tensor& out, const DropoutParams& p, float beta,
@@ -51,11 +51,8 @@ static void apply(const Tensor& in, const Tensor& out, const DropoutParams& p, f
     check_size(in.numel(), op);
     ops_detail::run_on_device(
         op, in,
-        [&](auto tag) {
-            using T = decltype(tag);
-            dropout_apply_cpu<T>(in.data<T>(), out.data<T>(), in.numel(), p, T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(
+        CONVNET_CPU(dropout_apply_cpu<T>(in.data<T>(), out.data<T>(), in.numel(), p, T(beta))),
+        CONVNET_CUDA(
             dropout_apply_cuda(in.data<float>(), out.data<float>(), in.numel(), p, beta, nullptr)));
 }
 

@@ -43,13 +43,9 @@ void eltsum_forward(const std::vector<Tensor>& xs, const std::vector<double>& co
     CONVNET_ARG_CHECK(coeffs.size() == xs.size(), op, ": ", xs.size(), " inputs but ",
                       coeffs.size(), " coefficients");
     ops_detail::run_on_device(
-        op, y,
-        [&](auto tag) {
-            using T = decltype(tag);
-            eltsum_forward_cpu<T>(pointers<T>(xs), coeffs, y.data<T>(), y.numel());
-        },
-        CONVNET_CUDA_LAUNCH(eltsum_forward_cuda(pointers<float>(xs), coeffs, y.data<float>(),
-                                                y.numel(), nullptr)));
+        op, y, CONVNET_CPU(eltsum_forward_cpu<T>(pointers<T>(xs), coeffs, y.data<T>(), y.numel())),
+        CONVNET_CUDA(
+            eltsum_forward_cuda(pointers<float>(xs), coeffs, y.data<float>(), y.numel(), nullptr)));
 }
 
 void eltsum_backward(const Tensor& dy, const std::vector<double>& coeffs,
@@ -60,12 +56,9 @@ void eltsum_backward(const Tensor& dy, const std::vector<double>& coeffs,
                       coeffs.size(), " coefficients");
     ops_detail::run_on_device(
         op, dy,
-        [&](auto tag) {
-            using T = decltype(tag);
-            for (std::size_t i = 0; i < dxs.size(); ++i)
-                scale_cpu<T>(dy.data<T>(), T(coeffs[i]), dxs[i].data<T>(), dy.numel(), T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(
+        CONVNET_CPU(for (std::size_t i = 0; i < dxs.size(); ++i) scale_cpu<T>(
+            dy.data<T>(), T(coeffs[i]), dxs[i].data<T>(), dy.numel(), T(beta))),
+        CONVNET_CUDA(
             scale_cuda(dy.data<float>(), coeffs, outputs(dxs), dy.numel(), beta, nullptr)));
 }
 
@@ -73,12 +66,8 @@ void eltmax_forward(const std::vector<Tensor>& xs, const Tensor& y) {
     const char* op = "eltmax_forward";
     check_all(xs, y, op, "xs");
     ops_detail::run_on_device(
-        op, y,
-        [&](auto tag) {
-            using T = decltype(tag);
-            eltmax_forward_cpu<T>(pointers<T>(xs), y.data<T>(), y.numel());
-        },
-        CONVNET_CUDA_LAUNCH(
+        op, y, CONVNET_CPU(eltmax_forward_cpu<T>(pointers<T>(xs), y.data<T>(), y.numel())),
+        CONVNET_CUDA(
             eltmax_forward_cuda(pointers<float>(xs), y.data<float>(), y.numel(), nullptr)));
 }
 
@@ -93,15 +82,10 @@ void eltmax_backward(const std::vector<Tensor>& xs, const Tensor& y, const Tenso
                       " gradients");
     ops_detail::run_on_device(
         op, y,
-        [&](auto tag) {
-            using T = decltype(tag);
-            for (std::size_t i = 0; i < xs.size(); ++i)
-                eltmax_backward_cpu<T>(xs[i].data<T>(), y.data<T>(), dy.data<T>(),
-                                       dxs[i].data<T>(), y.numel(), T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(eltmax_backward_cuda(pointers<float>(xs), y.data<float>(),
-                                                 dy.data<float>(), outputs(dxs), y.numel(), beta,
-                                                 nullptr)));
+        CONVNET_CPU(for (std::size_t i = 0; i < xs.size(); ++i) eltmax_backward_cpu<T>(
+            xs[i].data<T>(), y.data<T>(), dy.data<T>(), dxs[i].data<T>(), y.numel(), T(beta))),
+        CONVNET_CUDA(eltmax_backward_cuda(pointers<float>(xs), y.data<float>(), dy.data<float>(),
+                                          outputs(dxs), y.numel(), beta, nullptr)));
 }
 
 void eltwise_scale(const Tensor& in, double c, const Tensor& out, float beta) {
@@ -110,12 +94,8 @@ void eltwise_scale(const Tensor& in, double c, const Tensor& out, float beta) {
     expect(out, op, "out", in.dtype(), in.device());
     expect_shape(out, op, "out", in.shape());
     ops_detail::run_on_device(
-        op, in,
-        [&](auto tag) {
-            using T = decltype(tag);
-            scale_cpu<T>(in.data<T>(), T(c), out.data<T>(), in.numel(), T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(
+        op, in, CONVNET_CPU(scale_cpu<T>(in.data<T>(), T(c), out.data<T>(), in.numel(), T(beta))),
+        CONVNET_CUDA(
             scale_cuda(in.data<float>(), {c}, {out.data<float>()}, in.numel(), beta, nullptr)));
 }
 

@@ -29,15 +29,12 @@ void fc_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor&
     if (b.defined()) expect(b, op, "b", x.dtype(), x.device()), expect_shape(b, op, "b", {g.m});
     ops_detail::run_on_device(
         op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            fc_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g);
-        },
-        CONVNET_CUDA_LAUNCH(
+        CONVNET_CPU(fc_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g)),
+        CONVNET_CUDA({
             const Tensor workspace = ops_detail::gpu_workspace(fc_workspace_cuda(g), x.device());
-            fc_forward_cuda(x.data<float>(), w.data<float>(), b.data<float>(),
-                            y.data<float>(), g, current_math_precision(),
-                            workspace.data<float>(), nullptr)));
+            fc_forward_cuda(x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>(), g,
+                            current_math_precision(), workspace.data<float>(), nullptr);
+        }));
 }
 
 void fc_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
@@ -46,23 +43,23 @@ void fc_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tenso
     const FcGeometry g = fc_geometry(x, w, op);
     expect(dy, op, "dy", x.dtype(), x.device());
     expect_shape(dy, op, "dy", {g.n, g.m});
-    if (dx.defined()) expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
-    if (dw.defined()) expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
-    if (db.defined()) expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.m});
+    if (dx.defined())
+        expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
+    if (dw.defined())
+        expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
+    if (db.defined())
+        expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.m});
     ops_detail::run_on_device(
         op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            fc_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(), dx.data<T>(),
-                               dw.data<T>(), db.data<T>(), g, T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(
+        CONVNET_CPU(fc_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(), dx.data<T>(),
+                                       dw.data<T>(), db.data<T>(), g, T(beta))),
+        CONVNET_CUDA({
             const Tensor workspace = ops_detail::gpu_workspace(
                 dx.defined() || dw.defined() ? fc_workspace_cuda(g) : 0, x.device());
-            fc_backward_cuda(x.data<float>(), w.data<float>(), dy.data<float>(),
-                             dx.data<float>(), dw.data<float>(),
-                             db.data<float>(), g, beta, current_math_precision(),
-                             workspace.data<float>(), nullptr)));
+            fc_backward_cuda(x.data<float>(), w.data<float>(), dy.data<float>(), dx.data<float>(),
+                             dw.data<float>(), db.data<float>(), g, beta, current_math_precision(),
+                             workspace.data<float>(), nullptr);
+        }));
 }
 
 }  // namespace convnet

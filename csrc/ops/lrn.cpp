@@ -29,13 +29,8 @@ void lrn_forward(const Tensor& x, const Tensor& y, const LrnParams& p) {
     ops_detail::expect_like(x, op, {{&y, "y"}});
     const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
     ops_detail::run_on_device(
-        op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            lrn_forward_cpu<T>(x.data<T>(), y.data<T>(), n, c, hw, p);
-        },
-        CONVNET_CUDA_LAUNCH(lrn_forward_cuda(x.data<float>(), y.data<float>(), n, c, hw, p,
-                                             nullptr)));
+        op, x, CONVNET_CPU(lrn_forward_cpu<T>(x.data<T>(), y.data<T>(), n, c, hw, p)),
+        CONVNET_CUDA(lrn_forward_cuda(x.data<float>(), y.data<float>(), n, c, hw, p, nullptr)));
 }
 
 void lrn_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
@@ -47,13 +42,10 @@ void lrn_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tens
     const std::int64_t n = x.dim(0), c = x.dim(1), hw = x.dim(2) * x.dim(3);
     ops_detail::run_on_device(
         op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            lrn_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), n, c, hw, p,
-                                T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(lrn_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
-                                              dx.data<float>(), n, c, hw, p, beta, nullptr)));
+        CONVNET_CPU(lrn_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), n, c,
+                                        hw, p, T(beta))),
+        CONVNET_CUDA(lrn_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
+                                       dx.data<float>(), n, c, hw, p, beta, nullptr)));
 }
 
 }  // namespace convnet

@@ -12,12 +12,12 @@ using ops_detail::expect_shape;
 
 static const std::map<std::string, NeuronType>& neuron_names() {
     static const std::map<std::string, NeuronType> names = {
-        {"ident", NeuronType::ident},   {"relu", NeuronType::relu},
+        {"ident", NeuronType::ident},       {"relu", NeuronType::relu},
         {"logistic", NeuronType::logistic}, {"tanh", NeuronType::tanh},
-        {"abs", NeuronType::abs},       {"square", NeuronType::square},
-        {"sqrt", NeuronType::sqrt},     {"linear", NeuronType::linear},
-        {"brelu", NeuronType::brelu},   {"softrelu", NeuronType::softrelu},
-        {"log", NeuronType::log},       {"drelu", NeuronType::drelu}};
+        {"abs", NeuronType::abs},           {"square", NeuronType::square},
+        {"sqrt", NeuronType::sqrt},         {"linear", NeuronType::linear},
+        {"brelu", NeuronType::brelu},       {"softrelu", NeuronType::softrelu},
+        {"log", NeuronType::log},           {"drelu", NeuronType::drelu}};
     return names;
 }
 
@@ -32,11 +32,14 @@ NeuronType neuron_type_from_name(const std::string& name) {
 int neuron_param_count(NeuronType type) {
     switch (type) {
         case NeuronType::tanh:
-        case NeuronType::linear: return 2;
+        case NeuronType::linear:
+            return 2;
         case NeuronType::brelu:
         case NeuronType::log:
-        case NeuronType::drelu: return 1;
-        default: return 0;
+        case NeuronType::drelu:
+            return 1;
+        default:
+            return 0;
     }
 }
 
@@ -46,13 +49,8 @@ void neuron_forward(const Tensor& x, const Tensor& y, const NeuronParams& p) {
     expect(y, op, "y", x.dtype(), x.device());
     expect_shape(y, op, "y", x.shape());
     ops_detail::run_on_device(
-        op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            neuron_forward_cpu<T>(x.data<T>(), y.data<T>(), x.numel(), p);
-        },
-        CONVNET_CUDA_LAUNCH(
-            neuron_forward_cuda(x.data<float>(), y.data<float>(), x.numel(), p, nullptr)));
+        op, x, CONVNET_CPU(neuron_forward_cpu<T>(x.data<T>(), y.data<T>(), x.numel(), p)),
+        CONVNET_CUDA(neuron_forward_cuda(x.data<float>(), y.data<float>(), x.numel(), p, nullptr)));
 }
 
 void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
@@ -62,14 +60,10 @@ void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const T
     ops_detail::expect_like(dy, op, {{&x, "x"}, {&y, "y"}, {&dx, "dx"}});
     ops_detail::run_on_device(
         op, dy,
-        [&](auto tag) {
-            using T = decltype(tag);
-            neuron_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),
-                                   dy.numel(), p, T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(neuron_backward_cuda(x.data<float>(), y.data<float>(),
-                                                 dy.data<float>(), dx.data<float>(), dy.numel(), p,
-                                                 beta, nullptr)));
+        CONVNET_CPU(neuron_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),
+                                           dy.numel(), p, T(beta))),
+        CONVNET_CUDA(neuron_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
+                                          dx.data<float>(), dy.numel(), p, beta, nullptr)));
 }
 
 }  // namespace convnet

@@ -50,12 +50,8 @@ void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p) {
     const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
     const std::int64_t oh = y.dim(2), ow = y.dim(3);
     ops_detail::run_on_device(
-        op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            pool_forward_cpu<T>(x.data<T>(), y.data<T>(), maps, h, w, oh, ow, p);
-        },
-        CONVNET_CUDA_LAUNCH(
+        op, x, CONVNET_CPU(pool_forward_cpu<T>(x.data<T>(), y.data<T>(), maps, h, w, oh, ow, p)),
+        CONVNET_CUDA(
             pool_forward_cuda(x.data<float>(), y.data<float>(), maps, h, w, oh, ow, p, nullptr)));
 }
 
@@ -71,14 +67,10 @@ void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
     const std::int64_t oh = y.dim(2), ow = y.dim(3);
     ops_detail::run_on_device(
         op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            pool_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), maps, h, w,
-                                 oh, ow, p, T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(pool_backward_cuda(x.data<float>(), y.data<float>(),
-                                               dy.data<float>(), dx.data<float>(), maps, h, w, oh,
-                                               ow, p, beta, nullptr)));
+        CONVNET_CPU(pool_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), maps,
+                                         h, w, oh, ow, p, T(beta))),
+        CONVNET_CUDA(pool_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
+                                        dx.data<float>(), maps, h, w, oh, ow, p, beta, nullptr)));
 }
 
 }  // namespace convnet

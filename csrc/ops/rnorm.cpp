@@ -22,12 +22,8 @@ void forward(const Tensor& x, const Tensor& y, const RnormParams& p, const char*
     ops_detail::expect_like(x, op, {{&y, "y"}});
     const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
     ops_detail::run_on_device(
-        op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            cpu(x.data<T>(), y.data<T>(), maps, h, w, p);
-        },
-        CONVNET_CUDA_LAUNCH(cuda(x.data<float>(), y.data<float>(), maps, h, w, p, nullptr)));
+        op, x, CONVNET_CPU(cpu(x.data<T>(), y.data<T>(), maps, h, w, p)),
+        CONVNET_CUDA(cuda(x.data<float>(), y.data<float>(), maps, h, w, p, nullptr)));
 }
 
 template <typename BackwardCpu, typename BackwardCuda>
@@ -38,27 +34,26 @@ void backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& 
     expect(x, op, "x", x.dtype(), x.device(), 4);
     ops_detail::expect_like(x, op, {{&y, "y"}, {&dy, "dy"}, {&dx, "dx"}});
     const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
-    ops_detail::run_on_device(
-        op, x,
-        [&](auto tag) {
-            using T = decltype(tag);
-            cpu(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), maps, h, w, p, T(beta));
-        },
-        CONVNET_CUDA_LAUNCH(cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
-                                 dx.data<float>(), maps, h, w, p, beta, nullptr)));
+    ops_detail::run_on_device(op, x,
+                              CONVNET_CPU(cpu(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(),
+                                              maps, h, w, p, T(beta))),
+                              CONVNET_CUDA(cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
+                                                dx.data<float>(), maps, h, w, p, beta, nullptr)));
 }
 }  // namespace
 
 #define CONVNET_WITHIN_MAP_NORM(name)                                                          \
     void name##_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {              \
-        forward(x, y, p, #name "_forward", [](auto... a) { name##_forward_cpu(a...); },       \
-                [](auto... a) { name##_forward_cuda(a...); });                                 \
+        forward(                                                                               \
+            x, y, p, #name "_forward", [](auto... a) { name##_forward_cpu(a...); },            \
+            [](auto... a) { name##_forward_cuda(a...); });                                     \
     }                                                                                          \
     void name##_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx, \
                          const RnormParams& p, float beta) {                                   \
-        backward(x, y, dy, dx, p, beta, #name "_backward",                                     \
-                 [](auto... a) { name##_backward_cpu(a...); },                                 \
-                 [](auto... a) { name##_backward_cuda(a...); });                               \
+        backward(                                                                              \
+            x, y, dy, dx, p, beta, #name "_backward",                                          \
+            [](auto... a) { name##_backward_cpu(a...); },                                      \
+            [](auto... a) { name##_backward_cuda(a...); });                                    \
     }
 CONVNET_WITHIN_MAP_NORM(rnorm)
 CONVNET_WITHIN_MAP_NORM(cnorm)

@@ -13,12 +13,9 @@ void sgd_update(const Tensor& w, const Tensor& grad, const Tensor& v, const SgdP
     ops_detail::expect_like(w, op, {{&grad, "grad"}, {&v, "v"}});
     ops_detail::run_on_device(
         op, w,
-        [&](auto tag) {
-            using T = decltype(tag);
-            sgd_update_cpu<T>(w.data<T>(), grad.data<T>(), v.data<T>(), w.numel(), p);
-        },
-        CONVNET_CUDA_LAUNCH(sgd_update_cuda(w.data<float>(), grad.data<float>(), v.data<float>(),
-                                            w.numel(), p, nullptr)));
+        CONVNET_CPU(sgd_update_cpu<T>(w.data<T>(), grad.data<T>(), v.data<T>(), w.numel(), p)),
+        CONVNET_CUDA(sgd_update_cuda(w.data<float>(), grad.data<float>(), v.data<float>(),
+                                     w.numel(), p, nullptr)));
 }
 
 }  // namespace convnet
