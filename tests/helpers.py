@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import convnet
+import convnet.gradcheck
 
 # ---- tolerances -------------------------------------------------------------------------------
 
@@ -216,25 +217,11 @@ def check_gpu_vs_cpu(op, cpu_fn, gpu_fn, inputs, tol=GPU_VS_CPU_REL_TOL):
 
 def check_net_gradients(net, x, labels, rng, names=None, samples=6):
     """Central differences of net.objective w.r.t. `samples` random elements of each named
-    parameter (all of them by default) against net.gradients, in the net's dtype (float64 for
-    these checks), within GRAD_TOL."""
-    grads = net.gradients(x, labels)
-    for name in (grads if names is None else names):
-        grad = grads[name]
-        value = net.params[name]
-        flat = value.reshape(-1)
-        for idx in rng.choice(flat.size, size=min(samples, flat.size), replace=False):
-            original = flat[idx]
-            flat[idx] = original + GRAD_STEP
-            net.params[name] = value
-            up = net.objective(x, labels)
-            flat[idx] = original - GRAD_STEP
-            net.params[name] = value
-            down = net.objective(x, labels)
-            flat[idx] = original
-            net.params[name] = value
-            numeric = (up - down) / (2 * GRAD_STEP)
-            analytic = grad.reshape(-1)[idx]
-            assert abs(numeric - analytic) <= GRAD_TOL * max(abs(numeric), abs(analytic), 1.0), (
-                f"{name}[{idx}]: analytic {analytic}, numeric {numeric}")
-    return grads
+    parameter (all of them by default) against net.gradients (convnet.gradcheck), in the net's
+    dtype (float64 for these checks), within GRAD_TOL of max(|analytic|, |numeric|, 1)."""
+    check = convnet.gradcheck.check_net_gradients(net, x, labels, rng, names=names,
+                                                  samples=samples, step=GRAD_STEP)
+    for s in check.samples:
+        assert s.relative_error(floor=1.0) <= GRAD_TOL, (
+            f"{s.name}[{s.index}]: analytic {s.analytic}, numeric {s.numeric}")
+    return check.gradients

@@ -10,6 +10,8 @@ import pytest
 import convnet
 from convnet import checkpoint
 from convnet.cli.train import main
+from convnet.data import SyntheticDataset
+from convnet.trainer import Trainer, TrainOptions
 from test_net import TINY, TINY_PARAMS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -136,6 +138,14 @@ def test_bad_command_lines(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batch_size", [0, -3])
+def test_trainer_rejects_a_batch_size_below_one(tiny_cfg, batch_size):
+    net = convnet.Net.from_cfg(tiny_cfg[1], tiny_cfg[3])
+    data = SyntheticDataset((3, 9, 8), classes=4, train_size=16, test_size=8)
+    with pytest.raises(ValueError, match=r"the batch size \(--mini\) must be >= 1"):
+        Trainer(net, data, TrainOptions(batch_size=batch_size))
 
 
 def test_help_documents_every_option(capsys):

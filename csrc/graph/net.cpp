@@ -76,10 +76,10 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
     fused_.assign(configs.size(), -1);
     for (std::size_t i = 0; i < configs.size(); ++i) {
         const LayerConfig& c = configs[i];
-        if (c.type != "cost.logreg" || c.inputs.size() != 2 || edges_[i][1].copy) continue;
+        if (!layers_[i]->fuses_with_softmax() || c.inputs.size() != 2 || edges_[i][1].copy)
+            continue;
         const int s = c.inputs[1];
-        if (configs[s].type == "softmax" && readers[s] == 1 && !edges_[s][0].copy)
-            fused_[i] = s;
+        if (layers_[s]->is_softmax() && readers[s] == 1 && !edges_[s][0].copy) fused_[i] = s;
     }
 }
 

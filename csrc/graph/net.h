@@ -64,9 +64,9 @@ private:
 
     std::vector<Tensor> acts_, grads_;
     std::vector<std::vector<Edge>> edges_;
-    // fused_[c] = index of the softmax whose only reader is cost layer c (cost.logreg, same
-    // device, input not copied), or -1: backward then goes from the cost to the softmax's input
-    // in one step.
+    // fused_[c] = index of the softmax whose only reader is cost layer c (one that
+    // fuses_with_softmax(): cost.logreg; same device, input not copied), or -1: backward then
+    // goes from the cost to the softmax's input in one step.
     std::vector<int> fused_;
     DType dtype_;
     std::vector<Device> devices_, layer_devices_;

@@ -14,7 +14,7 @@ public:
 
     Shape setup(const std::vector<Shape>& in, DType) override {
         CONVNET_ARG_CHECK(!in.empty(), "layer '", name(), "': needs an input");
-        if (config_.type == "concat") {
+        if (kind_ == Kind::concat) {
             std::int64_t total = 0;
             for (const Shape& s : in) {
                 std::int64_t k = 1;
@@ -25,7 +25,7 @@ public:
         }
         for (std::size_t i = 1; i < in.size(); ++i)
             if (in[i] != in[0]) shape_error("inputs must have equal shapes", in[0], in[i]);
-        if (config_.type == "eltsum") {
+        if (kind_ == Kind::eltsum) {
             coeffs_ = config_.has("coeffs") ? config_.list("coeffs")
                                             : std::vector<double>(in.size(), 1.0);
             CONVNET_ARG_CHECK(coeffs_.size() == in.size(), "layer '", name(), "': ", in.size(),
@@ -35,12 +35,11 @@ public:
     }
 
     void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
-        if (config_.type == "eltsum")
-            eltsum_forward(in, coeffs_, out);
-        else if (config_.type == "eltmax")
-            eltmax_forward(in, out);
-        else
-            concat_forward(flat(in), out);
+        switch (kind_) {
+        case Kind::eltsum: eltsum_forward(in, coeffs_, out); break;
+        case Kind::eltmax: eltmax_forward(in, out); break;
+        case Kind::concat: concat_forward(flat(in), out); break;
+        }
     }
 
     void backward(const std::vector<Tensor>& in, const Tensor& out, const Tensor& dout,
@@ -49,9 +48,9 @@ public:
         // The ops take one beta for all gradients: run them input by input.
         for (std::size_t i = 0; i < in.size(); ++i) {
             if (!din[i].defined()) continue;
-            if (config_.type == "eltsum") {
+            if (kind_ == Kind::eltsum) {
                 eltsum_backward(dout, {coeffs_[i]}, {din[i]}, beta[i]);
-            } else if (config_.type == "eltmax") {
+            } else if (kind_ == Kind::eltmax) {
                 eltmax_backward({in[i]}, out, dout, {din[i]}, beta[i]);
             } else {
                 // Every part's slot is needed to find input i's slice; other parts get scratch.
@@ -66,6 +65,11 @@ public:
     }
 
 private:
+    enum class Kind { eltsum, eltmax, concat };
+    const Kind kind_ = kind_of<Kind>(config_, {{"eltsum", Kind::eltsum},
+                                               {"eltmax", Kind::eltmax},
+                                               {"concat", Kind::concat}});
+
     static std::vector<Tensor> flat(const std::vector<Tensor>& ts) {
         std::vector<Tensor> out;
         for (const Tensor& t : ts) out.push_back(rows(t));

@@ -55,17 +55,17 @@ public:
                         beta[1]);
     }
 
-    bool fused_softmax_backward(const Tensor& x, const Tensor& probs, const Tensor& dx,
+    void fused_softmax_backward(const Tensor& x, const Tensor& probs, const Tensor& dx,
                                 float beta) override {
-        if (!dx.defined()) return true;
+        if (!dx.defined()) return;
         // probs is rewritten with the values the forward pass gave it.
         Tensor unscaled = Tensor::empty(dx.shape(), dx.dtype(), dx.device());
         softmax_logloss(x, labels_.data(), probs, unscaled, topk_);
         eltwise_scale(unscaled, coeff_ / double(x.dim(0)), dx, beta);
-        return true;
     }
 
     bool is_cost() const override { return true; }
+    bool fuses_with_softmax() const override { return true; }
     CostReport cost_report() const override { return report_; }
 
 private:

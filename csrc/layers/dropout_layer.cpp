@@ -46,10 +46,12 @@ private:
         p.step = ctx.step;
         p.layer = static_cast<std::uint32_t>(index());
         p.train = ctx.train;
-        p.inverted = config_.type == "dropout";
+        p.inverted = inverted_;
         return p;
     }
 
+    // dropout scales the kept units by 1/keep in training; dropout2 and hs scale by keep at test.
+    const bool inverted_ = config_.type == "dropout";
     double keep_ = 0.5;
     bool enabled_ = true;
 };

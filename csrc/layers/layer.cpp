@@ -62,6 +62,11 @@ std::int64_t Layer::expect_image(const Shape& input) const {
     return channels;
 }
 
+void Layer::fused_softmax_backward(const Tensor&, const Tensor&, const Tensor&, float) {
+    throw Error(detail::concat("layer '", name(), "' (type ", config_.type,
+                               "): does not fuse with a softmax"));
+}
+
 Param& Layer::add_param(const std::string& name, const Shape& shape, DType dtype) {
     Param p;
     p.name = name;

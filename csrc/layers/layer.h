@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/check.h"
@@ -78,18 +80,19 @@ public:
                           const std::vector<Tensor>& din, const std::vector<float>& beta,
                           const StepContext& ctx) = 0;
 
-    // cost.logreg directly after a softmax: the gradient of the cost with respect to the
-    // softmax's input x, coeff/N * (probs - onehot(labels)), written as dx = beta*dx + that.
-    // Exact where the two-step path divides by a probability that underflowed to zero. Returns
-    // false for layers that cannot fuse.
-    virtual bool fused_softmax_backward(const Tensor& x, const Tensor& probs, const Tensor& dx,
-                                        float beta) {
-        (void)x, (void)probs, (void)dx, (void)beta;
-        return false;
-    }
-
+    // What the net treats specially, asked once when it is built (never by type= string).
     virtual bool is_cost() const { return false; }
     virtual bool is_data() const { return false; }
+    virtual bool is_softmax() const { return false; }
+    // A cost (cost.logreg) whose backward can start from the input of the softmax feeding it.
+    virtual bool fuses_with_softmax() const { return false; }
+
+    // For layers that fuse with a softmax (cost.logreg directly after one): the gradient of the
+    // cost with respect to the softmax's input x, coeff/N * (probs - onehot(labels)), written as
+    // dx = beta*dx + that. Exact where the two-step path divides by a probability that
+    // underflowed to zero.
+    virtual void fused_softmax_backward(const Tensor& x, const Tensor& probs, const Tensor& dx,
+                                        float beta);
     virtual CostReport cost_report() const { return {}; }
     std::vector<Param>& params() { return params_; }
     // Multiply-adds per sample of the forward pass, for summaries.
@@ -108,6 +111,17 @@ protected:
     int index_ = 0;
     Device device_ = Device::cpu();
 };
+
+// The variant a layer class that runs several type= strings (cmrnorm, rnorm, cnorm, say) is,
+// resolved once when the layer is built so that forward and backward compare no strings.
+template <typename Kind>
+Kind kind_of(const LayerConfig& config,
+             std::initializer_list<std::pair<const char*, Kind>> kinds) {
+    for (const auto& [type, kind] : kinds)
+        if (config.type == type) return kind;
+    throw Error(detail::concat("layer '", config.name, "': type '", config.type,
+                               "' is not one this layer class runs"));
+}
 
 using LayerFactory = std::unique_ptr<Layer> (*)(const LayerConfig&);
 // Explicit registry keyed by `type=` (STYLE.md item 8); a duplicate name throws.

@@ -26,29 +26,31 @@ public:
     }
 
     void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
-        const std::string& type = config_.type;
-        if (type == "cmrnorm")
-            lrn_forward(in[0], out, lrn_);
-        else if (type == "rnorm")
-            rnorm_forward(in[0], out, rnorm_);
-        else
-            cnorm_forward(in[0], out, rnorm_);
+        switch (kind_) {
+        case Kind::across_maps: lrn_forward(in[0], out, lrn_); break;
+        case Kind::within_map: rnorm_forward(in[0], out, rnorm_); break;
+        case Kind::contrast: cnorm_forward(in[0], out, rnorm_); break;
+        }
     }
 
     void backward(const std::vector<Tensor>& in, const Tensor& out, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
                   const StepContext&) override {
         if (!din[0].defined()) return;
-        const std::string& type = config_.type;
-        if (type == "cmrnorm")
-            lrn_backward(in[0], out, dout, din[0], lrn_, beta[0]);
-        else if (type == "rnorm")
-            rnorm_backward(in[0], out, dout, din[0], rnorm_, beta[0]);
-        else
-            cnorm_backward(in[0], out, dout, din[0], rnorm_, beta[0]);
+        switch (kind_) {
+        case Kind::across_maps: lrn_backward(in[0], out, dout, din[0], lrn_, beta[0]); break;
+        case Kind::within_map: rnorm_backward(in[0], out, dout, din[0], rnorm_, beta[0]); break;
+        case Kind::contrast: cnorm_backward(in[0], out, dout, din[0], rnorm_, beta[0]); break;
+        }
     }
 
 private:
+    // cmrnorm normalises across maps, rnorm within each map, cnorm within each map by the
+    // squared deviations from the local mean.
+    enum class Kind { across_maps, within_map, contrast };
+    const Kind kind_ = kind_of<Kind>(config_, {{"cmrnorm", Kind::across_maps},
+                                               {"rnorm", Kind::within_map},
+                                               {"cnorm", Kind::contrast}});
     LrnParams lrn_;
     RnormParams rnorm_;
 };

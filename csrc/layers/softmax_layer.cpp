@@ -27,6 +27,8 @@ public:
                   const StepContext&) override {
         if (din[0].defined()) softmax_backward(out, dout, rows(din[0]), beta[0]);
     }
+
+    bool is_softmax() const override { return true; }
 };
 }  // namespace
 

@@ -22,7 +22,7 @@ inc = mom*inc - wc*eps*W + eps*(-grad) is ours, so no sign changes.
 import os
 import pickle
 import re
-from typing import Dict, Optional
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -134,52 +134,59 @@ def convert(spec, kind: str, index: int, matrix: np.ndarray, ours_shape, where: 
                                      "weights to import")
 
 
-def load_into(net, path) -> Dict[str, int]:
-    """Copies the weights and momenta of a cuda-convnet checkpoint into `net`, whose layers
-    must carry the same names. Returns {"epoch": ..., "batchnum": ...} of the checkpoint."""
+_PARAM_NAME = re.compile(r"(weights|biases)(?:\.(\d+))?")
+
+
+def _param_source(name: str, layer_name: str):
+    """('weights', input index) or ('biases', 0) for our parameter name "<layer>.weights",
+    "<layer>.weights.<i>" or "<layer>.biases" of this layer; None for another layer's."""
+    if not name.startswith(layer_name + "."):
+        return None
+    match = _PARAM_NAME.fullmatch(name[len(layer_name) + 1:])
+    return None if match is None else (match[1], int(match[2] or 0))
+
+
+def _array(layer: dict, spec, key: str, index: int, shape, where: str) -> np.ndarray:
+    """Matrix `key` ("weights", "biasesInc", ...) of the checkpoint's layer dict for the
+    index-th input of `spec`, in our layout."""
+    kind = "biases" if key.startswith("biases") else "weights"
+    if key not in layer:
+        if key.endswith("Inc"):   # a checkpoint without momenta: start from zero
+            return np.zeros(shape)
+        raise checkpoint.CheckpointError(f"{where}: layer '{spec.name}' has no '{key}'")
+    value = layer[key]
+    if kind == "weights":
+        if not isinstance(value, (list, tuple)) or index >= len(value):
+            raise checkpoint.CheckpointError(
+                f"{where}: layer '{spec.name}' '{key}' holds "
+                f"{len(value) if isinstance(value, (list, tuple)) else 1} matrices; "
+                f"the config's layer has an input {index}")
+        value = value[index]
+    return convert(spec, kind, index, _matrix(value, where), shape, where)
+
+
+def read_state_arrays(path, specs, shapes: Dict[str, Tuple[int, ...]]) -> Dict[str, np.ndarray]:
+    """The weights and momenta of a cuda-convnet checkpoint in our layouts, as Net.state_arrays
+    gives them ("param/<name>", "velocity/<name>"), for the net of these LayerSpec records whose
+    parameters have these shapes (Net.param_shapes); its layers are matched by name. A checkpoint
+    without momenta gives zero velocities."""
     state = read(path)
     where = state["path"]
     layers = state["layers"]
-    missing = [s.name for s in net.specs if s.type in ("conv", "local", "fc")
-               and s.name not in layers]
+    weight_specs = [s for s in specs if s.type in ("conv", "local", "fc")]
+    missing = [s.name for s in weight_specs if s.name not in layers]
     if missing:
         raise checkpoint.CheckpointError(
             f"{where}: the config's weight layers {', '.join(missing)} are not in the "
             f"checkpoint (it has {', '.join(sorted(layers))})")
-    core = net._core
-    for name, (i, j) in net._param_index.items():
-        spec = net.specs[i]
-        layer = layers[spec.name]
-        param = core.param_name(i, j)
-        kind = "biases" if param == "biases" else "weights"
-        index = int(param.split(".")[1]) if "." in param else 0
-        shape = tuple(core.param_shape(i, j))
-        for source, code in ((kind, 0), (kind + "Inc", 2)):
-            if source not in layer:
-                if source.endswith("Inc"):   # a checkpoint without momenta: start from zero
-                    net._set(i, j, code, 0.0, name)
-                    continue
-                raise checkpoint.CheckpointError(f"{where}: layer '{spec.name}' has no "
-                                                 f"'{source}'")
-            value = layer[source]
-            if kind == "weights":
-                if not isinstance(value, (list, tuple)) or index >= len(value):
-                    raise checkpoint.CheckpointError(
-                        f"{where}: layer '{spec.name}' '{source}' holds "
-                        f"{len(value) if isinstance(value, (list, tuple)) else 1} matrices; "
-                        f"the config's layer has an input {index}")
-                value = value[index]
-            net._set(i, j, code, convert(spec, kind, index, _matrix(value, where), shape, where),
-                     name)
-    return {"epoch": int(state.get("epoch", 0) or 0), "batchnum": int(state.get("batchnum", 0)
-                                                                       or 0)}
-
-
-def import_checkpoint(path, layers_path, params_path=None, input_shape=None, *,
-                      dtype: str = "float32", seed: int = 0):
-    """A convnet.Net built from cuda-convnet config files with the weights and momenta of one of
-    cuda-convnet's checkpoints (a file, or a run directory whose latest file is taken)."""
-    from .net import Net
-    net = Net.from_cfg(layers_path, params_path, input_shape, dtype=dtype, seed=seed)
-    load_into(net, path)
-    return net
+    arrays = {}
+    for spec in weight_specs:
+        for name, shape in shapes.items():
+            param = _param_source(name, spec.name)
+            if param is None:
+                continue
+            kind, index = param
+            for key, ours in ((kind, "param"), (kind + "Inc", "velocity")):
+                arrays[f"{ours}/{name}"] = _array(layers[spec.name], spec, key, index,
+                                                  tuple(shape), where)
+    return arrays

@@ -14,10 +14,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core, checkpoint
+from . import _core, checkpoint, cuda_convnet_checkpoint
 from .config import ConfigError, LayerSpec, Schedule
 from .config import parse as parse_config
 from .config import parse_text, read
+from .layers import render
 from .ops import parse_neuron
 
 WEIGHT_TYPES = ("conv", "local", "fc")
@@ -98,7 +99,6 @@ class Net:
         if (specs is None) == (layers is None):
             raise TypeError("Net() takes LayerSpec records or layers=[builders], not both")
         if layers is not None:
-            from .layers import render
             layers_text, params_text = render(layers)
             source = {"layers": layers_text, "layers_path": None, "params": params_text,
                       "params_path": None}
@@ -209,9 +209,11 @@ class Net:
         """Builds the net of cuda-convnet config files and loads the weights and momenta of one of
         cuda-convnet's own checkpoints (a file, or a run directory: its latest file), converting
         its matrix layouts to ours (convnet.cuda_convnet_checkpoint)."""
-        from .cuda_convnet_checkpoint import import_checkpoint
-        return import_checkpoint(checkpoint_path, layers_path, params_path, input_shape,
-                                 dtype=dtype, seed=seed)
+        net = cls.from_cfg(layers_path, params_path, input_shape, dtype=dtype, seed=seed)
+        arrays = cuda_convnet_checkpoint.read_state_arrays(checkpoint_path, net.specs,
+                                                           net.param_shapes())
+        net.load_state_arrays(arrays, str(checkpoint_path))
+        return net
 
     # ---- saving ------------------------------------------------------------------------------
 
@@ -365,6 +367,9 @@ class Net:
         """Image files as this net's input: RGB, shorter side scaled to the training images' size
         (256 when unknown, as in the paper), the centre crop of the data layer's size, and the
         training mean image (when the net knows it) subtracted. One channel: the luma."""
+        # Imported here, not at the top: convnet.data (every provider) adds a quarter to the time
+        # of `import convnet`, and only predicting on image files needs it. No cycle: the data
+        # package imports nothing of the net (tests/test_import_cycles.py).
         from .data.folder import load_image
         image_layer = next(s for s in self.specs if s.type == "data" and s["dataIdx"] == 0)
         c, h, w = self.output_shape(image_layer.name)
@@ -488,7 +493,11 @@ class Net:
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
+    def param_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """The shape of every parameter, by name (as in params), without copying them."""
+        return {name: tuple(self._core.param_shape(i, j))
+                for name, (i, j) in self._param_index.items()}
+
     @property
     def parameter_count(self) -> int:
-        return sum(int(np.prod(self._core.param_shape(i, j)))
-                   for i, j in self._param_index.values())
+        return sum(int(np.prod(shape)) for shape in self.param_shapes().values())

@@ -53,6 +53,8 @@ class Trainer:
                  log: Callable[[str], None] = print):
         self.net, self.data, self.opt = net, data, options
         self.state = state or TrainState()
+        if options.batch_size < 1:
+            raise ValueError("the batch size (--mini) must be >= 1")
         if options.lr_schedule not in ("config", "paper", "step", "exp"):
             raise ValueError(f"unknown learning-rate schedule {options.lr_schedule!r}: expected "
                              "config, paper, step or exp")
@@ -65,8 +67,6 @@ class Trainer:
         self.data_wait = 0.0   # seconds the training loop waited for the loader
         n = data.size("train")
         self.batches_per_epoch = max(1, math.ceil(n / options.batch_size))
-        if options.batch_size < 1:
-            raise ValueError("the batch size (--mini) must be >= 1")
         if self.state.batch >= self.batches_per_epoch:  # saved at the end of an epoch
             self.state.epoch, self.state.batch = self.state.epoch + 1, 0
 

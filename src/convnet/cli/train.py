@@ -13,6 +13,7 @@ from .. import checkpoint, set_num_threads, set_precision
 from ..config import ConfigError, ConfigWarning
 from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
 from ..data import DataError, SyntheticDataset, for_net
+from ..gradcheck import check_net_gradients
 from ..net import Net
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
 
@@ -154,6 +155,12 @@ def describe(data) -> str:
     return ", ".join(what)
 
 
+# --check-grads passes when every sampled |numeric - analytic| / max(|numeric|, |analytic|, floor)
+# is under the tolerance.
+GRAD_CHECK_TOL = 1e-4
+GRAD_CHECK_FLOOR = 1e-3
+
+
 def check_grads(net: Net, data) -> int:
     """Central differences of the objective against the analytic gradients, in float64."""
     source = net.source or {}
@@ -162,28 +169,13 @@ def check_grads(net: Net, data) -> int:
     net64 = Net.from_cfg(source["layers_path"], source.get("params_path"), net.input_shape,
                          seed=net.seed, dtype="float64")
     x, y = data.batch("train", np.arange(2))
-    grads = net64.gradients(x, y)
-    rng = np.random.default_rng(0)
-    worst = 0.0
-    for name, grad in grads.items():
-        value = net64.params[name]
-        flat = value.reshape(-1)
-        for idx in rng.choice(flat.size, size=min(3, flat.size), replace=False):
-            orig = flat[idx]
-            flat[idx] = orig + 1e-6
-            net64.params[name] = value
-            up = net64.objective(x, y)
-            flat[idx] = orig - 1e-6
-            net64.params[name] = value
-            down = net64.objective(x, y)
-            flat[idx] = orig
-            net64.params[name] = value
-            numeric, analytic = (up - down) / 2e-6, grad.reshape(-1)[idx]
-            err = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-3)
-            worst = max(worst, err)
-            print(f"{name}[{idx}]: analytic {analytic:+.6e} numeric {numeric:+.6e} "
-                  f"rel. error {err:.1e}")
-    ok = worst < 1e-4
+
+    def show(s):
+        print(f"{s.name}[{s.index}]: analytic {s.analytic:+.6e} numeric {s.numeric:+.6e} "
+              f"rel. error {s.relative_error(GRAD_CHECK_FLOOR):.1e}")
+    check = check_net_gradients(net64, x, y, np.random.default_rng(0), samples=3, report=show)
+    worst = check.worst(GRAD_CHECK_FLOOR)
+    ok = worst < GRAD_CHECK_TOL
     print(f"gradient check {'passed' if ok else 'FAILED'}: worst relative error {worst:.1e}")
     return 0 if ok else 1
 
