@@ -1,5 +1,5 @@
-"""The three oracles every op test uses (STYLE.md item 4), the shared odd shapes, and the named
-tolerances.
+"""The three oracles every op test uses (docs/design.md, "Testing an op"), the shared odd shapes,
+and the named tolerances.
 
 (a) check_op: our float32 CPU result against the independent float64 reference in
     tests/reference/, forward and every backward output;

@@ -1,6 +1,7 @@
 // A caching allocator, one per device. Freed blocks go to a free list keyed by their rounded size
-// and are handed out again, so a training step allocates nothing after its first run (DESIGN.md,
-// "Memory"). Blocks are 64-byte aligned on the CPU (AVX-512 loads, no false sharing).
+// and are handed out again, so a training step allocates nothing after its first run
+// (docs/design.md, "Memory"). Blocks are 64-byte aligned on the CPU (AVX-512 loads, no false
+// sharing).
 #pragma once
 
 #include <cstddef>

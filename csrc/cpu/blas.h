@@ -1,7 +1,7 @@
 // The CPU path's matrix products: row-major GEMM through OpenBLAS (the scipy-openblas32 build,
 // whose symbols carry the scipy_ prefix), for float and double, and the thread-count guard that
-// keeps OpenBLAS single-threaded inside our own OpenMP loops (BUILD_NOTES.md, "OpenMP beside
-// OpenBLAS": nested pools starve each other).
+// keeps OpenBLAS single-threaded inside our own OpenMP loops (nested thread pools starve
+// each other).
 #pragma once
 
 #include <cstdint>

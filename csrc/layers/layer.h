@@ -124,7 +124,8 @@ Kind kind_of(const LayerConfig& config,
 }
 
 using LayerFactory = std::unique_ptr<Layer> (*)(const LayerConfig&);
-// Explicit registry keyed by `type=` (STYLE.md item 8); a duplicate name throws.
+// Explicit registry keyed by `type=` (one table in registry.cpp, no registration by static
+// initialisers); a duplicate name throws.
 void register_layer(const std::string& type, LayerFactory factory);
 std::unique_ptr<Layer> make_layer(const LayerConfig& config);
 void register_builtin_layers();

@@ -1,7 +1,7 @@
-// The element-wise functions of cuda-convnet's neurons (CUDA_CONVNET.md section 2.4), forward and
-// derivative, shared by csrc/cpu/neuron.cpp and kernels/neuron.cu. Each derivative takes the
-// input x and output y and uses whichever is cheaper and exact; relu and brelu use the output,
-// as cuda-convnet does.
+// The element-wise functions of cuda-convnet's neurons (docs/cuda-convnet-format.md, section 3),
+// forward and derivative, shared by csrc/cpu/neuron.cpp and kernels/neuron.cu. Each derivative
+// takes the input x and output y and uses whichever is cheaper and exact; relu and brelu use the
+// output, as cuda-convnet does.
 #pragma once
 
 #include <cmath>

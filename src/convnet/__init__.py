@@ -7,7 +7,8 @@ numpy arrays. The same installed package runs on the CPU and, where one is prese
 import os as _os
 
 # OpenMP threads that spin while idle starve OpenBLAS's own threads when our loops and BLAS calls
-# alternate (25x slower in BUILD_NOTES.md); this must be set before libgomp is loaded by _core.
+# alternate (a 25x slowdown measured on a 2-core machine); this must be set before libgomp is
+# loaded by _core.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Preloads the OpenBLAS shared library that _core links against (the rpath alone fails for

@@ -1,11 +1,12 @@
 """Importing cuda-convnet's own checkpoints (v1 and v2).
 
 A cuda-convnet checkpoint is a Python 2 pickle `{"model_state": {"layers": ..., "epoch": ...,
-"batchnum": ...}, "op": <options object>}` (CUDA_CONVNET.md section 5.7); `layers` is a list of
-layer dicts (v1) or a dict name -> layer dict (v2), each weight layer holding lists `weights` and
-`weightsInc` (one matrix per input) and `biases`, `biasesInc`. The layer definitions come from the
-user's own cfg file (the one the checkpoint was trained with); each weight layer's matrices are
-matched by name and converted from cuda-convnet's layouts (section 2.5) to ours:
+"batchnum": ...}, "op": <options object>}` (docs/cuda-convnet-format.md, section 6.3); `layers`
+is a list of layer dicts (v1) or a dict name -> layer dict (v2), each weight layer holding lists
+`weights` and `weightsInc` (one matrix per input) and `biases`, `biasesInc`. The layer definitions
+come from the user's own cfg file (the one the checkpoint was trained with); each weight layer's
+matrices are matched by name and converted from cuda-convnet's layouts
+(docs/cuda-convnet-format.md, section 6.4) to ours:
 
     fc     inputSize x outputs                        -> (outputs, inputs): the transpose
     conv   (channels/groups * size^2) x filters        -> (filters, channels/groups, size, size)

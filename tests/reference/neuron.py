@@ -1,5 +1,6 @@
-"""cuda-convnet's neurons (docs/ops-api.md, CUDA_CONVNET.md section 2.4) and their derivatives,
-from the formulas, with the points where a derivative jumps (for the gradient check's kink skip)."""
+"""cuda-convnet's neurons (docs/ops-api.md; docs/cuda-convnet-format.md, section 3) and their
+derivatives, from the formulas, with the points where a derivative jumps (for the gradient check's
+kink skip)."""
 
 import numpy as np
 

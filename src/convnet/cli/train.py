@@ -1,6 +1,7 @@
 """convnet-train: train a net from cuda-convnet config files, with cuda-convnet's options (both
-versions; CUDA_CONVNET.md section 5). Without --data-path it trains on a built-in synthetic
-dataset shaped for the net's data layer, so any config can be tried on a fresh machine."""
+versions; the files it reads: docs/cuda-convnet-format.md). Without --data-path it trains on a
+built-in synthetic dataset shaped for the net's data layer, so any config can be tried on a fresh
+machine."""
 
 import argparse
 import os

@@ -1,6 +1,7 @@
-"""The registry of layer types, keyed by the `type=` string (STYLE.md item 8): every type
-cuda-convnet v1 and v2 know, with the keys of their definition and parameter sections
-(CUDA_CONVNET.md sections 2.3 and 3). Types not implemented yet are registered with
+"""The registry of layer types, keyed by the `type=` string (an explicit table, no discovery by
+import side effects): every type cuda-convnet v1 and v2 know, with the keys of their definition
+and parameter sections (docs/cuda-convnet-format.md, sections 1-2; docs/layers.md is generated
+from this registry). Types not implemented yet are registered with
 supported=False, so that they parse and are refused with a clear message. Upstream's divisibility
 limits (channels a multiple of 4 or 16, filters of 16) are gone."""
 

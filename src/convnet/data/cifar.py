@@ -1,5 +1,5 @@
-"""cuda-convnet's batch format (CUDA_CONVNET.md 5.5): pickles `data_batch_N` holding `data` and
-`labels`, and `batches.meta` holding `data_mean`, `label_names` and `num_vis`.
+"""cuda-convnet's batch format (docs/cuda-convnet-format.md, section 7): pickles `data_batch_N`
+holding `data` and `labels`, and `batches.meta` holding `data_mean`, `label_names` and `num_vis`.
 
 Read as written by cuda-convnet (data (num_vis, n), one column per image, R, G, B planes of the
 image row-major), by the official python CIFAR-10 release (data (n, num_vis), one row per image;
