@@ -1,7 +1,7 @@
 """Importing cuda-convnet's own checkpoints: matrices written in cuda-convnet's layouts (built here
 independently, from docs/cuda-convnet-format.md, section 6.4) give the outputs that
-cuda-convnet's own arithmetic on those matrices gives; momenta, run directories, Python 2 pickles with
-cuda-convnet's option objects, and the errors."""
+cuda-convnet's own arithmetic on those matrices gives; momenta, run directories, Python 2
+pickles with cuda-convnet's option objects, and the errors."""
 
 import pickle
 import sys
