@@ -7,10 +7,11 @@ one."""
 import hashlib
 import json
 import os
-import tempfile
 from typing import Dict
 
 import numpy as np
+
+from .files import atomic_write
 
 FORMAT = "convnet-checkpoint"
 VERSION = 1
@@ -35,17 +36,8 @@ def save(path, meta: dict, arrays: Dict[str, np.ndarray]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     header = dict(meta, format=FORMAT, version=VERSION, checksum=_checksum(arrays))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, __meta__=np.array(json.dumps(header)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, __meta__=np.array(json.dumps(header)), **arrays)
 
 
 def load(path):

@@ -30,6 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..files import atomic_write
 from .errors import DataError
 from .memory import check_indices, check_labels, check_split
 from ..progress import ProgressLine
@@ -401,10 +402,9 @@ class ImageFolder(Provider):
 
         errors = []
         for target in targets:
-            tmp = f"{target}.{os.getpid()}.{threading.get_ident()}.tmp"
             try:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(tmp, "wb") as out:
+                with atomic_write(target, durable=False) as out:
                     np.savez(out, version=CACHE_VERSION, size=self.size_px,
                              classes=np.array(self.label_names, dtype=str), mean=self._mean,
                              train_fp=self.fingerprint["train"], val_fp=self.fingerprint["test"],
@@ -412,14 +412,9 @@ class ImageFolder(Provider):
                              train_bad_why=strings(p for _, p in train_bad),
                              val_bad=strings(f for f, _ in val_bad),
                              val_bad_why=strings(p for _, p in val_bad))
-                os.replace(tmp, target)
                 return target
             except OSError as e:
                 errors.append(f"{target}: {e}")
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
         # The data are still usable, only slower to open next time.
         warnings.warn(f"could not write the mean-image cache ({'; '.join(errors)})", stacklevel=3)
         return ""

