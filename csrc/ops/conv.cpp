@@ -70,12 +70,9 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Ten
     const char* op = "conv_backward";
     expect(dy, op, "dy", x.dtype(), x.device(), 4);
     expect_shape(dy, op, "dy", {g.n, g.f, g.oh, g.ow});
-    if (dx.defined())
-        expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
-    if (dw.defined())
-        expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
-    if (db.defined())
-        expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f});
+    ops_detail::expect_if_given(dx, op, "dx", x, x.shape());
+    ops_detail::expect_if_given(dw, op, "dw", x, w.shape());
+    ops_detail::expect_if_given(db, op, "db", x, {g.f});
     const bool filter_grads = dw.defined() || db.defined();
     ops_detail::run_on_device(
         op, x,

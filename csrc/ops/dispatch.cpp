@@ -19,6 +19,13 @@ void expect_shape(const Tensor& t, const char* op, const char* name, const Shape
                       ", got ", shape_str(t.shape()));
 }
 
+void expect_if_given(const Tensor& t, const char* op, const char* name, const Tensor& ref,
+                     const Shape& shape) {
+    if (!t.defined()) return;
+    expect(t, op, name, ref.dtype(), ref.device());
+    expect_shape(t, op, name, shape);
+}
+
 void expect_like(const Tensor& ref, const char* op,
                  std::initializer_list<std::pair<const Tensor*, const char*>> tensors) {
     for (const auto& [t, name] : tensors) {

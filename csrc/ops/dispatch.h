@@ -42,6 +42,10 @@ namespace convnet::ops_detail {
 void expect(const Tensor& t, const char* op, const char* name, DType dtype, Device device,
             int ndim = -1);
 void expect_shape(const Tensor& t, const char* op, const char* name, const Shape& shape);
+// An optional argument (an output the caller may not want): when defined, it must have ref's
+// dtype and device and the given shape.
+void expect_if_given(const Tensor& t, const char* op, const char* name, const Tensor& ref,
+                     const Shape& shape);
 // Checks that every named tensor has ref's dtype, device and shape.
 void expect_like(const Tensor& ref, const char* op,
                  std::initializer_list<std::pair<const Tensor*, const char*>> tensors);

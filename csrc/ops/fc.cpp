@@ -26,7 +26,7 @@ void fc_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor&
     const FcGeometry g = fc_geometry(x, w, op);
     expect(y, op, "y", x.dtype(), x.device());
     expect_shape(y, op, "y", {g.n, g.m});
-    if (b.defined()) expect(b, op, "b", x.dtype(), x.device()), expect_shape(b, op, "b", {g.m});
+    ops_detail::expect_if_given(b, op, "b", x, {g.m});
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU(fc_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g)),
@@ -43,12 +43,9 @@ void fc_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tenso
     const FcGeometry g = fc_geometry(x, w, op);
     expect(dy, op, "dy", x.dtype(), x.device());
     expect_shape(dy, op, "dy", {g.n, g.m});
-    if (dx.defined())
-        expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
-    if (dw.defined())
-        expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
-    if (db.defined())
-        expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.m});
+    ops_detail::expect_if_given(dx, op, "dx", x, x.shape());
+    ops_detail::expect_if_given(dw, op, "dw", x, w.shape());
+    ops_detail::expect_if_given(db, op, "db", x, {g.m});
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU(fc_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(), dx.data<T>(),

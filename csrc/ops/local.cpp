@@ -25,8 +25,7 @@ ConvGeometry local_geometry(const Tensor& x, const Tensor& w, const Tensor& y, i
 void local_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
                    const ConvGeometry& g) {
     const char* op = "local_forward";
-    if (b.defined())
-        expect(b, op, "b", x.dtype(), x.device()), expect_shape(b, op, "b", {g.f, g.oh, g.ow});
+    ops_detail::expect_if_given(b, op, "b", x, {g.f, g.oh, g.ow});
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU(local_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g)),
@@ -39,12 +38,9 @@ void local_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Te
     const char* op = "local_backward";
     expect(dy, op, "dy", x.dtype(), x.device(), 4);
     expect_shape(dy, op, "dy", {g.n, g.f, g.oh, g.ow});
-    if (dx.defined())
-        expect(dx, op, "dx", x.dtype(), x.device()), expect_shape(dx, op, "dx", x.shape());
-    if (dw.defined())
-        expect(dw, op, "dw", x.dtype(), x.device()), expect_shape(dw, op, "dw", w.shape());
-    if (db.defined())
-        expect(db, op, "db", x.dtype(), x.device()), expect_shape(db, op, "db", {g.f, g.oh, g.ow});
+    ops_detail::expect_if_given(dx, op, "dx", x, x.shape());
+    ops_detail::expect_if_given(dw, op, "dw", x, w.shape());
+    ops_detail::expect_if_given(db, op, "db", x, {g.f, g.oh, g.ow});
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU(local_backward_cpu<T>(x.data<T>(), w.data<T>(), dy.data<T>(), dx.data<T>(),
