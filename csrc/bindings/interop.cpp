@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "api.h"
-#include "bindings/tensor_ops.h"
+#include "bindings/families.h"
 
 namespace py = pybind11;
 
@@ -81,6 +81,9 @@ py::capsule to_dlpack(const Tensor& t) {
 
 bool compact(const DLTensor& d) {
     if (!d.strides) return true;
+    // An empty array has no element to misplace (numpy gives it arbitrary strides).
+    for (int i = 0; i < d.ndim; ++i)
+        if (d.shape[i] == 0) return true;
     std::int64_t expected = 1;
     for (int i = d.ndim - 1; i >= 0; --i) {
         if (d.shape[i] != 1 && d.strides[i] != expected) return false;
@@ -192,7 +195,8 @@ void bind_interop(py::module_& m) {
             (void)stream, (void)max_version, (void)dl_device, (void)copy;
             return to_dlpack(t);
         },
-        py::is_method(cls), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+        py::name("__dlpack__"), py::is_method(cls), py::arg("stream") = py::none(),
+        py::arg("max_version") = py::none(),
         py::arg("dl_device") = py::none(), py::arg("copy") = py::none(),
         "DLPack export (zero-copy): np.from_dlpack(t), torch.from_dlpack(t), cupy.from_dlpack(t)");
     cls.attr("__dlpack_device__") = py::cpp_function(
@@ -200,16 +204,16 @@ void bind_interop(py::module_& m) {
             return py::make_tuple(t.device().is_cpu() ? int(kDLCPU) : int(kDLCUDA),
                                   t.device().is_cpu() ? 0 : t.device().index);
         },
-        py::is_method(cls));
+        py::name("__dlpack_device__"), py::is_method(cls));
     cls.attr("__cuda_array_interface__") = py::reinterpret_borrow<py::object>(
         reinterpret_cast<PyObject*>(&PyProperty_Type))(py::cpp_function(&cuda_array_interface));
     cls.attr("from_dlpack") = py::reinterpret_borrow<py::object>(
         reinterpret_cast<PyObject*>(&PyStaticMethod_Type))(py::cpp_function(
-        &from_dlpack, py::arg("array"),
+        &from_dlpack, py::name("from_dlpack"), py::arg("array"),
         "A tensor sharing the memory of any DLPack producer (numpy, PyTorch, CuPy, JAX...)"));
     cls.attr("from_cuda_array") = py::reinterpret_borrow<py::object>(
         reinterpret_cast<PyObject*>(&PyStaticMethod_Type))(py::cpp_function(
-        &from_cuda_array, py::arg("array"),
+        &from_cuda_array, py::name("from_cuda_array"), py::arg("array"),
         "A tensor sharing the memory of an object with __cuda_array_interface__"));
     (void)m;
 }
