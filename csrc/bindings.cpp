@@ -9,7 +9,8 @@
 namespace py = pybind11;
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "convnet's C++ core: tensors, devices, the net and the CPU/CUDA ops (see convnet.ops)";
+    m.doc() = "convnet's C++ core: tensors, devices, the net and the CPU/CUDA ops "
+              "(see convnet.ops)";
     using namespace convnet::bindings;
     bind_core(m);  // first: the ops' signatures name its Tensor
     bind_interop(m);

@@ -85,7 +85,8 @@ void bind_device(py::module_& m) {
         .def_readonly("index", &Device::index)
         .def("__str__", &Device::str)
         .def("__repr__", [](const Device& d) { return "Device('" + d.str() + "')"; })
-        .def("__eq__", [](const Device& a, const Device& b) { return a == b; })
+        .def("__eq__", [](const Device& a, const Device& b) { return a == b; },
+             py::arg("other"))
         .def("__hash__", [](const Device& d) { return std::hash<std::string>()(d.str()); });
 }
 
@@ -97,15 +98,18 @@ void bind_tensor(py::module_& m) {
         .def_static("zeros", [](const std::vector<std::int64_t>& shape, const std::string& dtype,
                                 const std::string& device) {
             CONVNET_ARG_CHECK(dtype == "float32" || dtype == "float64",
-                              "Tensor.zeros: dtype must be 'float32' or 'float64', got '", dtype, "'");
+                              "Tensor.zeros: dtype must be 'float32' or 'float64', got '", dtype,
+                              "'");
             return Tensor::zeros(shape, dtype == "float32" ? DType::f32 : DType::f64,
                                  Device::parse(device));
         }, py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = "cpu")
-        .def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
+        .def_property_readonly("shape",
+                               [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
         .def_property_readonly("dtype", [](const Tensor& t) { return dtype_name(t.dtype()); })
         .def_property_readonly("device", &Tensor::device)
         .def_property_readonly("numel", &Tensor::numel)
-        .def("reshape", [](const Tensor& t, const std::vector<std::int64_t>& s) { return t.reshape(s); },
+        .def("reshape",
+             [](const Tensor& t, const std::vector<std::int64_t>& s) { return t.reshape(s); },
              py::arg("shape"))
         .def("to", [](const Tensor& t, const std::string& d) { return t.to(Device::parse(d)); },
              py::arg("device"))

@@ -99,8 +99,9 @@ Tensor from_dlpack(const py::object& source) {
     // stream our kernels use.
     const py::tuple device = source.attr("__dlpack_device__")();
     const int device_type = device[0].cast<int>();
-    py::object capsule_obj = device_type == kDLCUDA ? source.attr("__dlpack__")(py::arg("stream") = 1)
-                                                   : source.attr("__dlpack__")();
+    py::object capsule_obj = device_type == kDLCUDA
+                                 ? source.attr("__dlpack__")(py::arg("stream") = 1)
+                                 : source.attr("__dlpack__")();
     PyObject* capsule = capsule_obj.ptr();
     CONVNET_ARG_CHECK(PyCapsule_IsValid(capsule, kCapsuleName), op,
                       ": __dlpack__ did not return an unconsumed 'dltensor' capsule");

@@ -75,7 +75,8 @@ void bind_norm_pool_ops(py::module_& m) {
           py::arg("stride"), py::arg("start"), py::arg("outputs"));
     m.def("pool_forward", [](const Tensor& x, const Tensor& y, const std::string& mode, int size_h,
                              int size_w, int stride_h, int stride_w, int start_h, int start_w) {
-        const PoolParams p = pool_params(mode, size_h, size_w, stride_h, stride_w, start_h, start_w);
+        const PoolParams p =
+            pool_params(mode, size_h, size_w, stride_h, stride_w, start_h, start_w);
         py::gil_scoped_release release;
         pool_forward(x, y, p);
     }, py::arg("x"), py::arg("y"), py::arg("mode"), py::arg("size_h"), py::arg("size_w"),
@@ -83,7 +84,8 @@ void bind_norm_pool_ops(py::module_& m) {
     m.def("pool_backward", [](const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
                               const std::string& mode, int size_h, int size_w, int stride_h,
                               int stride_w, int start_h, int start_w, float beta_acc) {
-        const PoolParams p = pool_params(mode, size_h, size_w, stride_h, stride_w, start_h, start_w);
+        const PoolParams p =
+            pool_params(mode, size_h, size_w, stride_h, stride_w, start_h, start_w);
         py::gil_scoped_release release;
         pool_backward(x, y, dy, dx, p, beta_acc);
     }, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("dx"), py::arg("mode"), py::arg("size_h"),

@@ -70,7 +70,7 @@ def _backward(core_op, x, w, dy, dbshape, geometry):
     return dx, dw, db
 
 
-# ---- convolution ----------------------------------------------------------------------------------
+# ---- convolution ---------------------------------------------------------------------------------
 
 def _conv_args(op, x, w, stride, padding, groups, rule):
     x = float_array(op, "x", x, ndim=4)
@@ -101,7 +101,7 @@ def conv_backward(x, w, dy, *, stride: IntOrPair = 1, padding: IntOrPair = 0, gr
     return _backward(_core.conv_backward, x, w, dy, w.shape[0], geometry)
 
 
-# ---- locally connected ----------------------------------------------------------------------------
+# ---- locally connected ---------------------------------------------------------------------------
 
 def _local_args(op, x, w, stride, padding, groups, rule):
     x = float_array(op, "x", x, ndim=4)
