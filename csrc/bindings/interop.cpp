@@ -94,14 +94,14 @@ bool compact(const DLTensor& d) {
 
 Tensor from_dlpack(const py::object& source) {
     const char* op = "Tensor.from_dlpack";
-    CONVNET_ARG_CHECK(py::hasattr(source, "__dlpack__"), op, ": the object has no __dlpack__");
+    const py::object export_fn = py::getattr(source, "__dlpack__", py::none());
+    CONVNET_ARG_CHECK(!export_fn.is_none(), op, ": the object has no __dlpack__");
     // CUDA producers order their work before ours on the legacy default stream (1), which is the
     // stream our kernels use.
     const py::tuple device = source.attr("__dlpack_device__")();
     const int device_type = device[0].cast<int>();
-    py::object capsule_obj = device_type == kDLCUDA
-                                 ? source.attr("__dlpack__")(py::arg("stream") = 1)
-                                 : source.attr("__dlpack__")();
+    py::object capsule_obj =
+        device_type == kDLCUDA ? export_fn(py::arg("stream") = 1) : export_fn();
     PyObject* capsule = capsule_obj.ptr();
     CONVNET_ARG_CHECK(PyCapsule_IsValid(capsule, kCapsuleName), op,
                       ": __dlpack__ did not return an unconsumed 'dltensor' capsule");
