@@ -1,4 +1,4 @@
-// The CUDA-free facade of the C++ core: the only header bindings.cpp includes. Everything here is
+// The CUDA-free facade of the C++ core that the binding files (bindings.cpp, bindings/) include:
 // plain C++ over convnet::Tensor; no Python, no CUDA types.
 #pragma once
 

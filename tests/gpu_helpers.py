@@ -28,6 +28,11 @@ def dev(a, dtype=np.float32):
     return convnet.Tensor.from_numpy(np.ascontiguousarray(a, dtype=dtype), DEVICE)
 
 
+def shared(a):
+    """A CPU tensor over `a`'s own memory (DLPack, no copy): the CPU path writes into the array."""
+    return convnet.Tensor.from_dlpack(a)
+
+
 def poisoned(shape, dtype=np.float32):
     """A device tensor full of NaN."""
     return convnet.Tensor.from_numpy(np.full(shape, np.nan, dtype=dtype), DEVICE)

@@ -1,4 +1,4 @@
-"""The GPU benchmark's cases call the tensor-form bindings with the right arguments: each case
+"""The GPU benchmark's cases call the op bindings with the right arguments: each case
 runs once here on CPU tensors at batch 1 (the same bindings take CPU and GPU tensors), so a
 signature mistake shows up without a GPU. Timings are not looked at."""
 

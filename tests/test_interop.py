@@ -35,7 +35,7 @@ def test_imported_tensors_feed_the_ops():
     x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
     t = convnet.Tensor.from_dlpack(x)
     y = convnet.Tensor.zeros([2, 3, 5, 5])
-    convnet._core.neuron_forward_tensor(t, y, "relu", 0.0, 0.0)
+    convnet._core.neuron_forward(t, y, "relu", 0.0, 0.0)
     np.testing.assert_array_equal(y.numpy(), np.maximum(x, 0))
 
 
@@ -80,7 +80,7 @@ def test_gpu_exchange_with_torch_or_cupy():
     back = convnet.Tensor.from_dlpack(theirs)      # import, zero-copy
     assert back.device == ours.device
     y = convnet.Tensor.zeros([3, 4], "float32", "cuda:0")
-    convnet._core.neuron_forward_tensor(back, y, "square", 0.0, 0.0)
+    convnet._core.neuron_forward(back, y, "square", 0.0, 0.0)
     np.testing.assert_array_equal(y.to("cpu").numpy(), x * x)
     cai = ours.__cuda_array_interface__
     assert cai["shape"] == (3, 4) and cai["typestr"] == "<f4" and cai["version"] == 3

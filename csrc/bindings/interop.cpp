@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "api.h"
-#include "bindings/tensor_ops.h"
+#include "bindings/families.h"
 
 namespace py = pybind11;
 
@@ -81,6 +81,9 @@ py::capsule to_dlpack(const Tensor& t) {
 
 bool compact(const DLTensor& d) {
     if (!d.strides) return true;
+    // An empty array has no element to misplace (numpy gives it arbitrary strides).
+    for (int i = 0; i < d.ndim; ++i)
+        if (d.shape[i] == 0) return true;
     std::int64_t expected = 1;
     for (int i = d.ndim - 1; i >= 0; --i) {
         if (d.shape[i] != 1 && d.strides[i] != expected) return false;
@@ -91,13 +94,14 @@ bool compact(const DLTensor& d) {
 
 Tensor from_dlpack(const py::object& source) {
     const char* op = "Tensor.from_dlpack";
-    CONVNET_ARG_CHECK(py::hasattr(source, "__dlpack__"), op, ": the object has no __dlpack__");
+    const py::object export_fn = py::getattr(source, "__dlpack__", py::none());
+    CONVNET_ARG_CHECK(!export_fn.is_none(), op, ": the object has no __dlpack__");
     // CUDA producers order their work before ours on the legacy default stream (1), which is the
     // stream our kernels use.
     const py::tuple device = source.attr("__dlpack_device__")();
     const int device_type = device[0].cast<int>();
-    py::object capsule_obj = device_type == kDLCUDA ? source.attr("__dlpack__")(py::arg("stream") = 1)
-                                                   : source.attr("__dlpack__")();
+    py::object capsule_obj =
+        device_type == kDLCUDA ? export_fn(py::arg("stream") = 1) : export_fn();
     PyObject* capsule = capsule_obj.ptr();
     CONVNET_ARG_CHECK(PyCapsule_IsValid(capsule, kCapsuleName), op,
                       ": __dlpack__ did not return an unconsumed 'dltensor' capsule");
@@ -192,7 +196,8 @@ void bind_interop(py::module_& m) {
             (void)stream, (void)max_version, (void)dl_device, (void)copy;
             return to_dlpack(t);
         },
-        py::is_method(cls), py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+        py::name("__dlpack__"), py::is_method(cls), py::arg("stream") = py::none(),
+        py::arg("max_version") = py::none(),
         py::arg("dl_device") = py::none(), py::arg("copy") = py::none(),
         "DLPack export (zero-copy): np.from_dlpack(t), torch.from_dlpack(t), cupy.from_dlpack(t)");
     cls.attr("__dlpack_device__") = py::cpp_function(
@@ -200,16 +205,16 @@ void bind_interop(py::module_& m) {
             return py::make_tuple(t.device().is_cpu() ? int(kDLCPU) : int(kDLCUDA),
                                   t.device().is_cpu() ? 0 : t.device().index);
         },
-        py::is_method(cls));
+        py::name("__dlpack_device__"), py::is_method(cls));
     cls.attr("__cuda_array_interface__") = py::reinterpret_borrow<py::object>(
         reinterpret_cast<PyObject*>(&PyProperty_Type))(py::cpp_function(&cuda_array_interface));
     cls.attr("from_dlpack") = py::reinterpret_borrow<py::object>(
         reinterpret_cast<PyObject*>(&PyStaticMethod_Type))(py::cpp_function(
-        &from_dlpack, py::arg("array"),
+        &from_dlpack, py::name("from_dlpack"), py::arg("array"),
         "A tensor sharing the memory of any DLPack producer (numpy, PyTorch, CuPy, JAX...)"));
     cls.attr("from_cuda_array") = py::reinterpret_borrow<py::object>(
         reinterpret_cast<PyObject*>(&PyStaticMethod_Type))(py::cpp_function(
-        &from_cuda_array, py::arg("array"),
+        &from_cuda_array, py::name("from_cuda_array"), py::arg("array"),
         "A tensor sharing the memory of an object with __cuda_array_interface__"));
     (void)m;
 }

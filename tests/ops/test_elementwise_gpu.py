@@ -6,9 +6,9 @@ scalar tails), widths on both sides of the softmax's warp-per-row limit (128), m
 one eltwise launch takes (32), more rows than one grid dimension (65535). Outputs are poisoned
 with NaN before each launch, so an element a kernel fails to write cannot pass; backward passes
 run with beta = 0 (overwrite: the poisoned gradient must not leak in) and beta = 1 (accumulate).
-The device tensors reach the ops through the *_tensor bindings (csrc/bindings/
-elementwise_tensor.cpp); the same bindings on CPU tensors run the CPU path where convnet.ops has
-no numpy form (beta, bias_add, cost.logreg). They are looked up at call time, so this file
+The device tensors reach the ops through their bindings (csrc/bindings/neuron_eltwise.cpp and
+dropout_softmax_sgd.cpp), which take CPU tensors too: those run the CPU path where convnet.ops has
+no numpy form (beta, cost.logreg, the scale op). They are looked up at call time, so this file
 collects with a build that lacks them.
 """
 
@@ -87,7 +87,7 @@ def test_dropout_mask_bit_exact(n, key):
     # words, so an unwritten byte, or one written past n, shows.
     words = (n + 3) // 4
     storage = dev(np.full(words * 4, 0xAB, dtype=np.uint8).view(np.float32))
-    call("dropout_mask_tensor", storage, n, key["p"], key["seed"], key["step"], key["layer"])
+    call("dropout_mask", storage, n, key["p"], key["seed"], key["step"], key["layer"])
     got = host(storage).view(np.uint8)
     exact(got[:n], ops.dropout_mask((n,), **key), "GPU mask vs CPU mask")
     exact(got[:n], ref_dropout.mask((n,), **key), "GPU mask vs reference mask")
@@ -109,7 +109,7 @@ def test_dropout_forward_backward(shape, train, inverted, rng):
     dy = rng.standard_normal(shape).astype(np.float32)
 
     ty = poisoned(shape)
-    call("dropout_forward_tensor", dev(x), ty, *args)
+    call("dropout_forward", dev(x), ty, *args)
     y = host(ty)
     # One float32 multiply by the same factor on both sides: equal bits.
     exact(y, ops.dropout_forward(x, **kw), "y vs CPU")
@@ -118,14 +118,14 @@ def test_dropout_forward_backward(shape, train, inverted, rng):
         exact(y != 0, ref_dropout.mask(shape, **key) == 1, "kept elements vs reference mask")
 
     tdx = poisoned(shape)
-    call("dropout_backward_tensor", dev(dy), tdx, *args, beta=0.0)
+    call("dropout_backward", dev(dy), tdx, *args, beta=0.0)
     exact(host(tdx), ops.dropout_backward(dy, **kw), "dx vs CPU")
     assert_close(host(tdx), ref_dropout.backward(dy, **kw), FP32_REL_TOL, "dx vs reference")
 
     old = old_gradient(shape, 1.0, rng)
     tdx, cdx = dev(old), cpu(old)
-    call("dropout_backward_tensor", dev(dy), tdx, *args, beta=1.0)
-    call("dropout_backward_tensor", cpu(dy), cdx, *args, beta=1.0)
+    call("dropout_backward", dev(dy), tdx, *args, beta=1.0)
+    call("dropout_backward", cpu(dy), cdx, *args, beta=1.0)
     check(host(tdx), cdx.numpy(), accumulated(old, 1.0, ref_dropout.backward(dy, **kw)),
           "dx accumulated")
 
@@ -142,7 +142,7 @@ SOFTMAX_SHAPES = [(1, 1), (1, 10), (3, 7), (128, 10), (5, 33), (7, 128), (5, 129
 def test_softmax_forward(shape, rng):
     x = (rng.standard_normal(shape) * 3).astype(np.float32)
     tp = poisoned(shape)
-    call("softmax_forward_tensor", dev(x), tp)
+    call("softmax_forward", dev(x), tp)
     check(host(tp), ops.softmax_forward(x), ref_softmax.forward(x), "probs")
 
 
@@ -153,8 +153,8 @@ def test_softmax_backward(shape, beta, rng):
     dy = rng.standard_normal(shape).astype(np.float32)
     old = old_gradient(shape, beta, rng)
     tdx, cdx = dev(old), cpu(old)
-    call("softmax_backward_tensor", dev(y), dev(dy), tdx, beta=beta)
-    call("softmax_backward_tensor", cpu(y), cpu(dy), cdx, beta=beta)
+    call("softmax_backward", dev(y), dev(dy), tdx, beta=beta)
+    call("softmax_backward", cpu(y), cpu(dy), cdx, beta=beta)
     check(host(tdx), cdx.numpy(), accumulated(old, beta, ref_softmax.backward(y, dy)), "dx")
 
 
@@ -170,7 +170,7 @@ def test_softmax_logloss(shape, ties, rng):
     topk = min(5, k)
 
     tp, tdx = poisoned(shape), poisoned(shape)
-    loss, top1, topk_errors = call("softmax_logloss_tensor", dev(x), labels, tp, tdx, topk)
+    loss, top1, topk_errors = call("softmax_logloss", dev(x), labels, tp, tdx, topk)
     want = ops.softmax_logloss(x, labels, topk=topk)
     probs_ref, loss_ref, dx_ref, top1_ref, topk_ref = ref_softmax.logloss(x, labels, topk)
     check(host(tp), want.probs, probs_ref, "probs")
@@ -181,7 +181,7 @@ def test_softmax_logloss(shape, ties, rng):
 
     # Evaluation only (no dx), and the device reduction is deterministic: the same bits again.
     tp2 = poisoned(shape)
-    assert call("softmax_logloss_tensor", dev(x), labels, tp2, None, topk) == \
+    assert call("softmax_logloss", dev(x), labels, tp2, None, topk) == \
         (loss, top1, topk_errors)
     exact(host(tp2), host(tp), "probs without dx")
 
@@ -196,8 +196,8 @@ def test_logreg_cost(shape, beta, rng):
     old = old_gradient(shape, beta, rng)
 
     tdp, cdp = dev(old), cpu(old)
-    got = call("logreg_cost_tensor", dev(probs), labels, tdp, scale, topk, beta=beta)
-    want = call("logreg_cost_tensor", cpu(probs), labels, cdp, scale, topk, beta=beta)
+    got = call("logreg_cost", dev(probs), labels, tdp, scale, topk, beta=beta)
+    want = call("logreg_cost", cpu(probs), labels, cdp, scale, topk, beta=beta)
 
     p = probs.astype(np.float64)
     rows = np.arange(n)
@@ -211,7 +211,7 @@ def test_logreg_cost(shape, beta, rng):
     assert got[1:] == want[1:] == (int((above >= 1).sum()), int((above >= topk).sum()))
 
     # The forward form (no gradient) returns the same totals.
-    assert call("logreg_cost_tensor", dev(probs), labels, None, scale, topk) == got
+    assert call("logreg_cost", dev(probs), labels, None, scale, topk) == got
 
 
 # ---- SGD --------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_sgd_update(shape, rng):
     w, g, v = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
     hyper = dict(eps=0.01, mom=0.9, wc=0.0005)
     tw, tg, tv = dev(w), dev(g), dev(v)
-    call("sgd_update_tensor", tw, tg, tv, **hyper)
+    call("sgd_update", tw, tg, tv, **hyper)
     w_cpu, v_cpu = w.copy(), v.copy()
     ops.sgd_update(w_cpu, g, v_cpu, **hyper)
     w_ref, v_ref = ref_sgd.update(w, g, v, **hyper)
@@ -238,7 +238,7 @@ def test_sgd_update(shape, rng):
 def test_gpu_ops_reject_a_cpu_argument(rng):
     w = rng.standard_normal((3, 5)).astype(np.float32)
     with pytest.raises(ValueError, match="cuda:0|cpu"):
-        call("sgd_update_tensor", dev(w), cpu(w), dev(w), eps=0.01, mom=0.9, wc=0.0)
+        call("sgd_update", dev(w), cpu(w), dev(w), eps=0.01, mom=0.9, wc=0.0)
 
 
 # ---- eltsum, eltmax, scale --------------------------------------------------------------------
@@ -254,7 +254,7 @@ def test_eltsum_forward(shape, count, rng):
     xs = [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
     coeffs = [float(c) for c in rng.uniform(-2, 2, count)]
     ty = poisoned(shape)
-    call("eltsum_forward_tensor", [dev(x) for x in xs], coeffs, ty)
+    call("eltsum_forward", [dev(x) for x in xs], coeffs, ty)
     check(host(ty), ops.eltsum_forward(xs, coeffs), ref_eltwise.eltsum(xs, coeffs), "y")
 
 
@@ -266,7 +266,7 @@ def test_eltsum_forward_in_place(count, alias, rng):
     xs = [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
     coeffs = [float(c) for c in rng.uniform(-2, 2, count)]
     txs = [dev(x) for x in xs]
-    call("eltsum_forward_tensor", txs, coeffs, txs[alias])
+    call("eltsum_forward", txs, coeffs, txs[alias])
     check(host(txs[alias]), ops.eltsum_forward(xs, coeffs), ref_eltwise.eltsum(xs, coeffs),
           "y in place")
 
@@ -279,8 +279,8 @@ def test_eltsum_backward(shape, count, beta, rng):
     coeffs = [float(c) for c in rng.uniform(-2, 2, count)]
     olds = [old_gradient(shape, beta, rng) for _ in range(count)]
     tdxs, cdxs = [dev(o) for o in olds], [cpu(o) for o in olds]
-    call("eltsum_backward_tensor", dev(dy), coeffs, tdxs, beta=beta)
-    call("eltsum_backward_tensor", cpu(dy), coeffs, cdxs, beta=beta)
+    call("eltsum_backward", dev(dy), coeffs, tdxs, beta=beta)
+    call("eltsum_backward", cpu(dy), coeffs, cdxs, beta=beta)
     for i, c in enumerate(coeffs):
         check(host(tdxs[i]), cdxs[i].numpy(),
               accumulated(olds[i], beta, c * dy.astype(np.float64)), f"dx[{i}]")
@@ -292,8 +292,8 @@ def test_scale(shape, beta, rng):
     x = rng.standard_normal(shape).astype(np.float32)
     old = old_gradient(shape, beta, rng)
     tout, cout = dev(old), cpu(old)
-    call("scale_tensor", dev(x), -0.7, tout, beta=beta)
-    call("scale_tensor", cpu(x), -0.7, cout, beta=beta)
+    call("eltwise_scale", dev(x), -0.7, tout, beta=beta)
+    call("eltwise_scale", cpu(x), -0.7, cout, beta=beta)
     check(host(tout), cout.numpy(), accumulated(old, beta, -0.7 * x.astype(np.float64)), "out")
 
 
@@ -307,7 +307,7 @@ def test_eltmax(shape, count, ties, rng):
         xs = [rng.standard_normal(shape).astype(np.float32) for _ in range(count)]
     txs = [dev(x) for x in xs]
     ty = poisoned(shape)
-    call("eltmax_forward_tensor", txs, ty)
+    call("eltmax_forward", txs, ty)
     y = host(ty)
     # Comparisons and selections only: the same bits as the CPU and the reference.
     exact(y, ops.eltmax_forward(xs), "y vs CPU")
@@ -318,8 +318,8 @@ def test_eltmax(shape, count, ties, rng):
     for beta in (0.0, 1.0):
         olds = [old_gradient(shape, beta, rng) for _ in range(count)]
         tdxs, cdxs = [dev(o) for o in olds], [cpu(o) for o in olds]
-        call("eltmax_backward_tensor", txs, ty, dev(dy), tdxs, beta=beta)
-        call("eltmax_backward_tensor", [cpu(x) for x in xs], cpu(y), cpu(dy), cdxs, beta=beta)
+        call("eltmax_backward", txs, ty, dev(dy), tdxs, beta=beta)
+        call("eltmax_backward", [cpu(x) for x in xs], cpu(y), cpu(dy), cdxs, beta=beta)
         for i in range(count):
             check(host(tdxs[i]), cdxs[i].numpy(), accumulated(olds[i], beta, refs[i]),
                   f"dx[{i}] beta={beta}")
@@ -339,8 +339,8 @@ def test_bias_add_forward(shape, rng):
     y0 = rng.standard_normal(shape).astype(np.float32)
     b = rng.standard_normal(shape[1:]).astype(np.float32)
     ty, cy = dev(y0), cpu(y0)
-    call("bias_add_forward_tensor", ty, dev(b))
-    call("bias_add_forward_tensor", cy, cpu(b))
+    call("bias_add_forward", ty, dev(b))
+    call("bias_add_forward", cy, cpu(b))
     # One float32 add per element on both sides; an element left unwritten keeps y0 and fails.
     exact(host(ty), cy.numpy(), "y vs CPU")
     assert_close(host(ty), y0.astype(np.float64) + b, FP32_REL_TOL, "y vs reference")
@@ -352,14 +352,14 @@ def test_bias_add_backward(shape, beta, rng):
     dy = rng.standard_normal(shape).astype(np.float32)
     old = old_gradient(shape[1:], beta, rng)
     tdb, cdb = dev(old), cpu(old)
-    call("bias_add_backward_tensor", dev(dy), tdb, beta=beta)
-    call("bias_add_backward_tensor", cpu(dy), cdb, beta=beta)
+    call("bias_add_backward", dev(dy), tdb, beta=beta)
+    call("bias_add_backward", cpu(dy), cdb, beta=beta)
     cpu_tol = GPU_VS_CPU_REL_TOL if shape[0] <= 1000 else LONG_SUM_REL_TOL
     check(host(tdb), cdb.numpy(), accumulated(old, beta, dy.astype(np.float64).sum(axis=0)),
           "db", cpu_tol=cpu_tol)
     # Deterministic: a fixed summation order, so a second run gives the same bits.
     tdb2 = dev(old)
-    call("bias_add_backward_tensor", dev(dy), tdb2, beta=beta)
+    call("bias_add_backward", dev(dy), tdb2, beta=beta)
     exact(host(tdb2), host(tdb), "db, second run")
 
 
@@ -380,7 +380,7 @@ def test_concat(shapes, rng):
     xs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     total = sum(int(np.prod(s[1:])) for s in shapes)
     ty = poisoned((n, total))
-    call("concat_forward_tensor", [dev(x) for x in xs], ty)
+    call("concat_forward", [dev(x) for x in xs], ty)
     exact(host(ty), ops.concat_forward(xs), "y vs CPU")
     exact(host(ty), ref_eltwise.concat(xs).astype(np.float32), "y vs reference")
 
@@ -389,8 +389,8 @@ def test_concat(shapes, rng):
     for beta in (0.0, 1.0):
         olds = [old_gradient(s, beta, rng) for s in shapes]
         tdxs, cdxs = [dev(o) for o in olds], [cpu(o) for o in olds]
-        call("concat_backward_tensor", dev(dy), tdxs, beta=beta)
-        call("concat_backward_tensor", cpu(dy), cdxs, beta=beta)
+        call("concat_backward", dev(dy), tdxs, beta=beta)
+        call("concat_backward", cpu(dy), cdxs, beta=beta)
         for i in range(len(shapes)):
             check(host(tdxs[i]), cdxs[i].numpy(), accumulated(olds[i], beta, refs[i]),
                   f"dx[{i}] beta={beta}")

@@ -238,18 +238,36 @@ def test_bad_hyper_parameter_raises_value_error_naming_op_and_argument(op, arg, 
 
 
 def test_core_rejects_bad_buffers_without_crashing():
-    # The raw bindings are a second line of defence: they too refuse wrong buffers.
+    # The raw bindings are a second line of defence: they too refuse wrong buffers. They take
+    # tensors only; numpy arrays become tensors through DLPack, which refuses what is unsafe.
     from convnet import _core
+    t = _core.Tensor.from_dlpack
     with pytest.raises(ValueError, match="conv_forward: y must have shape"):
-        _core.conv_forward(X, W, None, z(2, 5, 4, 4), 1, 1, 0, 0, 1)
-    with pytest.raises(ValueError, match="must be float32 or float64"):
-        _core.neuron_forward(z(3, dtype=np.int64), z(3), "relu", 1.0, 0.0)
+        _core.conv_forward(t(X), t(W), None, t(z(2, 5, 4, 4)), 1, 1, 0, 0, 1)
+    with pytest.raises(TypeError):
+        _core.neuron_forward(z(3), z(3), "relu", 1.0, 0.0)
+    with pytest.raises(ValueError, match="only float32 and float64"):
+        t(z(3, dtype=np.int64))
     with pytest.raises(ValueError, match="C-contiguous"):
-        _core.sgd_update(strided(z(4)), z(4), z(4), 0.1, 0.9, 0.0)
+        t(strided(z(4)))
     ro = z(3)
     ro.flags.writeable = False
-    with pytest.raises(ValueError, match="writeable"):
-        _core.neuron_forward(z(3), ro, "relu", 1.0, 0.0)
+    with pytest.raises(BufferError, match="readonly"):
+        t(ro)  # numpy will not hand out read-only memory that could be written
+
+
+def test_read_only_inputs_are_accepted():
+    x = np.random.default_rng(0).standard_normal((2, 4, 6, 6)).astype(F)
+    w = np.random.default_rng(1).standard_normal((3, 4, 3, 3)).astype(F)
+    want = ops.conv_forward(x, w)
+    x.flags.writeable = False
+    w.flags.writeable = False
+    np.testing.assert_array_equal(ops.conv_forward(x, w), want)
+
+
+def test_non_native_byte_order_is_a_value_error():
+    with pytest.raises(ValueError, match="neuron_forward: x must be float32 or float64 in native"):
+        ops.neuron_forward(z(3).astype(">f4"), "relu")
 
 
 @pytest.mark.parametrize("op", sorted(OPS))

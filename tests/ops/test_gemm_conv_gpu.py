@@ -100,13 +100,13 @@ def test_fc_forward(precision, case):
     x, w, b, _, y_ref, _ = _fc_case(case)
     tol = TOLERANCE[precision]
     ty = poisoned(y_ref.shape)
-    _core.fc_forward_tensor(dev(x), dev(w), dev(b), ty)
+    _core.fc_forward(dev(x), dev(w), dev(b), ty)
     y = host(ty)
     assert_close(y, y_ref, tol, what=f"fc y ({precision}) vs float64")
     assert_close(y, ops.fc_forward(x, w, b), tol, what=f"fc y ({precision}) vs CPU")
     # Without a bias.
     ty = poisoned(y_ref.shape)
-    _core.fc_forward_tensor(dev(x), dev(w), None, ty)
+    _core.fc_forward(dev(x), dev(w), None, ty)
     assert_close(host(ty), y_ref - b.astype(np.float64), tol, what="fc y without bias")
 
 
@@ -118,7 +118,7 @@ def test_fc_backward(precision, case, beta):
     rng = _rng("fc-old", case, beta)
     olds = [_f32(rng, a.shape) for a in (dx_ref, dw_ref, db_ref)]
     outs = [_gradient_out(a.shape, old, beta) for a, old in zip((dx_ref, dw_ref, db_ref), olds)]
-    _core.fc_backward_tensor(dev(x), dev(w), dev(dy), *outs, beta=beta)
+    _core.fc_backward(dev(x), dev(w), dev(dy), *outs, beta=beta)
     cpu = ops.fc_backward(x, w, dy)
     for name, out, ref, old, c in zip(("dx", "dw", "db"), outs, (dx_ref, dw_ref, db_ref), olds,
                                       cpu):
@@ -132,10 +132,10 @@ def test_fc_backward(precision, case, beta):
 def test_fc_backward_skips_undefined_gradients():
     x, w, b, dy, _, (dx_ref, dw_ref, db_ref) = _fc_case(((3, 130), 7))
     tdw = poisoned(dw_ref.shape)
-    _core.fc_backward_tensor(dev(x), dev(w), dev(dy), None, tdw, None)
+    _core.fc_backward(dev(x), dev(w), dev(dy), None, tdw, None)
     assert_close(host(tdw), dw_ref, FP32_REL_TOL, what="fc dw alone")
     tdx, tdb = poisoned(dx_ref.shape), poisoned(db_ref.shape)
-    _core.fc_backward_tensor(dev(x), dev(w), dev(dy), tdx, None, tdb)
+    _core.fc_backward(dev(x), dev(w), dev(dy), tdx, None, tdb)
     assert_close(host(tdx), dx_ref, FP32_REL_TOL, what="fc dx without dw")
     assert_close(host(tdb), db_ref, FP32_REL_TOL, what="fc db without dw")
 
@@ -187,12 +187,12 @@ def test_conv_forward(precision, case):
     x, w, b, _, y_ref, _, geometry, cpu_kw = _conv_case(case)
     tol = TOLERANCE[precision]
     ty = poisoned(y_ref.shape)
-    _core.conv_forward_tensor(dev(x), dev(w), dev(b), ty, *geometry)
+    _core.conv_forward(dev(x), dev(w), dev(b), ty, *geometry)
     y = host(ty)
     assert_close(y, y_ref, tol, what=f"conv y ({precision}) vs float64")
     assert_close(y, ops.conv_forward(x, w, b, **cpu_kw), tol, what=f"conv y ({precision}) vs CPU")
     ty = poisoned(y_ref.shape)
-    _core.conv_forward_tensor(dev(x), dev(w), None, ty, *geometry)
+    _core.conv_forward(dev(x), dev(w), None, ty, *geometry)
     assert_close(host(ty), y_ref - b.astype(np.float64)[None, :, None, None], tol,
                  what=f"conv y without bias ({precision})")
 
@@ -205,7 +205,7 @@ def test_conv_backward(precision, case, beta):
     rng = _rng("conv-old", case, beta)
     olds = [_f32(rng, a.shape) for a in (dx_ref, dw_ref, db_ref)]
     outs = [_gradient_out(a.shape, old, beta) for a, old in zip((dx_ref, dw_ref, db_ref), olds)]
-    _core.conv_backward_tensor(dev(x), dev(w), dev(dy), *outs, *geometry, beta=beta)
+    _core.conv_backward(dev(x), dev(w), dev(dy), *outs, *geometry, beta=beta)
     cpu = ops.conv_backward(x, w, dy, **cpu_kw)
     for name, out, ref, old, c in zip(("dx", "dw", "db"), outs, (dx_ref, dw_ref, db_ref), olds,
                                       cpu):
@@ -220,10 +220,10 @@ def test_conv_backward_skips_undefined_gradients():
     case = CONV_CASES[4]
     x, w, b, dy, _, (dx_ref, dw_ref, db_ref), geometry, _ = _conv_case(case)
     tdw = poisoned(dw_ref.shape)
-    _core.conv_backward_tensor(dev(x), dev(w), dev(dy), None, tdw, None, *geometry)
+    _core.conv_backward(dev(x), dev(w), dev(dy), None, tdw, None, *geometry)
     assert_close(host(tdw), dw_ref, FP32_REL_TOL, what="conv dw alone")
     tdx, tdb = poisoned(dx_ref.shape), poisoned(db_ref.shape)
-    _core.conv_backward_tensor(dev(x), dev(w), dev(dy), tdx, None, tdb, *geometry)
+    _core.conv_backward(dev(x), dev(w), dev(dy), tdx, None, tdb, *geometry)
     assert_close(host(tdx), dx_ref, FP32_REL_TOL, what="conv dx without dw")
     assert_close(host(tdb), db_ref, FP32_REL_TOL, what="conv db without dw")
 
@@ -235,7 +235,7 @@ def test_conv_backward_filter_is_deterministic():
     runs = []
     for _ in range(2):
         tdw, tdb = poisoned(dw_ref.shape), poisoned(db_ref.shape)
-        _core.conv_backward_tensor(tx, tw, tdy, None, tdw, tdb, *geometry)
+        _core.conv_backward(tx, tw, tdy, None, tdw, tdb, *geometry)
         runs.append((host(tdw), host(tdb)))
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
@@ -263,7 +263,7 @@ def test_local(case, beta):
 
     y_ref = local_ref.forward(x, w, b, stride, padding, groups)
     ty = poisoned(y_ref.shape)
-    _core.local_forward_tensor(dev(x), dev(w), dev(b), ty, *geometry)
+    _core.local_forward(dev(x), dev(w), dev(b), ty, *geometry)
     assert_close(host(ty), y_ref, FP32_REL_TOL, what="local y vs float64")
     assert_close(host(ty), ops.local_forward(x, w, b, **cpu_kw), FP32_REL_TOL,
                  what="local y vs CPU")
@@ -271,7 +271,7 @@ def test_local(case, beta):
     refs = local_ref.backward(x, w, dy, stride, padding, groups)
     olds = [_f32(rng, a.shape) for a in refs]
     outs = [_gradient_out(a.shape, old, beta) for a, old in zip(refs, olds)]
-    _core.local_backward_tensor(dev(x), dev(w), dev(dy), *outs, *geometry, beta=beta)
+    _core.local_backward(dev(x), dev(w), dev(dy), *outs, *geometry, beta=beta)
     cpu = ops.local_backward(x, w, dy, **cpu_kw)
     for name, out, ref, old, c in zip(("dx", "dw", "db"), outs, refs, olds, cpu):
         got = host(out)

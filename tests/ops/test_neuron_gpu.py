@@ -48,10 +48,10 @@ def test_neuron_gpu_matches_cpu(spec, shape):
 
     tx = convnet.Tensor.from_numpy(x, "cuda:0")
     ty = _poisoned(shape)
-    _core.neuron_forward_tensor(tx, ty, name, a, b)
+    _core.neuron_forward(tx, ty, name, a, b)
     y_gpu = ty.to("cpu").numpy()
     tdx = _poisoned(shape)
-    _core.neuron_backward_tensor(tx, ty, convnet.Tensor.from_numpy(dy, "cuda:0"), tdx, name, a, b)
+    _core.neuron_backward(tx, ty, convnet.Tensor.from_numpy(dy, "cuda:0"), tdx, name, a, b)
     dx_gpu = tdx.to("cpu").numpy()
 
     for got, want in ((y_gpu, y_cpu), (dx_gpu, dx_cpu)):

@@ -14,7 +14,7 @@ import pytest
 
 import convnet.ops as ops
 from convnet import _core
-from gpu_helpers import FP32_REL_TOL, assert_close, dev, gpu_only, host, poisoned
+from gpu_helpers import FP32_REL_TOL, assert_close, dev, gpu_only, host, poisoned, shared
 from helpers import GPU_VS_CPU_REL_TOL
 from reference import lrn as lrn_ref
 from reference import pool as pool_ref
@@ -39,7 +39,7 @@ def _window_id(window):
 
 
 def _backward_gpu(fn, tx, ty, dy, dx0, params, beta_acc):
-    """Runs a tensor-form backward into a poisoned dx (beta_acc 0) or into dx0 (otherwise)."""
+    """Runs a backward binding into a poisoned dx (beta_acc 0) or into dx0 (otherwise)."""
     tdx = poisoned(dx0.shape) if beta_acc == 0 else dev(dx0)
     fn(tx, ty, dev(dy), tdx, *params, beta_acc=beta_acc)
     return host(tdx)
@@ -80,14 +80,14 @@ def _check_lrn(rng, shape, params, beta_acc):
     dx0 = rng.standard_normal(shape).astype(np.float32)
 
     tx, ty = dev(x), poisoned(shape)
-    _core.lrn_forward_tensor(tx, ty, *params)
+    _core.lrn_forward(tx, ty, *params)
     y_gpu = host(ty)
-    dx_gpu = _backward_gpu(_core.lrn_backward_tensor, tx, ty, dy, dx0, params, beta_acc)
+    dx_gpu = _backward_gpu(_core.lrn_backward, tx, ty, dy, dx0, params, beta_acc)
 
     y_cpu = np.empty_like(x)
-    _core.lrn_forward(x, y_cpu, *params)
+    _core.lrn_forward(shared(x), shared(y_cpu), *params)
     dx_cpu = np.empty_like(x)
-    _core.lrn_backward(x, y_cpu, dy, dx_cpu, *params)
+    _core.lrn_backward(shared(x), shared(y_cpu), shared(dy), shared(dx_cpu), *params)
 
     windows = _lrn_windows(shape[1], size, pre, blocked)
     y_ref = lrn_ref.forward(x, windows, alpha, beta, k)
@@ -118,7 +118,7 @@ def test_lrn_gpu_paper_and_cmrnorm_forms(rng):
     cuda-convnet's cmrnorm(size=5, scale=0.0005, minDiv=2) are AlexNet's layer."""
     x = (rng.standard_normal((2, 48, 7, 6)) * 3).astype(np.float32)
     ty = poisoned(x.shape)
-    _core.lrn_forward_tensor(dev(x), ty, 5, 2, False, 0.0005 / 5, 0.75, 2.0)
+    _core.lrn_forward(dev(x), ty, 5, 2, False, 0.0005 / 5, 0.75, 2.0)
     assert_close(host(ty), ops.lrn_forward(x, size=5), GPU_VS_CPU_REL_TOL, "paper LRN")
     assert_close(host(ty), ops.cmrnorm_forward(x, size=5, scale=0.0005, pow=0.75, min_div=2.0),
                  GPU_VS_CPU_REL_TOL, "cmrnorm")
@@ -152,22 +152,20 @@ def _within_ref(kind, x, dy, params):
 @pytest.mark.parametrize("shape", WITHIN_SHAPES, ids=_shape_id)
 @pytest.mark.parametrize("params", WITHIN_PARAMS, ids=_params_id)
 def test_within_map_norm_gpu(rng, kind, params, shape, beta_acc):
-    forward_tensor = getattr(_core, f"{kind}_forward_tensor")
-    backward_tensor = getattr(_core, f"{kind}_backward_tensor")
-    forward_cpu = getattr(_core, f"{kind}_forward")
-    backward_cpu = getattr(_core, f"{kind}_backward")
+    forward = getattr(_core, f"{kind}_forward")
+    backward = getattr(_core, f"{kind}_backward")
     x = (rng.standard_normal(shape) * 2).astype(np.float32)
     dy = rng.standard_normal(shape).astype(np.float32)
     dx0 = rng.standard_normal(shape).astype(np.float32)
 
     tx, ty = dev(x), poisoned(shape)
-    forward_tensor(tx, ty, *params)
+    forward(tx, ty, *params)
     y_gpu = host(ty)
-    dx_gpu = _backward_gpu(backward_tensor, tx, ty, dy, dx0, params, beta_acc)
+    dx_gpu = _backward_gpu(backward, tx, ty, dy, dx0, params, beta_acc)
 
     y_cpu, dx_cpu = np.empty_like(x), np.empty_like(x)
-    forward_cpu(x, y_cpu, *params)
-    backward_cpu(x, y_cpu, dy, dx_cpu, *params)
+    forward(shared(x), shared(y_cpu), *params)
+    backward(shared(x), shared(y_cpu), shared(dy), shared(dx_cpu), *params)
     assert_close(y_gpu, y_cpu, GPU_VS_CPU_REL_TOL, "y: GPU vs CPU")
     assert_close(dx_gpu, _expected_dx(dx_cpu, dx0, beta_acc), GPU_VS_CPU_REL_TOL,
                  "dx: GPU vs CPU")
@@ -178,10 +176,10 @@ def test_within_map_norm_gpu(rng, kind, params, shape, beta_acc):
     y_ref, dx_ref = _within_ref(kind, x64, dy64, params)
     if y_ref is None:
         y_ref = np.empty_like(x64)
-        forward_cpu(x64, y_ref, *params)
+        forward(shared(x64), shared(y_ref), *params)
     if dx_ref is None:
         dx_ref = np.empty_like(x64)
-        backward_cpu(x64, y_ref, dy64, dx_ref, *params)
+        backward(shared(x64), shared(y_ref), shared(dy64), shared(dx_ref), *params)
     assert_close(y_gpu, y_ref, FP32_REL_TOL, "y: GPU vs float64")
     assert_close(dx_gpu, _expected_dx(dx_ref, dx0, beta_acc), FP32_REL_TOL, "dx: GPU vs float64")
 
@@ -190,7 +188,7 @@ def test_within_map_norm_gpu(rng, kind, params, shape, beta_acc):
 def test_within_map_norm_gpu_refuses_a_window_beyond_shared_memory():
     x = np.zeros((1, 1, 300, 300), np.float32)
     with pytest.raises(ValueError, match="cnorm_backward: a window of 200 needs more shared"):
-        _core.cnorm_backward_tensor(dev(x), dev(x), dev(x), dev(x), 200, 100, 0.1, 0.75, 1.0)
+        _core.cnorm_backward(dev(x), dev(x), dev(x), dev(x), 200, 100, 0.1, 0.75, 1.0)
 
 
 # ---- pooling ---------------------------------------------------------------------------------
@@ -227,13 +225,13 @@ def _check_pool(x, mode, window, beta_acc, rng):
     dx0 = rng.standard_normal(x.shape).astype(np.float32)
 
     tx, ty = dev(x), poisoned(yshape)
-    _core.pool_forward_tensor(tx, ty, *params)
+    _core.pool_forward(tx, ty, *params)
     y_gpu = host(ty)
-    dx_gpu = _backward_gpu(_core.pool_backward_tensor, tx, ty, dy, dx0, params, beta_acc)
+    dx_gpu = _backward_gpu(_core.pool_backward, tx, ty, dy, dx0, params, beta_acc)
 
     y_cpu, dx_cpu = np.empty(yshape, np.float32), np.empty_like(x)
-    _core.pool_forward(x, y_cpu, *params)
-    _core.pool_backward(x, y_cpu, dy, dx_cpu, *params)
+    _core.pool_forward(shared(x), shared(y_cpu), *params)
+    _core.pool_backward(shared(x), shared(y_cpu), shared(dy), shared(dx_cpu), *params)
     y_ref = pool_ref.forward(x, mode, size, stride, start, oh, ow)
     dx_ref = pool_ref.backward(x, dy, mode, size, stride, start)
 

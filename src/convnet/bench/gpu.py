@@ -5,8 +5,8 @@ device-to-device copy bandwidth for the memory-bound kernels, FP32 and tensor-co
 convolutions and matrix products; cuDNN/cuBLAS through PyTorch for the same op when PyTorch with
 CUDA is installed; and the whole AlexNet training step against PyTorch's AlexNet.
 
-Each case calls the tensor-form bindings (`_core.<op>_tensor`); a case whose binding is missing
-from this build is listed as "no kernel" instead of failing the run."""
+Each case calls the op's binding (`_core.<op>`) on device tensors; a case whose op has no kernel
+in this build is listed as "no kernel" instead of failing the run."""
 
 import statistics
 import time
@@ -84,21 +84,21 @@ def memory_cases(net, layer, rng, shape, torch) -> List[GpuCase]:
     pool = ("max", 3, 3, 2, 2, 0, 0)
     cases = [
         GpuCase(net, layer, "relu fwd",
-                lambda: _core.neuron_forward_tensor(x, y, "relu", 0.0, 0.0), nbytes=2 * e),
+                lambda: _core.neuron_forward(x, y, "relu", 0.0, 0.0), nbytes=2 * e),
         GpuCase(net, layer, "relu bwd",
-                lambda: _core.neuron_backward_tensor(x, y, dy, dx, "relu", 0.0, 0.0),
+                lambda: _core.neuron_backward(x, y, dy, dx, "relu", 0.0, 0.0),
                 nbytes=3 * e),
-        GpuCase(net, layer, "lrn fwd", lambda: _core.lrn_forward_tensor(
+        GpuCase(net, layer, "lrn fwd", lambda: _core.lrn_forward(
             x, y, 5, 2, False, 1e-4, 0.75, 2.0), nbytes=2 * e),
-        GpuCase(net, layer, "lrn bwd", lambda: _core.lrn_backward_tensor(
+        GpuCase(net, layer, "lrn bwd", lambda: _core.lrn_backward(
             x, y, dy, dx, 5, 2, False, 1e-4, 0.75, 2.0), nbytes=4 * e),
-        GpuCase(net, layer, "maxpool fwd", lambda: _core.pool_forward_tensor(x, py_, *pool),
+        GpuCase(net, layer, "maxpool fwd", lambda: _core.pool_forward(x, py_, *pool),
                 nbytes=e + pe),
-        GpuCase(net, layer, "maxpool bwd", lambda: _core.pool_backward_tensor(
+        GpuCase(net, layer, "maxpool bwd", lambda: _core.pool_backward(
             x, py_, pdy, dx, *pool), nbytes=2 * e + 2 * pe),
-        GpuCase(net, layer, "dropout fwd", lambda: _core.dropout_forward_tensor(
+        GpuCase(net, layer, "dropout fwd", lambda: _core.dropout_forward(
             x, y, 0.5, 1, 1, 7, True, False), nbytes=2 * e),
-        GpuCase(net, layer, "dropout bwd", lambda: _core.dropout_backward_tensor(
+        GpuCase(net, layer, "dropout bwd", lambda: _core.dropout_backward(
             dy, dx, 0.5, 1, 1, 7, True, False), nbytes=2 * e),
     ]
     if torch is not None:
@@ -118,11 +118,11 @@ def fc_sgd_softmax_cases(net, rng, n, k, m, torch) -> List[GpuCase]:
     g, v = dev(rng, m, k, scale=1e-3), dev(rng, m, k, scale=1e-3)
     labels = rng.integers(0, m, n).astype(np.int32)
     probs = empty(n, m)
-    cases = [GpuCase(net, f"fc{m}", "fc fwd", lambda: _core.fc_forward_tensor(x, wt, b, y),
+    cases = [GpuCase(net, f"fc{m}", "fc fwd", lambda: _core.fc_forward(x, wt, b, y),
                      flops=2.0 * n * k * m),
-             GpuCase(net, f"fc{m}", "sgd update", lambda: _core.sgd_update_tensor(
+             GpuCase(net, f"fc{m}", "sgd update", lambda: _core.sgd_update(
                  wt, g, v, 1e-9, 0.9, 5e-4), nbytes=5.0 * m * k * 4),
-             GpuCase(net, f"fc{m}", "softmax+logloss", lambda: _core.softmax_logloss_tensor(
+             GpuCase(net, f"fc{m}", "softmax+logloss", lambda: _core.softmax_logloss(
                  y, labels, probs, None, 5 if m >= 5 else 1), nbytes=2.0 * n * m * 4)]
     if torch is not None:
         tx, tw = torch.randn(n, k, device="cuda"), torch.randn(m, k, device="cuda")
@@ -137,10 +137,10 @@ def conv_case(net, layer, rng, n, c, h, f, k, stride, pad, groups, precision, to
     flops = 2.0 * n * f * oh * oh * (c // groups) * k * k
     dy, dx, dw, db = dev(rng, n, f, oh, oh), empty(n, c, h, h), empty(*w.shape), empty(f)
     fwd = GpuCase(net, layer, f"conv fwd {precision}",
-                  lambda: _core.conv_forward_tensor(x, w, b, y, stride, stride, pad, pad, groups),
+                  lambda: _core.conv_forward(x, w, b, y, stride, stride, pad, pad, groups),
                   flops=flops, precision=precision)
     bwd = GpuCase(net, layer, f"conv bwd {precision}",
-                  lambda: _core.conv_backward_tensor(x, w, dy, dx, dw, db, stride, stride, pad,
+                  lambda: _core.conv_backward(x, w, dy, dx, dw, db, stride, stride, pad,
                                                      pad, groups),
                   flops=2 * flops, precision=precision)
     if torch is not None:

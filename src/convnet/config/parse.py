@@ -15,6 +15,7 @@ from .errors import ConfigError, ConfigWarning
 from .schema import Key, LayerType
 from .spec import LayerSpec, Location
 from .types import REGISTRY
+from .values import norm_alpha, parse_neuron
 
 _COMMON = {"type", "inputs", "gpu", "neuron"}
 
@@ -84,7 +85,6 @@ def _neuron_spec(section: reader.Section, key: str = "neuron") -> Optional[str]:
     entry = section.get(key)
     if entry is None:
         return None
-    from ..ops import parse_neuron
     try:
         parse_neuron(entry.value)
     except ValueError as e:
@@ -217,8 +217,7 @@ def apply_params(specs: List[LayerSpec], cfg: reader.ConfigFile,
         params = {k.name: _parse_key(section, k, max(len(s.inputs), 1)) for k in t.params}
         if s.type in ("cmrnorm", "rnorm", "cnorm"):
             size = s.values["size"]
-            # cuda-convnet divides the user's scale by the window's element count.
-            params["alpha"] = params["scale"] / (size if s.type == "cmrnorm" else size * size)
+            params["alpha"] = norm_alpha(s.type, params["scale"], size)
             params["k"] = params["minDiv"]
         if s.type in ("dropout", "dropout2") and not 0 < params["keep"] <= 1:
             raise section.error("bad value", key="keep", expected="a probability in (0, 1]",

@@ -1,11 +1,14 @@
 """Value syntax of the config files: numbers, booleans, per-input lists and v2's learning-rate
 schedules (CUDA_CONVNET.md section 3.3). Each parser takes the raw string and returns the value or
-raises ValueError with what it expected; the caller adds file, line, section and key."""
+raises ValueError with what it expected; the caller adds file, line, section and key. convnet.ops
+shares two of them: neuron specs (parse_neuron) and the normalisations' alpha (norm_alpha)."""
 
 import math
 import re
 from dataclasses import dataclass
-from typing import List
+from typing import List, Tuple
+
+from .. import _core
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -58,6 +61,51 @@ def split_list(text: str) -> List[str]:
             current += ch
     items.append(current.strip())
     return items
+
+
+# ---- neurons and normalisations (shared with convnet.ops) ----------------------------------------
+
+_NEURON_SPEC = re.compile(r"^\s*([a-z]+)\s*(?:\[([^\]]*)\])?\s*$")
+
+
+def parse_neuron(spec: str, op: str = "neuron") -> Tuple[str, float, float]:
+    """Parses a cuda-convnet neuron spec ("relu", "tanh[1.7159,0.6667]", "brelu[6]") into
+    (name, a, b). Raises ValueError for unknown names or a wrong number of parameters; messages
+    start with `op`."""
+    if not isinstance(spec, str):
+        raise ValueError(f"{op}: neuron must be a spec string like 'relu' or 'tanh[1,1]', "
+                         f"got {spec!r}")
+    m = _NEURON_SPEC.match(spec)
+    if not m:
+        raise ValueError(f"{op}: cannot parse neuron spec {spec!r} (expected name or name[a,b])")
+    name, params = m.group(1), m.group(2)
+    try:
+        expected = _core.neuron_param_count(name)
+    except ValueError as e:  # an unknown name: the core's message, under this op's name
+        raise ValueError(f"{op}: {str(e).removeprefix('neuron: ')}") from None
+    values = [] if params is None or params.strip() == "" else params.split(",")
+    if len(values) != expected:
+        raise ValueError(f"{op}: neuron '{name}' takes {expected} parameter(s) in brackets, "
+                         f"got {spec!r}")
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        raise ValueError(f"{op}: neuron parameters must be numbers, got {spec!r}") from None
+    defaults = {"tanh": (1.0, 1.0), "linear": (1.0, 0.0)}
+    a, b = defaults.get(name, (1.0, 0.0))
+    if numbers:
+        a = numbers[0]
+    if len(numbers) > 1:
+        b = numbers[1]
+    if name in ("brelu", "drelu") and a <= 0:
+        raise ValueError(f"{op}: neuron '{name}' needs a positive parameter, got {spec!r}")
+    return name, a, b
+
+
+def norm_alpha(layer_type: str, scale: float, size: int) -> float:
+    """The alpha of a cuda-convnet normalisation from its `scale`, which is per window element:
+    scale/size for cmrnorm (size maps), scale/size^2 for rnorm and cnorm (size x size pixels)."""
+    return scale / (size if layer_type == "cmrnorm" else size * size)
 
 
 # ---- learning-rate schedules ----------------------------------------------------------------------
