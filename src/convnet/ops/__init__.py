@@ -9,32 +9,18 @@ Each op checks its arguments, allocates fresh numpy outputs and calls the one bi
 convnet._core, over tensors that share the arrays' memory (DLPack, no copy). One module per family.
 """
 
-from ..config.values import parse_neuron
+from . import conv, dropout, eltwise, fc, neuron, norm, pool, sgd, softmax
 from ._checks import IntOrPair
-from .conv import conv_backward, conv_forward, conv_output_size, local_backward, local_forward
-from .dropout import dropout_backward, dropout_forward, dropout_mask
-from .eltwise import (bias_add_backward, bias_add_forward, concat_backward, concat_forward,
-                      eltmax_backward, eltmax_forward, eltsum_backward, eltsum_forward)
-from .fc import fc_backward, fc_forward
-from .neuron import neuron_backward, neuron_forward
-from .norm import (cmrnorm_backward, cmrnorm_forward, cnorm_backward, cnorm_forward,
-                   lrn_backward, lrn_forward, rnorm_backward, rnorm_forward)
-from .pool import pool_backward, pool_forward, pool_output_size
-from .sgd import sgd_update
-from .softmax import SoftmaxLogLoss, softmax_backward, softmax_forward, softmax_logloss
+from .conv import *  # noqa: F401,F403 (the names in conv.__all__)
+from .dropout import *  # noqa: F401,F403 (the names in dropout.__all__)
+from .eltwise import *  # noqa: F401,F403 (the names in eltwise.__all__)
+from .fc import *  # noqa: F401,F403 (the names in fc.__all__)
+from .neuron import *  # noqa: F401,F403 (the names in neuron.__all__)
+from .norm import *  # noqa: F401,F403 (the names in norm.__all__)
+from .pool import *  # noqa: F401,F403 (the names in pool.__all__)
+from .sgd import *  # noqa: F401,F403 (the names in sgd.__all__)
+from .softmax import *  # noqa: F401,F403 (the names in softmax.__all__)
 
-__all__ = [
-    "conv_output_size", "conv_forward", "conv_backward",
-    "local_forward", "local_backward",
-    "fc_forward", "fc_backward",
-    "parse_neuron", "neuron_forward", "neuron_backward",
-    "lrn_forward", "lrn_backward", "cmrnorm_forward", "cmrnorm_backward",
-    "rnorm_forward", "rnorm_backward", "cnorm_forward", "cnorm_backward",
-    "pool_output_size", "pool_forward", "pool_backward",
-    "bias_add_forward", "bias_add_backward",
-    "eltsum_forward", "eltsum_backward", "eltmax_forward", "eltmax_backward",
-    "concat_forward", "concat_backward",
-    "dropout_mask", "dropout_forward", "dropout_backward",
-    "softmax_forward", "softmax_backward", "softmax_logloss", "SoftmaxLogLoss",
-    "sgd_update",
-]
+# A new op is listed in its family module's __all__; a new family is added here.
+__all__ = [*conv.__all__, *fc.__all__, *neuron.__all__, *norm.__all__, *pool.__all__,
+           *eltwise.__all__, *dropout.__all__, *softmax.__all__, *sgd.__all__]

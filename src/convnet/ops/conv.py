@@ -9,6 +9,8 @@ from .. import _core
 from ._checks import (IntOrPair, float_array, integer, optional_bias, optional_tensor, pair,
                       same_shape, tensor)
 
+__all__ = ["conv_output_size", "conv_forward", "conv_backward", "local_forward", "local_backward"]
+
 _CONV_RULES = ("floor", "cuda-convnet")
 
 

@@ -6,6 +6,8 @@ import numpy as np
 from .. import _core
 from ._checks import float_array, integer, number, tensor
 
+__all__ = ["dropout_mask", "dropout_forward", "dropout_backward"]
+
 
 def _dropout_args(op, p, seed, step, layer):
     p = number(op, "p", p, minimum=0.0, maximum=1.0, exclusive_max=True)

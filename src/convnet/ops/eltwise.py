@@ -6,6 +6,9 @@ import numpy as np
 from .. import _core
 from ._checks import float_array, like, number, same_shape, tensor, tensors
 
+__all__ = ["bias_add_forward", "bias_add_backward", "eltsum_forward", "eltsum_backward",
+           "eltmax_forward", "eltmax_backward", "concat_forward", "concat_backward"]
+
 
 def _inputs(op, xs, same_shape_as_first=True):
     if not isinstance(xs, (list, tuple)) or not xs:

@@ -7,6 +7,8 @@ import numpy as np
 from .. import _core
 from ._checks import float_array, optional_bias, optional_tensor, same_shape, tensor
 
+__all__ = ["fc_forward", "fc_backward"]
+
 
 def _fc_args(op, x, w):
     x = float_array(op, "x", x, min_ndim=2)

@@ -8,6 +8,8 @@ from .. import _core
 from ..config.values import parse_neuron
 from ._checks import float_array, like, tensor
 
+__all__ = ["parse_neuron", "neuron_forward", "neuron_backward"]
+
 
 def neuron_forward(x, neuron: str) -> np.ndarray:
     """Element-wise activation of any shape; `neuron` is a cuda-convnet spec string: ident, relu,

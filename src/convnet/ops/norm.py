@@ -8,6 +8,9 @@ from .. import _core
 from ..config.values import norm_alpha
 from ._checks import float_array, integer, like, number, tensor
 
+__all__ = ["lrn_forward", "lrn_backward", "cmrnorm_forward", "cmrnorm_backward", "rnorm_forward",
+           "rnorm_backward", "cnorm_forward", "cnorm_backward"]
+
 
 def _core_args(op, size, alpha, beta, k, names=("alpha", "beta", "k")):
     """names: what the caller calls alpha, beta and k (cuda-convnet: scale, pow, min_div)."""

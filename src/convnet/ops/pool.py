@@ -5,6 +5,8 @@ import numpy as np
 from .. import _core
 from ._checks import IntOrPair, float_array, integer, pair, same_shape, tensor
 
+__all__ = ["pool_output_size", "pool_forward", "pool_backward"]
+
 _POOL_MODES = ("max", "avg")
 
 

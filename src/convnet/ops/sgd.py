@@ -5,6 +5,8 @@ import numpy as np
 from .. import _core
 from ._checks import float_array, like, number, tensor
 
+__all__ = ["sgd_update"]
+
 
 def sgd_update(w, grad, v, *, eps: float, mom: float, wc: float) -> None:
     """The paper's update, in place: v <- mom*v - wc*eps*w - eps*grad; w <- w + v.

@@ -7,6 +7,8 @@ import numpy as np
 from .. import _core
 from ._checks import float_array, integer, like, tensor
 
+__all__ = ["SoftmaxLogLoss", "softmax_forward", "softmax_backward", "softmax_logloss"]
+
 
 class SoftmaxLogLoss(NamedTuple):
     probs: np.ndarray   # (N, K) softmax of x
