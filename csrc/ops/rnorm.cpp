@@ -42,21 +42,28 @@ void backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& 
 }
 }  // namespace
 
-#define CONVNET_WITHIN_MAP_NORM(name)                                                          \
-    void name##_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {              \
-        forward(                                                                               \
-            x, y, p, #name "_forward", [](auto... a) { name##_forward_cpu(a...); },            \
-            [](auto... a) { name##_forward_cuda(a...); });                                     \
-    }                                                                                          \
-    void name##_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx, \
-                         const RnormParams& p, float beta) {                                   \
-        backward(                                                                              \
-            x, y, dy, dx, p, beta, #name "_backward",                                          \
-            [](auto... a) { name##_backward_cpu(a...); },                                      \
-            [](auto... a) { name##_backward_cuda(a...); });                                    \
-    }
-CONVNET_WITHIN_MAP_NORM(rnorm)
-CONVNET_WITHIN_MAP_NORM(cnorm)
-#undef CONVNET_WITHIN_MAP_NORM
+// rnorm and cnorm differ only in their CPU functions and kernels. The launchers are passed as
+// generic lambdas, which a build without CUDA never instantiates.
+void rnorm_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {
+    forward(x, y, p, "rnorm_forward", [](auto... a) { rnorm_forward_cpu(a...); },
+            [](auto... a) { rnorm_forward_cuda(a...); });
+}
+
+void rnorm_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
+                    const RnormParams& p, float beta) {
+    backward(x, y, dy, dx, p, beta, "rnorm_backward", [](auto... a) { rnorm_backward_cpu(a...); },
+             [](auto... a) { rnorm_backward_cuda(a...); });
+}
+
+void cnorm_forward(const Tensor& x, const Tensor& y, const RnormParams& p) {
+    forward(x, y, p, "cnorm_forward", [](auto... a) { cnorm_forward_cpu(a...); },
+            [](auto... a) { cnorm_forward_cuda(a...); });
+}
+
+void cnorm_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
+                    const RnormParams& p, float beta) {
+    backward(x, y, dy, dx, p, beta, "cnorm_backward", [](auto... a) { cnorm_backward_cpu(a...); },
+             [](auto... a) { cnorm_backward_cuda(a...); });
+}
 
 }  // namespace convnet
