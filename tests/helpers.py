@@ -198,8 +198,8 @@ def check_gpu_vs_cpu(op, cpu_fn, gpu_fn, inputs, tol=GPU_VS_CPU_REL_TOL):
 
     Placeholder: the op-level GPU API (device tensors in and out of every op) is a later issue,
     so every caller passes gpu_fn=None for now and this skips, naming the op; wiring an op means
-    passing its GPU call here. (The neuron kernels, which already have device-tensor bindings, are
-    compared with the CPU in tests/ops/test_neuron_gpu.py.)
+    passing its GPU call here. (The kernels themselves, through their device-tensor bindings, are
+    compared with the CPU by the gpu-marked tests in each tests/ops/test_<op>.py.)
     """
     if convnet.cuda_device_count() == 0:
         pytest.skip("needs an NVIDIA GPU")

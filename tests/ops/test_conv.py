@@ -1,6 +1,19 @@
 """Convolution: both output-size rules, the float64 reference and finite differences on the shared
 odd shapes and windows (groups 1 and 2, both rules), overhanging windows, and the reference itself
-against a second, element-by-element form of the formula."""
+against a second, element-by-element form of the formula.
+
+The GPU part (marked gpu: runs where a GPU is) runs the CUDA convolution kernels (kernels/gemm.cuh,
+conv_forward.cu, conv_backward_data.cu, conv_backward_filter.cu) on device tensors against the
+float64 reference and the CPU path under every math precision: fp32 against FP32_REL_TOL, tf32
+and bf16 (tensor cores, FP32 accumulation; plain FP32 below sm_80) against TF32_REL_TOL and
+BF16_REL_TOL. Outputs are poisoned with NaN before each launch, so an element a kernel fails to
+write cannot pass; backward runs with beta=0 (gradients poisoned too) and beta=1 (they start random
+and must come back as old + gradient). The geometries (gpu_helpers.CONV_CASES, shared with the
+locally connected tests): batch 1 and 3, 5 and 17 channels, non-square images, strides and
+paddings that do not divide evenly, cuda-convnet's overhanging last windows, groups, a backward
+filter that splits K over many positions, AlexNet's conv1 and conv2 (batch 8); the split-K
+backward filter is bit-identical across reruns.
+"""
 
 import itertools
 
@@ -9,8 +22,12 @@ import pytest
 
 import convnet
 import convnet.ops as ops
-from helpers import (FP64_REL_TOL, HAND_REL_TOL, ODD_SHAPES, ODD_WINDOWS, assert_close,
-                     check_gpu_vs_cpu, check_op, f32, gradcheck, odd_groups)
+from convnet import _core
+from gpu_helpers import (BETAS, CONV_CASES, PRECISION_REL_TOL, cached, check_gradients, conv_id,
+                         conv_output_size, dev, gradient_out, host, keyed_rng, normal_f32,
+                         poisoned)
+from helpers import (FP32_REL_TOL, FP64_REL_TOL, HAND_REL_TOL, ODD_SHAPES, ODD_WINDOWS,
+                     assert_close, check_gpu_vs_cpu, check_op, f32, gradcheck, odd_groups)
 from reference import conv as ref
 
 RULES = ("floor", "cuda-convnet")
@@ -218,3 +235,78 @@ def test_conv_gpu_matches_cpu(rng):
     check_gpu_vs_cpu("conv_forward",
                      lambda x, w: ops.conv_forward(x, w, stride=2, padding=1, groups=2), None,
                      [x, w])
+
+
+# ---- the CUDA kernels ------------------------------------------------------------------------
+
+def _gpu_case(case):
+    xs, f, kernel, stride, padding, groups, rule = case
+    oh, ow = conv_output_size(case)
+    rng = keyed_rng("conv", case)
+    x = normal_f32(rng, xs)
+    w = normal_f32(rng, (f, xs[1] // groups) + kernel)
+    b = normal_f32(rng, f)
+    dy = normal_f32(rng, (xs[0], f, oh, ow))
+    y_ref = cached(("conv-y", case),
+                   lambda: ref.forward(x, w, b, stride, padding, groups, oh, ow))
+    grads = cached(("conv-grad", case),
+                   lambda: ref.backward(x, w, dy, stride, padding, groups))
+    geometry = (stride[0], stride[1], padding[0], padding[1], groups)
+    cpu_kw = dict(stride=stride, padding=padding, groups=groups, rule=rule)
+    return x, w, b, dy, y_ref, grads, geometry, cpu_kw
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", CONV_CASES, ids=conv_id)
+def test_conv_forward(precision, case):
+    x, w, b, _, y_ref, _, geometry, cpu_kw = _gpu_case(case)
+    tol = PRECISION_REL_TOL[precision]
+    ty = poisoned(y_ref.shape)
+    _core.conv_forward(dev(x), dev(w), dev(b), ty, *geometry)
+    y = host(ty)
+    assert_close(y, y_ref, tol, what=f"conv y ({precision}) vs float64")
+    assert_close(y, ops.conv_forward(x, w, b, **cpu_kw), tol, what=f"conv y ({precision}) vs CPU")
+    ty = poisoned(y_ref.shape)
+    _core.conv_forward(dev(x), dev(w), None, ty, *geometry)
+    assert_close(host(ty), y_ref - b.astype(np.float64)[None, :, None, None], tol,
+                 what=f"conv y without bias ({precision})")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("beta", BETAS)
+@pytest.mark.parametrize("case", CONV_CASES, ids=conv_id)
+def test_conv_backward(precision, case, beta):
+    x, w, b, dy, _, refs, geometry, cpu_kw = _gpu_case(case)
+    rng = keyed_rng("conv-old", case, beta)
+    olds = [normal_f32(rng, a.shape) for a in refs]
+    outs = [gradient_out(old, beta) for old in olds]
+    _core.conv_backward(dev(x), dev(w), dev(dy), *outs, *geometry, beta=beta)
+    check_gradients(f"conv ({precision})", outs, refs, ops.conv_backward(x, w, dy, **cpu_kw),
+                    olds, beta, PRECISION_REL_TOL[precision])
+
+
+@pytest.mark.gpu
+def test_conv_backward_skips_undefined_gradients():
+    case = CONV_CASES[4]
+    x, w, b, dy, _, (dx_ref, dw_ref, db_ref), geometry, _ = _gpu_case(case)
+    tdw = poisoned(dw_ref.shape)
+    _core.conv_backward(dev(x), dev(w), dev(dy), None, tdw, None, *geometry)
+    assert_close(host(tdw), dw_ref, FP32_REL_TOL, what="conv dw alone")
+    tdx, tdb = poisoned(dx_ref.shape), poisoned(db_ref.shape)
+    _core.conv_backward(dev(x), dev(w), dev(dy), tdx, None, tdb, *geometry)
+    assert_close(host(tdx), dx_ref, FP32_REL_TOL, what="conv dx without dw")
+    assert_close(host(tdb), db_ref, FP32_REL_TOL, what="conv db without dw")
+
+
+@pytest.mark.gpu
+def test_conv_backward_filter_is_deterministic():
+    """The split-K backward filter sums its slices in a fixed order: bit-identical reruns."""
+    x, w, b, dy, _, (dx_ref, dw_ref, db_ref), geometry, _ = _gpu_case(CONV_CASES[-1])
+    tx, tw, tdy = dev(x), dev(w), dev(dy)
+    runs = []
+    for _ in range(2):
+        tdw, tdb = poisoned(dw_ref.shape), poisoned(db_ref.shape)
+        _core.conv_backward(tx, tw, tdy, None, tdw, tdb, *geometry)
+        runs.append((host(tdw), host(tdb)))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

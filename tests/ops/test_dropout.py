@@ -1,12 +1,22 @@
 """Dropout: the numpy Philox4x32-10 reference against Random123's published known answers, the
 library's mask against those answers and bit for bit against the reference, the keep fraction,
-the (seed, step, layer) keying, and the classic and inverted maps at train and test time."""
+the (seed, step, layer) keying, and the classic and inverted maps at train and test time.
+
+The GPU part (marked gpu: runs where a GPU is) runs the CUDA kernels on device tensors, reached
+through their bindings (csrc/bindings/dropout_softmax_sgd.cpp), against the CPU path and the
+float64 reference: the mask bit for bit (written into canary bytes, so an unwritten byte or one
+past the end shows; keys with words above 32 bits), forward and backward on odd shapes (batch 1,
+sizes that are not multiples of 4), outputs poisoned with NaN before each launch so an element the
+kernel fails to write cannot pass, backward with beta 0 (overwrite) and 1 (accumulate).
+"""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu, check_op, f32
+from gpu_helpers import accumulated, call, check, cpu, dev, exact, host, old_gradient, poisoned
+from helpers import (FP32_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu,
+                     check_op, f32)
 from reference import dropout as ref
 
 # Random123's known-answer vectors (counter words 0-3, key words 0-1 -> output words 0-3), as
@@ -192,3 +202,62 @@ def test_dropout_gpu_matches_cpu(rng):
     check_gpu_vs_cpu("dropout_mask",
                      lambda: ops.dropout_mask((3, 1001), p=0.5, seed=7, step=9, layer=1), None, [],
                      tol=0.0)
+
+
+# ---- the CUDA kernels ------------------------------------------------------------------------
+
+GPU_KEYS = [dict(p=0.5, seed=7, step=9, layer=1),
+            dict(p=0.2, seed=2**40 + 3, step=2**33 + 1, layer=5)]  # words above 32 bits
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 105, 3003, 100_003])
+@pytest.mark.parametrize("key", GPU_KEYS, ids=["p0.5", "p0.2-wide-key"])
+def test_dropout_mask_bit_exact(n, key):
+    # The point of the shared counter-based generator: the GPU's mask is the CPU's, bit for bit.
+    # The mask goes into a buffer of canary bytes (0xAB, neither 0 nor 1) rounded up to whole
+    # words, so an unwritten byte, or one written past n, shows.
+    words = (n + 3) // 4
+    storage = dev(np.full(words * 4, 0xAB, dtype=np.uint8).view(np.float32))
+    call("dropout_mask", storage, n, key["p"], key["seed"], key["step"], key["layer"])
+    got = host(storage).view(np.uint8)
+    exact(got[:n], ops.dropout_mask((n,), **key), "GPU mask vs CPU mask")
+    exact(got[:n], ref.mask((n,), **key), "GPU mask vs reference mask")
+    assert (got[n:] == 0xAB).all(), "the mask kernel wrote past its n bytes"
+
+
+GPU_SHAPES = [(1,), (3, 5), (1, 3, 7, 5), (2, 5, 6, 9), (2, 17, 13, 11), (3, 96, 13, 13)]
+GPU_MODES = [(True, False), (True, True), (False, False), (False, True)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_SHAPES)
+@pytest.mark.parametrize("train, inverted", GPU_MODES,
+                         ids=["train", "train-inverted", "test", "test-inverted"])
+def test_dropout_forward_backward(shape, train, inverted, rng):
+    key = dict(p=0.3, seed=11, step=12345, layer=3)
+    kw = dict(**key, train=train, inverted=inverted)
+    args = (key["p"], key["seed"], key["step"], key["layer"], train, inverted)
+    x = rng.standard_normal(shape).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+
+    ty = poisoned(shape)
+    call("dropout_forward", dev(x), ty, *args)
+    y = host(ty)
+    # One float32 multiply by the same factor on both sides: equal bits.
+    exact(y, ops.dropout_forward(x, **kw), "y vs CPU")
+    assert_close(y, ref.forward(x, **kw), FP32_REL_TOL, "y vs reference")
+    if train:
+        exact(y != 0, ref.mask(shape, **key) == 1, "kept elements vs reference mask")
+
+    tdx = poisoned(shape)
+    call("dropout_backward", dev(dy), tdx, *args, beta=0.0)
+    exact(host(tdx), ops.dropout_backward(dy, **kw), "dx vs CPU")
+    assert_close(host(tdx), ref.backward(dy, **kw), FP32_REL_TOL, "dx vs reference")
+
+    old = old_gradient(shape, 1.0, rng)
+    tdx, cdx = dev(old), cpu(old)
+    call("dropout_backward", dev(dy), tdx, *args, beta=1.0)
+    call("dropout_backward", cpu(dy), cdx, *args, beta=1.0)
+    check(host(tdx), cdx.numpy(), accumulated(old, 1.0, ref.backward(dy, **kw)),
+          "dx accumulated")

@@ -1,13 +1,25 @@
 """Cross-map response normalisation, the paper's form (lrn) and cuda-convnet's cmrnorm (centred
 and blocked): the float64 reference and finite differences on the shared odd shapes, cmrnorm ==
-lrn for odd sizes, and hand-computed windows for even sizes and blocks."""
+lrn for odd sizes, and hand-computed windows for even sizes and blocks.
+
+The GPU part (marked gpu: runs where a GPU is) runs the CUDA kernel (kernels/lrn.cu) on device
+tensors against the CPU path and the float64 reference. Every output is poisoned with NaN before
+its launch, so an element the kernel fails to write cannot pass; backward runs with beta_acc=0 (dx
+poisoned too: a kernel that reads it leaks NaN) and beta_acc=1 (dx starts random and must come
+back as dx + gradient). Shapes are odd on purpose: batch 1, non-square maps, channel counts below,
+near and above the window sizes, AlexNet's 96 and 256 channels (which the kernel cuts into channel
+segments).
+"""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import (FP64_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu,
-                     check_op, f32, gradcheck)
+from convnet import _core
+from gpu_helpers import (BETAS, check_forward_backward, dev, forward_backward, host, params_id,
+                         poisoned, shape_id)
+from helpers import (FP64_REL_TOL, GPU_VS_CPU_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close,
+                     check_gpu_vs_cpu, check_op, f32, gradcheck)
 from reference import lrn as ref
 
 SHAPES = ODD_SHAPES + [(1, 5, 1, 1)]
@@ -135,3 +147,69 @@ def test_lrn_gpu_matches_cpu(rng):
     check_gpu_vs_cpu("cmrnorm_forward",
                      lambda x: ops.cmrnorm_forward(x, size=5, scale=0.0005, pow=0.75, min_div=2.0),
                      None, [x])
+
+
+# ---- the CUDA kernel -------------------------------------------------------------------------
+
+# (size, pre, blocked, alpha, beta, k): AlexNet's layer (the paper's n=5, alpha=1e-4, k=2), strong
+# normalisations (a wrong window must not hide under the tolerance), even sizes, windows entirely
+# ahead of or behind the map, pow's general path (beta != 0.75), the largest size with a tuned
+# kernel (9), sizes on the naive kernel (10, 64: wider than every channel count), blocked windows.
+GPU_PARAMS = [(5, 2, False, 1e-4, 0.75, 2.0), (5, 2, False, 0.1, 0.75, 1.0),
+              (3, 1, False, 0.3, 0.75, 1.0), (4, 2, False, 0.2, 0.6, 2.0),
+              (4, 0, False, 0.2, 0.75, 1.0), (7, 6, False, 0.1, 1.3, 0.5),
+              (1, 0, False, 0.4, 0.75, 1.0), (9, 4, False, 0.05, 0.75, 1.0),
+              (10, 5, False, 0.05, 0.75, 1.0), (64, 32, False, 3.0 / 64, 0.75, 1.0),
+              (3, 1, True, 0.5, 0.5, 1.0), (4, 2, True, 0.3, 0.75, 2.0)]
+GPU_SHAPES = [(1, 3, 5, 7), (2, 5, 7, 3), (3, 17, 6, 11), (2, 96, 13, 9)]
+
+
+def _windows(channels, size, pre, blocked):
+    """The maps each map's sum runs over, from the reference where it has the rule (pre =
+    size // 2, cmrnorm's), else [f - pre, f - pre + size) clipped."""
+    if pre == size // 2:
+        return [ref.cmrnorm_window(f, channels, size, blocked) for f in range(channels)]
+    assert not blocked
+    return [range(max(f - pre, 0), min(f - pre + size, channels)) for f in range(channels)]
+
+
+def _check_gpu(rng, shape, params, beta_acc):
+    size, pre, blocked, alpha, beta, k = params
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    dx0 = rng.standard_normal(shape).astype(np.float32)
+
+    gpu, cpu_results = forward_backward(_core.lrn_forward, _core.lrn_backward, x, shape, dy, dx0,
+                                        params, beta_acc)
+
+    windows = _windows(shape[1], size, pre, blocked)
+    y_ref = ref.forward(x, windows, alpha, beta, k)
+    dx_ref = ref.backward(x, dy, windows, alpha, beta, k)
+
+    check_forward_backward(gpu, cpu_results, (y_ref, dx_ref), dx0, beta_acc)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("beta_acc", BETAS)
+@pytest.mark.parametrize("shape", GPU_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("params", GPU_PARAMS, ids=params_id)
+def test_lrn_gpu(rng, params, shape, beta_acc):
+    _check_gpu(rng, shape, params, beta_acc)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(2, 96, 55, 55), (3, 256, 27, 27)], ids=shape_id)
+def test_lrn_gpu_alexnet_shapes(rng, shape):
+    _check_gpu(rng, shape, (5, 2, False, 1e-4, 0.75, 2.0), 1.0)
+
+
+@pytest.mark.gpu
+def test_lrn_gpu_paper_and_cmrnorm_forms(rng):
+    """The numpy wrappers' parameter mappings reach the same kernels: the paper's LRN(n=5) and
+    cuda-convnet's cmrnorm(size=5, scale=0.0005, minDiv=2) are AlexNet's layer."""
+    x = (rng.standard_normal((2, 48, 7, 6)) * 3).astype(np.float32)
+    ty = poisoned(x.shape)
+    _core.lrn_forward(dev(x), ty, 5, 2, False, 0.0005 / 5, 0.75, 2.0)
+    assert_close(host(ty), ops.lrn_forward(x, size=5), GPU_VS_CPU_REL_TOL, "paper LRN")
+    assert_close(host(ty), ops.cmrnorm_forward(x, size=5, scale=0.0005, pow=0.75, min_div=2.0),
+                 GPU_VS_CPU_REL_TOL, "cmrnorm")

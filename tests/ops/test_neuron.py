@@ -1,13 +1,23 @@
 """cuda-convnet's neurons, every one including the parameterised ones: the float64 reference and
 finite differences (skipping the kinks of relu, abs and brelu) on the shared odd shapes, the
-gradient rules stated on y, and the spec parser."""
+gradient rules stated on y, and the spec parser.
+
+The GPU part (marked gpu; skipped where no GPU is, even under CONVNET_GPU_TESTS_DEVICE=cpu) runs
+the CUDA neuron kernels on device tensors against the CPU path. Outputs are poisoned with NaN
+before each launch, so an element the kernel fails to write cannot pass. float32 on both sides with
+the same formulas (csrc/math/neuron_math.h): the GPU's exp/tanh/log differ from glibc's by a few
+ulp, hence GPU_VS_CPU_REL_TOL.
+"""
 
 import numpy as np
 import pytest
 
+import convnet
 import convnet.ops as ops
-from helpers import (HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu, check_op, f32,
-                     gradcheck)
+from convnet import _core
+from gpu_helpers import dev, host, poisoned
+from helpers import (GPU_VS_CPU_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu,
+                     check_op, f32, gradcheck)
 from reference import neuron as ref
 
 SPECS = ["ident", "relu", "logistic", "tanh[1.7159,0.6667]", "tanh[2,-0.5]", "abs", "square",
@@ -112,3 +122,28 @@ def test_reference_derivatives_match_their_forward(rng):
 def test_neuron_gpu_matches_cpu(rng):
     x = f32(rng.standard_normal((2, 5, 6, 9)))[0]
     check_gpu_vs_cpu("neuron_forward", lambda x: ops.neuron_forward(x, "relu"), None, [x])
+
+
+# ---- the CUDA kernels ------------------------------------------------------------------------
+
+GPU_SPECS = ["ident", "relu", "logistic", "tanh[1.7159,0.6667]", "abs", "square", "sqrt",
+             "linear[2,-0.5]", "brelu[1.5]", "softrelu", "log[3]", "drelu[0.7]"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(convnet.cuda_device_count() == 0, reason="needs a GPU")
+@pytest.mark.parametrize("spec", GPU_SPECS)
+@pytest.mark.parametrize("shape", [(1,), (3, 5, 7, 11), (2, 96, 55, 55)])
+def test_neuron_gpu_kernels_match_cpu(rng, spec, shape):
+    x, dy = f32(_input(spec, shape, rng), rng.standard_normal(shape))
+    name, a, b = ops.parse_neuron(spec)
+
+    y_cpu = ops.neuron_forward(x, spec)
+    dx_cpu = ops.neuron_backward(x, y_cpu, dy, spec)
+
+    tx, ty = dev(x), poisoned(shape)
+    _core.neuron_forward(tx, ty, name, a, b)
+    tdx = poisoned(shape)
+    _core.neuron_backward(tx, ty, dev(dy), tdx, name, a, b)
+    assert_close(host(ty), y_cpu, GPU_VS_CPU_REL_TOL, what="y: GPU vs CPU")
+    assert_close(host(tdx), dx_cpu, GPU_VS_CPU_REL_TOL, what="dx: GPU vs CPU")

@@ -1,6 +1,15 @@
 """Max and average pooling with cuda-convnet's geometry: the float64 reference and finite
 differences (skipping max-pool near-ties) on the shared odd shapes and windows, AlexNet's
-overlapping 3/2 sizes, negative starts, explicit output counts, the avg divisor, and ties."""
+overlapping 3/2 sizes, negative starts, explicit output counts, the avg divisor, and ties.
+
+The GPU part (marked gpu: runs where a GPU is) runs the CUDA kernels (kernels/pool.cu) on device
+tensors against the CPU path and the float64 reference. Every output is poisoned with NaN before
+its launch, so an element the kernel fails to write cannot pass; backward runs with beta_acc=0 (dx
+poisoned too: a kernel that reads it leaks NaN) and beta_acc=1 (dx starts random and must come
+back as dx + gradient). Shapes are odd on purpose (batch 1, non-square maps, AlexNet's 96 and 256
+channels), windows overhang the far edge or start before the near one, and max-pool ties all
+receive the gradient.
+"""
 
 import itertools
 
@@ -8,6 +17,8 @@ import numpy as np
 import pytest
 
 import convnet.ops as ops
+from convnet import _core
+from gpu_helpers import BETAS, check_forward_backward, forward_backward, shape_id
 from helpers import (HAND_REL_TOL, ODD_SHAPES, ODD_WINDOWS, assert_close, check_gpu_vs_cpu,
                      check_op, f32, gradcheck, pair)
 from reference import pool as ref
@@ -176,3 +187,65 @@ def test_pool_gpu_matches_cpu(rng):
     x = f32(rng.standard_normal((2, 5, 13, 13)))[0]
     check_gpu_vs_cpu("pool_forward", lambda x: ops.pool_forward(x, mode="max", size=3, stride=2),
                      None, [x])
+
+
+# ---- the CUDA kernels ------------------------------------------------------------------------
+
+# (size, stride, start, outputs) as (h, w) pairs; outputs 0 means cuda-convnet's rule. AlexNet's
+# overlapping 3/2, 2/2, a 3x3 window with a negative start (padding), non-square windows and
+# strides, windows that overhang the far edge, explicit output counts, stride > size (gaps: inputs
+# no window reads get dx = 0), 1x1.
+GPU_WINDOWS = [((3, 3), (2, 2), (0, 0), (0, 0)), ((2, 2), (2, 2), (0, 0), (0, 0)),
+               ((3, 3), (1, 1), (-1, -1), (0, 0)), ((3, 2), (2, 1), (0, 0), (0, 0)),
+               ((2, 3), (3, 2), (1, -1), (0, 0)), ((3, 3), (2, 2), (0, 0), (2, 3)),
+               ((2, 2), (2, 2), (-1, -1), (4, 3)), ((4, 1), (1, 2), (0, 0), (0, 0)),
+               ((1, 1), (3, 2), (0, 0), (0, 0)), ((5, 5), (3, 3), (-2, -2), (0, 0))]
+GPU_SHAPES = [(1, 3, 7, 5), (2, 5, 6, 9), (3, 17, 10, 7), (2, 96, 13, 13)]
+
+
+def _window_id(window):
+    return "-".join(f"{name}{a}x{b}" for name, (a, b) in zip(("size", "stride", "start", "out"),
+                                                             window))
+
+
+def _check_gpu(x, mode, window, beta_acc, rng):
+    size, stride, start, oh, ow, empty = _geometry(x.shape, *window)
+    if empty:
+        pytest.skip("a window with no in-image pixel (the ops refuse it)")
+    params = (mode, size[0], size[1], stride[0], stride[1], start[0], start[1])
+    yshape = (x.shape[0], x.shape[1], oh, ow)
+    dy = rng.standard_normal(yshape).astype(np.float32)
+    dx0 = rng.standard_normal(x.shape).astype(np.float32)
+
+    gpu, cpu_results = forward_backward(_core.pool_forward, _core.pool_backward, x, yshape, dy,
+                                        dx0, params, beta_acc)
+    y_ref = ref.forward(x, mode, size, stride, start, oh, ow)
+    dx_ref = ref.backward(x, dy, mode, size, stride, start)
+
+    check_forward_backward(gpu, cpu_results, (y_ref, dx_ref), dx0, beta_acc)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("beta_acc", BETAS)
+@pytest.mark.parametrize("shape", GPU_SHAPES, ids=shape_id)
+@pytest.mark.parametrize("window", GPU_WINDOWS, ids=_window_id)
+def test_pool_gpu(rng, mode, window, shape, beta_acc):
+    _check_gpu(rng.standard_normal(shape).astype(np.float32), mode, window, beta_acc, rng)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("beta_acc", BETAS)
+@pytest.mark.parametrize("window", GPU_WINDOWS[:3], ids=_window_id)
+def test_max_pool_gpu_ties_all_receive_the_gradient(rng, window, beta_acc):
+    """Small integers make ties in most windows: every input equal to its window's maximum gets
+    that window's dy, as on the CPU (csrc/cpu/pool.cpp) and in the reference."""
+    x = rng.integers(-2, 3, size=(2, 5, 9, 11)).astype(np.float32)
+    _check_gpu(x, "max", window, beta_acc, rng)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("shape", [(2, 96, 55, 55), (3, 256, 13, 13)], ids=shape_id)
+def test_pool_gpu_alexnet_shapes(rng, mode, shape):
+    _check_gpu(rng.standard_normal(shape).astype(np.float32), mode, GPU_WINDOWS[0], 1.0, rng)

@@ -1,10 +1,20 @@
 """Same-map response normalisation (cuda-convnet's rnorm) against the reference and finite
-differences."""
+differences.
+
+The GPU part (marked gpu: runs where a GPU is) runs the CUDA kernels (kernels/rnorm.cu) on device
+tensors against the CPU path and the float64 reference (gpu_helpers.check_within_map_norm, shared
+with cnorm): outputs poisoned with NaN before each launch, so an element the kernel fails to write
+cannot pass; backward with beta_acc=0 (dx poisoned: a kernel that reads it leaks NaN) and
+beta_acc=1 (dx starts random and must come back as dx + gradient); windows wider than the map,
+off-centre windows (against the CPU path only), and maps spanning several tiles with partial ones
+at the far edges.
+"""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
+from gpu_helpers import check_within_map_norm, within_map_norm_cases
 from helpers import assert_close, f32, gradcheck
 from reference import rnorm as ref
 
@@ -47,3 +57,9 @@ def test_rnorm_bad_arguments():
         ops.rnorm_forward(x, size=0, scale=1, pow=1)
     with pytest.raises(ValueError, match="rnorm_backward: dy must have the shape"):
         ops.rnorm_backward(x, x, np.zeros((1, 1, 3, 2), np.float32), size=3, scale=1, pow=1)
+
+
+@pytest.mark.gpu
+@within_map_norm_cases("rnorm")
+def test_within_map_norm_gpu(rng, kind, params, shape, beta_acc):
+    check_within_map_norm(rng, kind, params, shape, beta_acc)

@@ -1,11 +1,19 @@
 """The paper's SGD update with momentum and weight decay, in place: against the float64 reference
 over several steps, on the shared odd shapes, with a hand-computed step and the in-place
-contract."""
+contract.
+
+The GPU part (marked gpu: runs where a GPU is) runs the CUDA kernels on device tensors, reached
+through their bindings (csrc/bindings/dropout_softmax_sgd.cpp), against the CPU path and the
+float64 reference, in place: an element the kernel skips keeps its old value, far from the expected
+one. Sizes with and without a remainder mod 4, up to 4.1M parameters (many blocks); and on a GPU, a
+CPU argument to the GPU op is refused.
+"""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
+from gpu_helpers import call, check, cpu, dev, gpu_only, host
 from helpers import FP64_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu, f32
 from reference import sgd as ref
 
@@ -78,3 +86,32 @@ def test_sgd_gpu_matches_cpu(rng):
     w, g, v = f32(rng.standard_normal(100), rng.standard_normal(100), rng.standard_normal(100))
     check_gpu_vs_cpu("sgd_update", lambda w, g, v: ref.update(w, g, v, 0.01, 0.9, 0.0005), None,
                      [w, g, v])
+
+
+# ---- the CUDA kernel -------------------------------------------------------------------------
+
+# Sizes with and without a remainder mod 4; the last is 4.1M parameters, many blocks.
+GPU_SHAPES = [(1,), (5,), (3, 7, 11), (96, 3, 11, 11), (1000, 4097)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_SHAPES)
+def test_sgd_update(shape, rng):
+    w, g, v = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
+    hyper = dict(eps=0.01, mom=0.9, wc=0.0005)
+    tw, tg, tv = dev(w), dev(g), dev(v)
+    call("sgd_update", tw, tg, tv, **hyper)
+    w_cpu, v_cpu = w.copy(), v.copy()
+    ops.sgd_update(w_cpu, g, v_cpu, **hyper)
+    w_ref, v_ref = ref.update(w, g, v, **hyper)
+    # In place: an element the kernel skips keeps its old value, far from the expected one.
+    check(host(tw), w_cpu, w_ref, "w")
+    check(host(tv), v_cpu, v_ref, "v")
+
+
+@pytest.mark.gpu
+@gpu_only
+def test_gpu_ops_reject_a_cpu_argument(rng):
+    w = rng.standard_normal((3, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="cuda:0|cpu"):
+        call("sgd_update", dev(w), cpu(w), dev(w), eps=0.01, mom=0.9, wc=0.0)

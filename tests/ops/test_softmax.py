@@ -1,12 +1,24 @@
 """Softmax, its backward pass, and the log-loss with top-1 / top-k error counts: the float64
-reference and finite differences, the ties rule, and labels of every integer dtype and float."""
+reference and finite differences, the ties rule, and labels of every integer dtype and float.
+
+The GPU part (marked gpu: runs where a GPU is) runs the CUDA kernels on device tensors, reached
+through their bindings (csrc/bindings/dropout_softmax_sgd.cpp), against the CPU path and the
+float64 reference (cost.logreg, which convnet.ops has no numpy form of, against the CPU binding and
+a formula here): softmax, its backward, the fused log-loss and cost.logreg, on one class, CIFAR's
+10 and ImageNet's 1000 at batch 128, widths on both sides of the warp-per-row limit (128) and a row
+longer than a block's stride several times over. Outputs are poisoned with NaN before each launch,
+so an element the kernel fails to write cannot pass; backward passes run with beta 0 (overwrite:
+the poisoned gradient must not leak in) and beta 1 (accumulate).
+"""
 
 import numpy as np
 import pytest
 
 import convnet.ops as ops
-from helpers import (FP32_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu,
-                     check_op, f32, gradcheck)
+from gpu_helpers import (BETAS, accumulated, call, check, cpu, dev, exact, host, old_gradient,
+                         poisoned, scalar_close)
+from helpers import (FP32_REL_TOL, GPU_VS_CPU_REL_TOL, HAND_REL_TOL, ODD_SHAPES, assert_close,
+                     check_gpu_vs_cpu, check_op, f32, gradcheck)
 from reference import softmax as ref
 
 # (N, K): a single sample, a single class, ImageNet's 1000 classes, and (N, C) of the odd shapes.
@@ -130,3 +142,91 @@ def test_reference_backward_matches_its_forward(rng):
 def test_softmax_gpu_matches_cpu(rng):
     x = f32(rng.standard_normal((8, 1000)))[0]
     check_gpu_vs_cpu("softmax_forward", ops.softmax_forward, None, [x])
+
+
+# ---- the CUDA kernels ------------------------------------------------------------------------
+
+# (N, K): one class; CIFAR's 10 and ImageNet's 1000 at batch 128; both sides of the warp-per-row
+# limit (128); a row longer than a block's stride several times over.
+GPU_SHAPES = [(1, 1), (1, 10), (3, 7), (128, 10), (5, 33), (7, 128), (5, 129), (128, 1000),
+              (2, 4099)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_SHAPES)
+def test_softmax_forward(shape, rng):
+    x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    tp = poisoned(shape)
+    call("softmax_forward", dev(x), tp)
+    check(host(tp), ops.softmax_forward(x), ref.forward(x), "probs")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_SHAPES)
+@pytest.mark.parametrize("beta", BETAS)
+def test_softmax_backward(shape, beta, rng):
+    y = ops.softmax_forward((rng.standard_normal(shape) * 3).astype(np.float32))
+    dy = rng.standard_normal(shape).astype(np.float32)
+    old = old_gradient(shape, beta, rng)
+    tdx, cdx = dev(old), cpu(old)
+    call("softmax_backward", dev(y), dev(dy), tdx, beta=beta)
+    call("softmax_backward", cpu(y), cpu(dy), cdx, beta=beta)
+    check(host(tdx), cdx.numpy(), accumulated(old, beta, ref.backward(y, dy)), "dx")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_SHAPES)
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+def test_softmax_logloss(shape, ties, rng):
+    n, k = shape
+    if ties:  # small integers: classes tied with the label are not "more probable"
+        x = rng.integers(-2, 3, shape).astype(np.float32)
+    else:
+        x = (rng.standard_normal(shape) * 3).astype(np.float32)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    topk = min(5, k)
+
+    tp, tdx = poisoned(shape), poisoned(shape)
+    loss, top1, topk_errors = call("softmax_logloss", dev(x), labels, tp, tdx, topk)
+    want = ops.softmax_logloss(x, labels, topk=topk)
+    probs_ref, loss_ref, dx_ref, top1_ref, topk_ref = ref.logloss(x, labels, topk)
+    check(host(tp), want.probs, probs_ref, "probs")
+    check(host(tdx), want.dx, dx_ref, "dx")
+    scalar_close(loss, want.loss, GPU_VS_CPU_REL_TOL, "loss vs CPU")
+    scalar_close(loss, loss_ref, FP32_REL_TOL, "loss vs reference")
+    assert (top1, topk_errors) == (want.top1_errors, want.topk_errors) == (top1_ref, topk_ref)
+
+    # Evaluation only (no dx), and the device reduction is deterministic: the same bits again.
+    tp2 = poisoned(shape)
+    assert call("softmax_logloss", dev(x), labels, tp2, None, topk) == \
+        (loss, top1, topk_errors)
+    exact(host(tp2), host(tp), "probs without dx")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", GPU_SHAPES)
+@pytest.mark.parametrize("beta", BETAS)
+def test_logreg_cost(shape, beta, rng):
+    n, k = shape
+    probs = ops.softmax_forward((rng.standard_normal(shape) * 2).astype(np.float32))
+    labels = rng.integers(0, k, n).astype(np.int32)
+    topk, scale = min(5, k), 0.37
+    old = old_gradient(shape, beta, rng)
+
+    tdp, cdp = dev(old), cpu(old)
+    got = call("logreg_cost", dev(probs), labels, tdp, scale, topk, beta=beta)
+    want = call("logreg_cost", cpu(probs), labels, cdp, scale, topk, beta=beta)
+
+    p = probs.astype(np.float64)
+    rows = np.arange(n)
+    p_label = p[rows, labels]
+    above = (p > p_label[:, None]).sum(axis=1)
+    grad = np.zeros(shape)
+    grad[rows, labels] = -scale / p_label
+    check(host(tdp), cdp.numpy(), accumulated(old, beta, grad), "dprobs")
+    scalar_close(got[0], want[0], GPU_VS_CPU_REL_TOL, "loss vs CPU")
+    scalar_close(got[0], -np.log(p_label).sum(), FP32_REL_TOL, "loss vs reference")
+    assert got[1:] == want[1:] == (int((above >= 1).sum()), int((above >= topk).sum()))
+
+    # The forward form (no gradient) returns the same totals.
+    assert call("logreg_cost", dev(probs), labels, None, scale, topk) == got
