@@ -1,7 +1,7 @@
 """From cuda-convnet's two files to a list of LayerSpec in topological order, with upstream's
-semantics (docs/cuda-convnet-format.md, sections 1-2): section order is the graph order,
-`inputs=` names earlier layers, an inline `neuron=` becomes a layer `<name>_neuron` that the
-layer's consumers read instead, every non-cost layer must be consumed, and the layers that learn or normalise need a
+semantics (docs/cuda-convnet-format.md, sections 1-2): section order is the graph order, `inputs=`
+names earlier layers, an inline `neuron=` becomes a layer `<name>_neuron` that the layer's consumers
+read instead, every non-cost layer must be consumed, and the layers that learn or normalise need a
 section in the parameter file. Unknown keys, which upstream ignored silently, are a warning that
 names the closest known key (an error with strict=True)."""
 

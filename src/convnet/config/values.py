@@ -1,7 +1,8 @@
 """Value syntax of the config files: numbers, booleans, per-input lists and v2's learning-rate
-schedules (docs/cuda-convnet-format.md, sections 1.1 and 2.3). Each parser takes the raw string
-and returns the value or raises ValueError with what it expected; the caller adds file, line, section and key. convnet.ops
-shares two of them: neuron specs (parse_neuron) and the normalisations' alpha (norm_alpha)."""
+schedules (docs/cuda-convnet-format.md, sections 1.1 and 2.3). Each parser takes the raw string and
+returns the value or raises ValueError with what it expected; the caller adds file, line, section
+and key. convnet.ops shares two of them: neuron specs (parse_neuron) and the normalisations' alpha
+(norm_alpha)."""
 
 import math
 import re
