@@ -94,7 +94,7 @@ void launch_forward(float* y, const float* b, std::int64_t n, std::int64_t size,
     const std::int64_t cols = size / kW;
     const dim3 grid(static_cast<unsigned>((cols + kThreads - 1) / kThreads),
                     static_cast<unsigned>(n < kMaxGridY ? n : kMaxGridY));
-    bias_add_forward_kernel<kW><<<grid, kThreads, 0, stream>>>(y, b, n, cols);
+    CONVNET_LAUNCH(grid, kThreads, 0, stream, bias_add_forward_kernel<kW>)(y, b, n, cols);
 }
 
 template <int kW>
@@ -102,7 +102,8 @@ void launch_backward(const float* dy, float* db, std::int64_t n, std::int64_t si
                      cudaStream_t stream) {
     const std::int64_t cols = size / kW;
     const unsigned grid = static_cast<unsigned>((cols + kCols - 1) / kCols);
-    bias_add_backward_kernel<kW><<<grid, dim3(kCols, kRows), 0, stream>>>(dy, db, n, cols, beta);
+    CONVNET_LAUNCH(grid, dim3(kCols, kRows), 0, stream, bias_add_backward_kernel<kW>)(dy, db, n,
+                                                                                      cols, beta);
 }
 
 void check_grid(std::int64_t size, const char* op) {

@@ -19,7 +19,17 @@
                                                              cudaGetErrorString(convnet_err_))); \
     } while (0)
 
-// After a <<<...>>> launch: configuration errors surface here, execution errors at the next sync.
+// Every kernel launch is CONVNET_LAUNCH(grid, block, shared_bytes, stream, kernel)(arguments...):
+// under nvcc the <<<grid, block, shared_bytes, stream>>> launch. One macro for all of them, so a
+// launch can be redirected (to an emulated device, say) without touching the kernels. The kernel
+// comes last because its template arguments may hold commas.
+#define CONVNET_LAUNCH(grid, block, shared_bytes, stream, ...) \
+    __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
+
+// A kernel's dynamically sized shared memory (the launch's shared_bytes), as an array `name`.
+#define CONVNET_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+
+// After a launch: configuration errors surface here, execution errors at the next sync.
 #define CONVNET_LAUNCH_CHECK() CONVNET_CUDA_CHECK(cudaGetLastError())
 
 namespace convnet::cuda {

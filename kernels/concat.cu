@@ -63,14 +63,14 @@ void launch(float* part, float* whole, std::int64_t n, std::int64_t width, std::
                     static_cast<unsigned>(n < kMaxGridY ? n : kMaxGridY));
     const std::int64_t t = total / kW, o = offset / kW;
     if (to_whole)
-        concat_copy_kernel<kW, true, false><<<grid, kThreads, 0, stream>>>(part, whole, n, w, t, o,
-                                                                          beta);
+        CONVNET_LAUNCH(grid, kThreads, 0, stream, concat_copy_kernel<kW, true, false>)(
+            part, whole, n, w, t, o, beta);
     else if (beta != 0.f)
-        concat_copy_kernel<kW, false, true><<<grid, kThreads, 0, stream>>>(part, whole, n, w, t,
-                                                                          o, beta);
+        CONVNET_LAUNCH(grid, kThreads, 0, stream, concat_copy_kernel<kW, false, true>)(
+            part, whole, n, w, t, o, beta);
     else
-        concat_copy_kernel<kW, false, false><<<grid, kThreads, 0, stream>>>(part, whole, n, w, t,
-                                                                           o, beta);
+        CONVNET_LAUNCH(grid, kThreads, 0, stream, concat_copy_kernel<kW, false, false>)(
+            part, whole, n, w, t, o, beta);
 }
 
 }  // namespace

@@ -193,7 +193,7 @@ void conv_backward_filter_cuda(const float* x, const float* dy, float* dw, float
                                      g.patch_size(), 1, nullptr, false, beta, s);
     }
     if (db && g.f > 0) {
-        conv_bias_grad_kernel<<<unsigned(g.f), kBiasThreads, 0, s>>>(
+        CONVNET_LAUNCH(unsigned(g.f), kBiasThreads, 0, s, conv_bias_grad_kernel)(
             dy, db, int(g.n), int(g.f), int(g.oh * g.ow), beta);
         CONVNET_LAUNCH_CHECK();
     }

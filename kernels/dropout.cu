@@ -101,10 +101,10 @@ void launch_apply(const float* x, float* y, std::int64_t n, const DropoutParams&
                   std::uint64_t threshold, float factor, float beta, cudaStream_t stream) {
     const unsigned grid = cuda::grid_for((n + 3) / 4, kThreads);
     if (aligned16(x) && aligned16(y))
-        dropout_apply_kernel<kTrain, kAccumulate, true><<<grid, kThreads, 0, stream>>>(
+        CONVNET_LAUNCH(grid, kThreads, 0, stream, dropout_apply_kernel<kTrain, kAccumulate, true>)(
             x, y, n, p.seed, p.layer, p.step, threshold, factor, beta);
     else
-        dropout_apply_kernel<kTrain, kAccumulate, false><<<grid, kThreads, 0, stream>>>(
+        CONVNET_LAUNCH(grid, kThreads, 0, stream, dropout_apply_kernel<kTrain, kAccumulate, false>)(
             x, y, n, p.seed, p.layer, p.step, threshold, factor, beta);
 }
 
@@ -114,9 +114,9 @@ void dropout_mask_cuda(std::uint8_t* mask, std::int64_t n, const DropoutParams& 
                        void* stream) {
     if (n == 0) return;
     const bool word_stores = (reinterpret_cast<std::uintptr_t>(mask) & 3) == 0;
-    dropout_mask_kernel<<<cuda::grid_for((n + 3) / 4, kThreads), kThreads, 0,
-                          cuda::as_stream(stream)>>>(mask, n, p.seed, p.layer, p.step,
-                                                     rng::keep_threshold(1.0 - p.p), word_stores);
+    CONVNET_LAUNCH(cuda::grid_for((n + 3) / 4, kThreads), kThreads, 0, cuda::as_stream(stream),
+                   dropout_mask_kernel)(mask, n, p.seed, p.layer, p.step,
+                                        rng::keep_threshold(1.0 - p.p), word_stores);
     CONVNET_LAUNCH_CHECK();
 }
 

@@ -194,13 +194,13 @@ void combine(const std::vector<const float*>& xs, const std::vector<double>& coe
         }
         const bool first = start == 0;
         if (vec && first)
-            combine_kernel<Op, true, false><<<grid, kThreads, 0, stream>>>(in, y, n);
+            CONVNET_LAUNCH(grid, kThreads, 0, stream, combine_kernel<Op, true, false>)(in, y, n);
         else if (vec)
-            combine_kernel<Op, true, true><<<grid, kThreads, 0, stream>>>(in, y, n);
+            CONVNET_LAUNCH(grid, kThreads, 0, stream, combine_kernel<Op, true, true>)(in, y, n);
         else if (first)
-            combine_kernel<Op, false, false><<<grid, kThreads, 0, stream>>>(in, y, n);
+            CONVNET_LAUNCH(grid, kThreads, 0, stream, combine_kernel<Op, false, false>)(in, y, n);
         else
-            combine_kernel<Op, false, true><<<grid, kThreads, 0, stream>>>(in, y, n);
+            CONVNET_LAUNCH(grid, kThreads, 0, stream, combine_kernel<Op, false, true>)(in, y, n);
         CONVNET_LAUNCH_CHECK();
     }
 }
@@ -248,13 +248,13 @@ void scale_cuda(const float* in, const std::vector<double>& coeffs,
         }
         const bool acc = beta != 0.f;
         if (vec && acc)
-            scale_kernel<true, true><<<grid, kThreads, 0, s>>>(in, o, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, scale_kernel<true, true>)(in, o, n, beta);
         else if (vec)
-            scale_kernel<true, false><<<grid, kThreads, 0, s>>>(in, o, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, scale_kernel<true, false>)(in, o, n, beta);
         else if (acc)
-            scale_kernel<false, true><<<grid, kThreads, 0, s>>>(in, o, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, scale_kernel<false, true>)(in, o, n, beta);
         else
-            scale_kernel<false, false><<<grid, kThreads, 0, s>>>(in, o, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, scale_kernel<false, false>)(in, o, n, beta);
         CONVNET_LAUNCH_CHECK();
     }
 }
@@ -282,13 +282,17 @@ void eltmax_backward_cuda(const std::vector<const float*>& xs, const float* y, c
         }
         const bool acc = beta != 0.f;
         if (vec && acc)
-            eltmax_backward_kernel<true, true><<<grid, kThreads, 0, s>>>(y, dy, a, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, eltmax_backward_kernel<true, true>)(y, dy, a, n,
+                                                                                     beta);
         else if (vec)
-            eltmax_backward_kernel<true, false><<<grid, kThreads, 0, s>>>(y, dy, a, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, eltmax_backward_kernel<true, false>)(y, dy, a, n,
+                                                                                      beta);
         else if (acc)
-            eltmax_backward_kernel<false, true><<<grid, kThreads, 0, s>>>(y, dy, a, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, eltmax_backward_kernel<false, true>)(y, dy, a, n,
+                                                                                      beta);
         else
-            eltmax_backward_kernel<false, false><<<grid, kThreads, 0, s>>>(y, dy, a, n, beta);
+            CONVNET_LAUNCH(grid, kThreads, 0, s, eltmax_backward_kernel<false, false>)(y, dy, a, n,
+                                                                                       beta);
         CONVNET_LAUNCH_CHECK();
     }
 }

@@ -151,16 +151,16 @@ void splitk_reduce_cuda(const float* ws, int splits, std::int64_t m, std::int64_
                         std::int64_t c_sm, std::int64_t c_sn, const float* bias, bool bias_rows,
                         float beta, cudaStream_t stream) {
     if (m * n == 0) return;
-    splitk_reduce_kernel<<<cuda::grid_for(m * n, kReduceThreads), kReduceThreads, 0, stream>>>(
-        ws, splits, m, n, out, c_sm, c_sn, bias, bias_rows, beta);
+    CONVNET_LAUNCH(cuda::grid_for(m * n, kReduceThreads), kReduceThreads, 0, stream,
+                   splitk_reduce_kernel)(ws, splits, m, n, out, c_sm, c_sn, bias, bias_rows, beta);
     CONVNET_LAUNCH_CHECK();
 }
 
 void column_sums_cuda(const float* a, std::int64_t rows, std::int64_t cols, float* out,
                       float beta, cudaStream_t stream) {
     if (cols == 0) return;
-    column_sums_kernel<<<cuda::grid_for(cols, kReduceThreads), kReduceThreads, 0, stream>>>(
-        a, rows, cols, out, beta);
+    CONVNET_LAUNCH(cuda::grid_for(cols, kReduceThreads), kReduceThreads, 0, stream,
+                   column_sums_kernel)(a, rows, cols, out, beta);
     CONVNET_LAUNCH_CHECK();
 }
 

@@ -37,6 +37,7 @@
 #include <cstdint>
 
 #include "kernels/common.cuh"
+#include "kernels/ptx.cuh"
 #include "ops/precision.h"
 
 // sm_75 has no TF32/BF16 mma and 64 KB of shared memory per SM: one 35 KB block per SM, so the
@@ -147,16 +148,6 @@ struct MatrixTile {
 
 // ---- shared-memory stores and the three step computations ---------------------------------------
 
-__device__ __forceinline__ float round_tf32(float x) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-    std::uint32_t u;
-    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(u) : "f"(x));
-    return __uint_as_float(u);
-#else
-    return x;
-#endif
-}
-
 // What a stage holds for an fp32/tf32 operand value.
 template <MathPrecision P>
 __device__ __forceinline__ float staged(float x) {
@@ -256,25 +247,6 @@ __device__ __forceinline__ void step_fp32(const float* sa, const float* sb, floa
 }
 
 #if CONVNET_GEMM_HAS_MMA
-// D += A * B on a 16 x 8 tile; acc registers c0..c3 as in the PTX fragment layout.
-__device__ __forceinline__ void mma_tf32(float& c0, float& c1, float& c2, float& c3,
-                                         const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
-__device__ __forceinline__ void mma_bf16(float& c0, float& c1, float& c2, float& c3,
-                                         const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 // Tensor-core step. Fragment element (row, k) of A sits at stage_word(k-row, row) (for bf16 the
 // k-row is a pair of k); lane = 4*groupID + threadID_in_group. With k-row = 8s + dk + tig
 // (tig < 4) the swizzle is the constant sw = stage_word's for 8s + dk, and it only flips bits 3-4
@@ -449,13 +421,16 @@ void launch_igemm(const Problem& p, unsigned slices, MathPrecision precision,
                   grid.z, ")");
     switch (effective_precision(precision)) {
         case MathPrecision::tf32:
-            igemm_kernel<Problem, MathPrecision::tf32><<<grid, kThreads, 0, stream>>>(p);
+            CONVNET_LAUNCH(grid, kThreads, 0, stream,
+                           igemm_kernel<Problem, MathPrecision::tf32>)(p);
             break;
         case MathPrecision::bf16:
-            igemm_kernel<Problem, MathPrecision::bf16><<<grid, kThreads, 0, stream>>>(p);
+            CONVNET_LAUNCH(grid, kThreads, 0, stream,
+                           igemm_kernel<Problem, MathPrecision::bf16>)(p);
             break;
         default:
-            igemm_kernel<Problem, MathPrecision::fp32><<<grid, kThreads, 0, stream>>>(p);
+            CONVNET_LAUNCH(grid, kThreads, 0, stream,
+                           igemm_kernel<Problem, MathPrecision::fp32>)(p);
     }
     CONVNET_LAUNCH_CHECK();
 }

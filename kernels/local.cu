@@ -125,8 +125,8 @@ void local_forward_cuda(const float* x, const float* w, const float* b, float* y
                         const ConvGeometry& g, void* stream) {
     const std::int64_t total = g.n * g.f * g.oh * g.ow;
     if (total == 0) return;
-    local_forward_kernel<<<cuda::grid_for(total, kThreads), kThreads, 0,
-                           cuda::as_stream(stream)>>>(x, w, b, y, dims_of(g));
+    CONVNET_LAUNCH(cuda::grid_for(total, kThreads), kThreads, 0, cuda::as_stream(stream),
+                   local_forward_kernel)(x, w, b, y, dims_of(g));
     CONVNET_LAUNCH_CHECK();
 }
 
@@ -137,16 +137,16 @@ void local_backward_cuda(const float* x, const float* w, const float* dy, float*
     if (dx) {
         const std::int64_t total = g.n * g.c * g.h * g.w;
         if (total > 0) {
-            local_backward_data_kernel<<<cuda::grid_for(total, kThreads), kThreads, 0, s>>>(
-                w, dy, dx, d, beta);
+            CONVNET_LAUNCH(cuda::grid_for(total, kThreads), kThreads, 0, s,
+                           local_backward_data_kernel)(w, dy, dx, d, beta);
             CONVNET_LAUNCH_CHECK();
         }
     }
     if (dw) {
         const std::int64_t total = g.oh * g.ow * g.f * g.patch_size();
         if (total > 0) {
-            local_backward_filter_kernel<<<cuda::grid_for(total, kThreads), kThreads, 0, s>>>(
-                x, dy, dw, d, beta);
+            CONVNET_LAUNCH(cuda::grid_for(total, kThreads), kThreads, 0, s,
+                           local_backward_filter_kernel)(x, dy, dw, d, beta);
             CONVNET_LAUNCH_CHECK();
         }
     }

@@ -355,17 +355,16 @@ void lrn_forward_cuda(const float* x, float* y, std::int64_t n, std::int64_t c, 
         if (tuned) {
             with_size(p.size, [&](auto size) {
                 const std::int64_t threads = n * g.segs * hw;
-                lrn_forward_kernel<decltype(size)::value, Index>
-                    <<<cuda::grid_for(threads, kThreads), kThreads, 0, s>>>(x, y, Index(n),
-                                                                            Index(hw), g);
+                CONVNET_LAUNCH(cuda::grid_for(threads, kThreads), kThreads, 0, s,
+                               lrn_forward_kernel<decltype(size)::value, Index>)(x, y, Index(n),
+                                                                                 Index(hw), g);
             });
         } else if (p.blocked && !naive) {
-            lrn_blocked_forward_kernel<Index>
-                <<<cuda::grid_for(n * g.segs * hw, kThreads), kThreads, 0, s>>>(x, y, Index(n),
-                                                                                Index(hw), g);
+            CONVNET_LAUNCH(cuda::grid_for(n * g.segs * hw, kThreads), kThreads, 0, s,
+                           lrn_blocked_forward_kernel<Index>)(x, y, Index(n), Index(hw), g);
         } else {
-            lrn_naive_forward_kernel<Index><<<cuda::grid_for(numel, kThreads), kThreads, 0, s>>>(
-                x, y, Index(numel), Index(hw), g);
+            CONVNET_LAUNCH(cuda::grid_for(numel, kThreads), kThreads, 0, s,
+                           lrn_naive_forward_kernel<Index>)(x, y, Index(numel), Index(hw), g);
         }
     });
     CONVNET_LAUNCH_CHECK();
@@ -386,17 +385,18 @@ void lrn_backward_cuda(const float* x, const float* y, const float* dy, float* d
         if (tuned) {
             with_size(p.size, [&](auto size) {
                 const std::int64_t threads = n * g.segs * hw;
-                lrn_backward_kernel<decltype(size)::value, Index>
-                    <<<cuda::grid_for(threads, kThreads), kThreads, 0, s>>>(
-                        x, y, dy, dx, Index(n), Index(hw), g, coeff, beta);
+                CONVNET_LAUNCH(cuda::grid_for(threads, kThreads), kThreads, 0, s,
+                               lrn_backward_kernel<decltype(size)::value, Index>)(
+                    x, y, dy, dx, Index(n), Index(hw), g, coeff, beta);
             });
         } else if (p.blocked && !naive) {
-            lrn_blocked_backward_kernel<Index>
-                <<<cuda::grid_for(n * g.segs * hw, kThreads), kThreads, 0, s>>>(
-                    x, y, dy, dx, Index(n), Index(hw), g, coeff, beta);
+            CONVNET_LAUNCH(cuda::grid_for(n * g.segs * hw, kThreads), kThreads, 0, s,
+                           lrn_blocked_backward_kernel<Index>)(x, y, dy, dx, Index(n), Index(hw), g,
+                                                               coeff, beta);
         } else {
-            lrn_naive_backward_kernel<Index><<<cuda::grid_for(numel, kThreads), kThreads, 0, s>>>(
-                x, y, dy, dx, Index(numel), Index(hw), g, coeff, beta);
+            CONVNET_LAUNCH(cuda::grid_for(numel, kThreads), kThreads, 0, s,
+                           lrn_naive_backward_kernel<Index>)(x, y, dy, dx, Index(numel), Index(hw),
+                                                             g, coeff, beta);
         }
     });
     CONVNET_LAUNCH_CHECK();

@@ -35,9 +35,9 @@ void neuron_forward_cuda(const float* x, float* y, std::int64_t n, const NeuronP
                          void* stream) {
     if (n == 0) return;
     with_neuron_type(p.type, [&](auto type) {
-        neuron_forward_kernel<decltype(type)::value>
-            <<<cuda::grid_for(n, kThreads), kThreads, 0, cuda::as_stream(stream)>>>(
-                x, y, n, float(p.a), float(p.b));
+        CONVNET_LAUNCH(cuda::grid_for(n, kThreads), kThreads, 0, cuda::as_stream(stream),
+                       neuron_forward_kernel<decltype(type)::value>)(x, y, n, float(p.a),
+                                                                     float(p.b));
     });
     CONVNET_LAUNCH_CHECK();
 }
@@ -46,9 +46,9 @@ void neuron_backward_cuda(const float* x, const float* y, const float* dy, float
                           std::int64_t n, const NeuronParams& p, float beta, void* stream) {
     if (n == 0) return;
     with_neuron_type(p.type, [&](auto type) {
-        neuron_backward_kernel<decltype(type)::value>
-            <<<cuda::grid_for(n, kThreads), kThreads, 0, cuda::as_stream(stream)>>>(
-                x, y, dy, dx, n, float(p.a), float(p.b), beta);
+        CONVNET_LAUNCH(cuda::grid_for(n, kThreads), kThreads, 0, cuda::as_stream(stream),
+                       neuron_backward_kernel<decltype(type)::value>)(x, y, dy, dx, n, float(p.a),
+                                                                      float(p.b), beta);
     });
     CONVNET_LAUNCH_CHECK();
 }

@@ -201,11 +201,14 @@ void pool_forward_cuda(const float* x, float* y, std::int64_t planes, std::int64
             constexpr PoolMode kMode = decltype(mode)::value;
             const Index n = Index(total);
             if (square == 3)
-                pool_forward_kernel<kMode, 3, Index><<<blocks, kThreads, 0, s>>>(x, y, n, g);
+                CONVNET_LAUNCH(blocks, kThreads, 0, s, pool_forward_kernel<kMode, 3, Index>)(x, y,
+                                                                                             n, g);
             else if (square == 2)
-                pool_forward_kernel<kMode, 2, Index><<<blocks, kThreads, 0, s>>>(x, y, n, g);
+                CONVNET_LAUNCH(blocks, kThreads, 0, s, pool_forward_kernel<kMode, 2, Index>)(x, y,
+                                                                                             n, g);
             else
-                pool_forward_kernel<kMode, 0, Index><<<blocks, kThreads, 0, s>>>(x, y, n, g);
+                CONVNET_LAUNCH(blocks, kThreads, 0, s, pool_forward_kernel<kMode, 0, Index>)(x, y,
+                                                                                             n, g);
         };
         if (p.mode == PoolMode::max)
             launch(std::integral_constant<PoolMode, PoolMode::max>{});
@@ -226,11 +229,11 @@ void pool_backward_cuda(const float* x, const float* y, const float* dy, float* 
     with_index(std::max(planes * oh * ow, total), [&](auto index) {
         using Index = decltype(index);
         if (p.mode == PoolMode::max)
-            pool_backward_kernel<PoolMode::max, Index>
-                <<<blocks, kThreads, 0, s>>>(x, y, dy, dx, Index(total), g, beta);
+            CONVNET_LAUNCH(blocks, kThreads, 0, s, pool_backward_kernel<PoolMode::max, Index>)(
+                x, y, dy, dx, Index(total), g, beta);
         else
-            pool_backward_kernel<PoolMode::avg, Index>
-                <<<blocks, kThreads, 0, s>>>(x, y, dy, dx, Index(total), g, beta);
+            CONVNET_LAUNCH(blocks, kThreads, 0, s, pool_backward_kernel<PoolMode::avg, Index>)(
+                x, y, dy, dx, Index(total), g, beta);
     });
     CONVNET_LAUNCH_CHECK();
 }

@@ -95,7 +95,7 @@ __device__ void col_sums(const float* src, int rows, int cols, int size, F&& f) 
 __global__ void __launch_bounds__(kThreads)
     rnorm_forward_kernel(const float* __restrict__ x, float* __restrict__ y, std::int64_t planes,
                          int h, int w, int tiles_x, int th, int tw, Norm nm) {
-    extern __shared__ float smem[];
+    CONVNET_DYNAMIC_SHARED(float, smem);
     const int H = nm.size - 1, xr = th + H, xc = tw + H;
     float* xs = smem;          // x on the tile + H, from (i0 - pre, j0 - pre): xr x xc
     float* rs = xs + xr * xc;  // its rows' sums of squares: xr x tw
@@ -123,7 +123,7 @@ __global__ void __launch_bounds__(kThreads)
                           const float* __restrict__ dy, float* __restrict__ dx,
                           std::int64_t planes, int h, int w, int tiles_x, int th, int tw, Norm nm,
                           float beta_acc) {
-    extern __shared__ float smem[];
+    CONVNET_DYNAMIC_SHARED(float, smem);
     const int H = nm.size - 1, q = H - nm.pre;
     const int xr = th + 2 * H, xc = tw + 2 * H;  // x from (i0 - H, j0 - H)
     const int rr = th + H, rc = tw + H;          // ratios from (i0 - q, j0 - q)
@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     cnorm_forward_kernel(const float* __restrict__ x, float* __restrict__ y, std::int64_t planes,
                          int h, int w, int tiles_x, int th, int tw, Norm nm) {
-    extern __shared__ float smem[];
+    CONVNET_DYNAMIC_SHARED(float, smem);
     const int H = nm.size - 1, pre = nm.pre;
     const int xr = th + 2 * H, xc = tw + 2 * H;  // x from (i0 - 2 pre, j0 - 2 pre)
     const int er = th + H, ec = tw + H;          // e from (i0 - pre, j0 - pre)
@@ -217,7 +217,7 @@ __global__ void __launch_bounds__(kThreads)
                           const float* __restrict__ dy, float* __restrict__ dx,
                           std::int64_t planes, int h, int w, int tiles_x, int th, int tw, Norm nm,
                           float beta_acc) {
-    extern __shared__ float smem[];
+    CONVNET_DYNAMIC_SHARED(float, smem);
     const int S = nm.size, H = S - 1, pre = nm.pre, q = H - pre;
     const int xr = th + 4 * H, xc = tw + 4 * H;
     const int er = th + 3 * H, ec = tw + 3 * H;
@@ -361,7 +361,7 @@ void launch_forward(Kernel kernel, Kind kind, const char* op, const float* x, fl
                     float coeff, void* stream) {
     if (planes * h * w == 0) return;
     const Launch l = plan(reinterpret_cast<const void*>(kernel), kind, op, planes, h, w, p);
-    kernel<<<l.grid, kThreads, l.smem, cuda::as_stream(stream)>>>(
+    CONVNET_LAUNCH(l.grid, kThreads, l.smem, cuda::as_stream(stream), kernel)(
         x, y, planes, int(h), int(w), l.tiles_x, l.th, l.tw, norm(p, coeff));
     CONVNET_LAUNCH_CHECK();
 }
@@ -373,7 +373,7 @@ void launch_backward(Kernel kernel, Kind kind, const char* op, const float* x, c
                      void* stream) {
     if (planes * h * w == 0) return;
     const Launch l = plan(reinterpret_cast<const void*>(kernel), kind, op, planes, h, w, p);
-    kernel<<<l.grid, kThreads, l.smem, cuda::as_stream(stream)>>>(
+    CONVNET_LAUNCH(l.grid, kThreads, l.smem, cuda::as_stream(stream), kernel)(
         x, y, dy, dx, planes, int(h), int(w), l.tiles_x, l.th, l.tw, norm(p, coeff), beta);
     CONVNET_LAUNCH_CHECK();
 }

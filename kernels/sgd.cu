@@ -66,11 +66,11 @@ void sgd_update_cuda(float* w, const float* grad, float* v, std::int64_t n, cons
     const cudaStream_t s = cuda::as_stream(stream);
     if (aligned16(w) && aligned16(grad) && aligned16(v)) {
         const std::int64_t work = n / 4 > 0 ? n / 4 : n;
-        sgd_update_kernel<true><<<cuda::grid_for(work, kThreads), kThreads, 0, s>>>(w, grad, v,
-                                                                                 n, step);
+        CONVNET_LAUNCH(cuda::grid_for(work, kThreads), kThreads, 0, s, sgd_update_kernel<true>)(
+            w, grad, v, n, step);
     } else {
-        sgd_update_kernel<false><<<cuda::grid_for(n, kThreads), kThreads, 0, s>>>(w, grad, v, n,
-                                                                                  step);
+        CONVNET_LAUNCH(cuda::grid_for(n, kThreads), kThreads, 0, s, sgd_update_kernel<false>)(
+            w, grad, v, n, step);
     }
     CONVNET_LAUNCH_CHECK();
 }

@@ -250,7 +250,8 @@ LogLossResult with_totals(const std::int32_t* labels, std::int64_t n, int topk, 
     CONVNET_CUDA_CHECK(cudaMemcpyAsync(w.labels, labels, sizeof(std::int32_t) * n,
                                        cudaMemcpyHostToDevice, stream));
     rows(w);
-    logloss_totals_kernel<<<1, kBlock, 0, stream>>>(w.row_loss, w.row_above, n, topk, w.totals);
+    CONVNET_LAUNCH(1, kBlock, 0, stream, logloss_totals_kernel)(w.row_loss, w.row_above, n, topk,
+                                                                w.totals);
     CONVNET_LAUNCH_CHECK();
     Totals t;
     CONVNET_CUDA_CHECK(
@@ -267,8 +268,8 @@ void softmax_forward_cuda(const float* x, float* probs, std::int64_t n, std::int
     check_k(k, "softmax_forward");
     check_rows(n, "softmax_forward");
     for_rows(n, k, [&](auto group, unsigned blocks) {
-        softmax_forward_kernel<decltype(group)::value>
-            <<<blocks, kBlock, 0, cuda::as_stream(stream)>>>(x, probs, n, int(k));
+        CONVNET_LAUNCH(blocks, kBlock, 0, cuda::as_stream(stream),
+                       softmax_forward_kernel<decltype(group)::value>)(x, probs, n, int(k));
     });
     CONVNET_LAUNCH_CHECK();
 }
@@ -279,8 +280,9 @@ void softmax_backward_cuda(const float* probs, const float* dy, float* dx, std::
     check_k(k, "softmax_backward");
     check_rows(n, "softmax_backward");
     for_rows(n, k, [&](auto group, unsigned blocks) {
-        softmax_backward_kernel<decltype(group)::value>
-            <<<blocks, kBlock, 0, cuda::as_stream(stream)>>>(probs, dy, dx, n, int(k), beta);
+        CONVNET_LAUNCH(blocks, kBlock, 0, cuda::as_stream(stream),
+                       softmax_backward_kernel<decltype(group)::value>)(probs, dy, dx, n, int(k),
+                                                                        beta);
     });
     CONVNET_LAUNCH_CHECK();
 }
@@ -299,7 +301,7 @@ LogLossResult softmax_logloss_cuda(const float* x, const std::int32_t* labels, f
     const cudaStream_t s = cuda::as_stream(stream);
     return with_totals(labels, n, topk, workspace, s, [&](const Workspace& w) {
         for_rows(n, k, [&](auto group, unsigned blocks) {
-            softmax_logloss_kernel<decltype(group)::value><<<blocks, kBlock, 0, s>>>(
+            CONVNET_LAUNCH(blocks, kBlock, 0, s, softmax_logloss_kernel<decltype(group)::value>)(
                 x, w.labels, probs, dx, n, int(k), w.row_loss, w.row_above);
         });
         CONVNET_LAUNCH_CHECK();
@@ -315,7 +317,7 @@ LogLossResult logreg_cost_cuda(const float* probs, const std::int32_t* labels, f
     const cudaStream_t s = cuda::as_stream(stream);
     return with_totals(labels, n, topk, workspace, s, [&](const Workspace& w) {
         for_rows(n, k, [&](auto group, unsigned blocks) {
-            logreg_cost_kernel<decltype(group)::value><<<blocks, kBlock, 0, s>>>(
+            CONVNET_LAUNCH(blocks, kBlock, 0, s, logreg_cost_kernel<decltype(group)::value>)(
                 probs, w.labels, dprobs, n, int(k), scale, beta, w.row_loss, w.row_above);
         });
         CONVNET_LAUNCH_CHECK();
