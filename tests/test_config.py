@@ -334,3 +334,15 @@ def test_docs_are_generated_from_the_schema():
         for k in t.keys + t.params:
             assert k.doc, f"{name}.{k.name} has no documentation"
             assert f"| `{k.name}` |" in doc
+
+
+@pytest.mark.parametrize("expected, found, tail", [
+    ("an integer", "ten", " (expected an integer, found 'ten')"),
+    (None, "conv2", " (found 'conv2')"),
+    ("a number", None, " (expected a number)"),
+    (None, None, ""),
+])
+def test_error_text_says_only_what_it_knows(expected, found, tail):
+    e = ConfigError("bad value", file="net.cfg", line=3, section="fc", key="outputs",
+                    expected=expected, found=found)
+    assert str(e) == "net.cfg:3: [fc] outputs: bad value" + tail

@@ -23,8 +23,10 @@ class ConfigError(ValueError):
         if self.key is not None:
             where += f"{self.key}: "
         text = where + self.message
-        if self.expected is not None or self.found is not None:
-            text += f" (expected {self.expected}, found {self.found!r})"
+        told = ([f"expected {self.expected}"] if self.expected is not None else []) + \
+            ([f"found {self.found!r}"] if self.found is not None else [])
+        if told:
+            text += f" ({', '.join(told)})"
         return text
 
 

@@ -31,7 +31,8 @@ def _weight_params():
                   doc="L2 weight decay per input (weights only)"),
         float_key("wball", 0.0, minimum=0.0, per_input=True,
                   doc="max-norm of each filter (0: none); parsed, not applied yet"),
-        int_key("updatePeriod", 0, minimum=0, doc="update every N backward passes (0: every)"),
+        int_key("updatePeriod", 0, minimum=0, doc="v2: update every N backward passes; parsed, not "
+                "applied yet (convnet updates after every pass)"),
         float_key("superEps", 0.0, doc="parsed for compatibility; unused upstream too"),
         float_key("superMom", 0.0, doc="parsed for compatibility; unused upstream too"),
     )
@@ -66,7 +67,7 @@ def _conv_keys(conv: bool):
         bool_key("randSparse", False, doc="v1 random sparse connectivity; not supported (refused "
                  "when true)"),
         int_key("filterChannels", 0, minimum=0, per_input=True,
-                doc="v1 randSparse only; must be channels/groups otherwise"),
+                doc="v1 randSparse only; ignored otherwise"),
     ) + _init_keys()
     if conv:
         keys += (
@@ -120,7 +121,8 @@ register(LayerType(
           int_key("start", 0, doc="position of the first window (may be negative)"),
           int_key("outputsX", 0, minimum=0, doc="outputs per axis (0: ceil((imgSize - start - "
                   "sizeX) / stride) + 1)"),
-          bool_key("sum", False, doc="v2, avg only: sum instead of mean"))))
+          bool_key("sum", False, doc="v2, avg only: sum instead of mean; not supported yet "
+                   "(refused when true)"))))
 register(LayerType("cmrnorm", "Response normalisation across maps (the paper's LRN).",
                    keys=(int_key("channels", minimum=1, doc="input channels"),
                          int_key("size", minimum=1, doc="maps in each window"),
