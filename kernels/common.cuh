@@ -23,11 +23,17 @@
 // under nvcc the <<<grid, block, shared_bytes, stream>>> launch. One macro for all of them, so a
 // launch can be redirected (to an emulated device, say) without touching the kernels. The kernel
 // comes last because its template arguments may hold commas.
+// A kernel's dynamically sized shared memory (the launch's shared_bytes) is
+// CONVNET_DYNAMIC_SHARED(type, name), an array `name`.
+#if defined(CONVNET_CUDA_EMULATED)  // the emulated device (emu/include) runs them on the CPU
+#define CONVNET_LAUNCH(grid, block, shared_bytes, stream, ...) \
+    CONVNET_EMU_LAUNCH(grid, block, shared_bytes, stream, __VA_ARGS__)
+#define CONVNET_DYNAMIC_SHARED(type, name) CONVNET_EMU_DYNAMIC_SHARED(type, name)
+#else
 #define CONVNET_LAUNCH(grid, block, shared_bytes, stream, ...) \
     __VA_ARGS__<<<grid, block, shared_bytes, stream>>>
-
-// A kernel's dynamically sized shared memory (the launch's shared_bytes), as an array `name`.
 #define CONVNET_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
 
 // After a launch: configuration errors surface here, execution errors at the next sync.
 #define CONVNET_LAUNCH_CHECK() CONVNET_CUDA_CHECK(cudaGetLastError())

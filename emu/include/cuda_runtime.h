@@ -1,0 +1,173 @@
+// convnet's emulated CUDA device (CONVNET_CUDA=EMU): this header stands in for the toolkit's
+// cuda_runtime.h, so that kernels/*.cu compile unchanged as host C++ and run on the CPU. It gives
+// the qualifiers, the built-in index variables, the vector types and intrinsics the kernels use,
+// and the runtime API the launchers and kernels/runtime.cu call (emu/src/runtime.cpp).
+//
+// Semantics in this version: each block's threads run one after another, to completion, and
+// independent blocks run in parallel on the CPU threads. That is a valid schedule for every
+// kernel without barriers and warp collectives; __syncthreads and __shfl_xor_sync raise an error
+// naming the kernel instead (cooperative threads are the next step).
+#pragma once
+
+#include <math.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#define CONVNET_CUDA_EMULATED 1
+
+// ---- qualifiers -----------------------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+// Static shared memory: one copy per CPU thread, and a CPU thread runs one block at a time.
+#define __shared__ static thread_local
+
+// ---- vector types and the built-in variables ---------------------------------------------------
+struct uint3 {
+    unsigned x, y, z;
+};
+struct dim3 {
+    unsigned x = 1, y = 1, z = 1;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+
+namespace convnet::emu {
+// The running thread's coordinates, set by the launch before each thread runs.
+extern thread_local uint3 thread_index, block_index;
+extern thread_local dim3 block_dim, grid_dim;
+[[noreturn]] void unsupported(const char* what);
+}  // namespace convnet::emu
+
+#define threadIdx (::convnet::emu::thread_index)
+#define blockIdx (::convnet::emu::block_index)
+#define blockDim (::convnet::emu::block_dim)
+#define gridDim (::convnet::emu::grid_dim)
+
+// ---- intrinsics -------------------------------------------------------------------------------
+// The _rn operations are single IEEE operations; the emulated build compiles with
+// -ffp-contract=off, so a*b+c is never fused unless the source says fmaf.
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+inline float __uint_as_float(unsigned u) {
+    float f;
+    std::memcpy(&f, &u, sizeof f);
+    return f;
+}
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, sizeof u);
+    return u;
+}
+inline unsigned __umulhi(unsigned a, unsigned b) {
+    return unsigned((std::uint64_t(a) * std::uint64_t(b)) >> 32);
+}
+template <typename T>
+inline T __ldg(const T* p) {
+    return *p;
+}
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+inline unsigned min(unsigned a, unsigned b) { return a < b ? a : b; }
+inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
+inline long long min(long long a, long long b) { return a < b ? a : b; }
+inline long long max(long long a, long long b) { return a > b ? a : b; }
+inline long min(long a, long b) { return a < b ? a : b; }
+inline long max(long a, long b) { return a > b ? a : b; }
+inline float min(float a, float b) { return std::fmin(a, b); }
+inline float max(float a, float b) { return std::fmax(a, b); }
+
+inline void __syncthreads() { ::convnet::emu::unsupported("__syncthreads"); }
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T, int, int = 32) {
+    ::convnet::emu::unsupported("__shfl_xor_sync");
+}
+[[noreturn]] inline void __trap() { ::convnet::emu::unsupported("__trap (a kernel's assertion)"); }
+
+// ---- the runtime API (emu/src/runtime.cpp) -----------------------------------------------------
+enum cudaError_t {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidDevice = 101,
+    cudaErrorInvalidConfiguration = 9,
+};
+enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4,
+};
+enum cudaDeviceAttr {
+    cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+    cudaDevAttrMultiProcessorCount = 16,
+    cudaDevAttrClockRate = 13,
+    cudaDevAttrComputeCapabilityMajor = 75,
+    cudaDevAttrComputeCapabilityMinor = 76,
+};
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+constexpr unsigned cudaHostAllocPortable = 1;
+
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+struct CUevent_st;
+using cudaEvent_t = CUevent_st*;
+
+struct cudaDeviceProp {
+    char name[256];
+    int major, minor, multiProcessorCount;
+    std::size_t totalGlobalMem, sharedMemPerBlock, sharedMemPerBlockOptin;
+    int maxThreadsPerBlock;
+};
+
+const char* cudaGetErrorString(cudaError_t error);
+cudaError_t cudaGetLastError();
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device);
+cudaError_t cudaDeviceSynchronize();
+cudaError_t cudaMalloc(void** ptr, std::size_t bytes);
+template <typename T>
+cudaError_t cudaMalloc(T** ptr, std::size_t bytes) {
+    return cudaMalloc(reinterpret_cast<void**>(ptr), bytes);
+}
+cudaError_t cudaFree(void* ptr);
+cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned flags);
+cudaError_t cudaFreeHost(void* ptr);
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t stream = nullptr);
+cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src, std::size_t spitch,
+                              std::size_t width, std::size_t height, cudaMemcpyKind kind,
+                              cudaStream_t stream = nullptr);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaEventCreate(cudaEvent_t* event);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value);
+template <typename F>
+cudaError_t cudaFuncSetAttribute(F* func, cudaFuncAttribute attr, int value) {
+    return cudaFuncSetAttribute(reinterpret_cast<const void*>(func), attr, value);
+}
+
+#include "emu_launch.h"

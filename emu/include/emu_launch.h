@@ -1,0 +1,47 @@
+// Kernel launches on the emulated device: CONVNET_LAUNCH (kernels/common.cuh) builds a Launch,
+// whose call runs every thread of every block of the grid on the CPU before it returns (the
+// emulated streams are synchronous). Dynamic shared memory is a per-block buffer filled with
+// signalling NaNs, so a read before any write shows up as NaN.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+namespace convnet::emu {
+
+struct LaunchConfig {
+    dim3 grid, block;
+    std::size_t shared_bytes = 0;
+    const char* kernel = "";
+};
+
+// Runs thread_body once per thread of every block, with threadIdx & co. set; blocks in parallel.
+// Throws convnet::Error naming the kernel for a bad configuration or an unsupported operation.
+void run_grid(const LaunchConfig& config, const std::function<void()>& thread_body);
+// The current block's dynamic shared memory.
+void* dynamic_shared();
+
+template <typename... Params>
+class Launch {
+public:
+    Launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t, const char* name,
+           void (*kernel)(Params...))
+        : config_{grid, block, shared_bytes, name}, kernel_(kernel) {}
+
+    template <typename... Args>
+    void operator()(Args&&... args) const {
+        // Each thread gets its own copy of the arguments, as kernel parameters are by value.
+        run_grid(config_, [&] { kernel_(args...); });
+    }
+
+private:
+    LaunchConfig config_;
+    void (*kernel_)(Params...);
+};
+
+}  // namespace convnet::emu
+
+#define CONVNET_EMU_LAUNCH(grid, block, shared_bytes, stream, ...) \
+    ::convnet::emu::Launch(grid, block, shared_bytes, stream, #__VA_ARGS__, __VA_ARGS__)
+#define CONVNET_EMU_DYNAMIC_SHARED(type, name) \
+    type* name = static_cast<type*>(::convnet::emu::dynamic_shared())

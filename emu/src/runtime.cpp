@@ -1,0 +1,253 @@
+// The runtime of the emulated CUDA device (CONVNET_CUDA=EMU): devices, memory, copies, events and
+// kernel launches, on the CPU. Device memory is host memory registered to a device, so kernels
+// dereference it directly; every call is synchronous, which keeps stream order trivially.
+#include <cuda_runtime.h>
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "core/check.h"
+
+namespace convnet::emu {
+
+thread_local uint3 thread_index{0, 0, 0}, block_index{0, 0, 0};
+thread_local dim3 block_dim, grid_dim;
+
+namespace {
+
+// The emulated GPU's figures: an sm_80-class device.
+constexpr int kMajor = 8, kMinor = 0, kSms = 108, kClockKhz = 1410000;
+constexpr std::size_t kMemory = std::size_t(16) << 30;
+constexpr std::size_t kSharedDefault = 48 * 1024, kSharedOptin = 163 * 1024;
+constexpr unsigned kMaxThreads = 1024;
+
+thread_local int current_device = 0;
+thread_local cudaError_t last_error = cudaSuccess;
+thread_local const char* current_kernel = "";
+thread_local std::vector<float> shared_buffer;
+
+int device_count_from_env() {
+    const char* s = std::getenv("CONVNET_EMU_DEVICES");
+    const int n = s ? std::atoi(s) : 2;
+    return n < 0 ? 0 : n;
+}
+
+struct Registry {
+    std::mutex mutex;
+    std::map<const void*, std::pair<int, std::size_t>> device_blocks;  // ptr -> (device, bytes)
+    std::map<const void*, int> shared_optin;                           // kernel -> bytes
+};
+Registry& registry() {
+    static Registry r;
+    return r;
+}
+
+cudaError_t fail(cudaError_t e) {
+    last_error = e;
+    return e;
+}
+
+}  // namespace
+
+void unsupported(const char* what) {
+    throw Error(detail::concat("emulated device: kernel ", current_kernel, " uses ", what,
+                               ", which the emulator does not run yet (its blocks run one thread "
+                               "at a time, so barriers and warp collectives are not available)"));
+}
+
+void* dynamic_shared() { return shared_buffer.data(); }
+
+void run_grid(const LaunchConfig& c, const std::function<void()>& thread_body) {
+    const unsigned threads = c.block.x * c.block.y * c.block.z;
+    CONVNET_CHECK(threads >= 1 && threads <= kMaxThreads, "emulated device: kernel ", c.kernel,
+                  " launched with ", threads, " threads per block (1 to ", kMaxThreads, ")");
+    const long long blocks = (long long)c.grid.x * c.grid.y * c.grid.z;
+    CONVNET_CHECK(blocks >= 1 && c.grid.y <= 65535 && c.grid.z <= 65535, "emulated device: kernel ",
+                  c.kernel, " launched with grid ", c.grid.x, "x", c.grid.y, "x", c.grid.z);
+    CONVNET_CHECK(c.shared_bytes <= kSharedOptin, "emulated device: kernel ", c.kernel, " asks for ",
+                  c.shared_bytes, " bytes of dynamic shared memory (the device has ",
+                  kSharedOptin, ")");
+    std::exception_ptr error;
+    std::mutex error_mutex;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long long b = 0; b < blocks; ++b) {
+        {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (error) continue;
+        }
+        try {
+            current_kernel = c.kernel;
+            grid_dim = c.grid, block_dim = c.block;
+            block_index = uint3{unsigned(b % c.grid.x), unsigned(b / c.grid.x % c.grid.y),
+                                unsigned(b / (long long)(c.grid.x * c.grid.y))};
+            // Fresh dynamic shared memory per block, signalling NaNs until written.
+            shared_buffer.assign((c.shared_bytes + 3) / 4, __uint_as_float(0x7fa00000u));
+            for (unsigned z = 0; z < c.block.z; ++z)
+                for (unsigned y = 0; y < c.block.y; ++y)
+                    for (unsigned x = 0; x < c.block.x; ++x) {
+                        thread_index = uint3{x, y, z};
+                        thread_body();
+                    }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+        }
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+}  // namespace convnet::emu
+
+using namespace convnet::emu;
+
+const char* cudaGetErrorString(cudaError_t error) {
+    switch (error) {
+        case cudaSuccess: return "no error";
+        case cudaErrorInvalidValue: return "invalid argument";
+        case cudaErrorMemoryAllocation: return "out of memory";
+        case cudaErrorInvalidDevice: return "invalid device ordinal";
+        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    }
+    return "unknown error";
+}
+
+cudaError_t cudaGetLastError() {
+    const cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+    *count = device_count_from_env();
+    return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+    if (device < 0 || device >= device_count_from_env()) return fail(cudaErrorInvalidDevice);
+    current_device = device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDevice(int* device) {
+    *device = current_device;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+    if (device < 0 || device >= device_count_from_env()) return fail(cudaErrorInvalidDevice);
+    *prop = cudaDeviceProp{};
+    std::snprintf(prop->name, sizeof prop->name, "convnet emulated device %d", device);
+    prop->major = kMajor, prop->minor = kMinor, prop->multiProcessorCount = kSms;
+    prop->totalGlobalMem = kMemory, prop->sharedMemPerBlock = kSharedDefault;
+    prop->sharedMemPerBlockOptin = kSharedOptin, prop->maxThreadsPerBlock = int(kMaxThreads);
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+    if (device < 0 || device >= device_count_from_env()) return fail(cudaErrorInvalidDevice);
+    switch (attr) {
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = int(kSharedOptin); break;
+        case cudaDevAttrMultiProcessorCount: *value = kSms; break;
+        case cudaDevAttrClockRate: *value = kClockKhz; break;
+        case cudaDevAttrComputeCapabilityMajor: *value = kMajor; break;
+        case cudaDevAttrComputeCapabilityMinor: *value = kMinor; break;
+        default: return fail(cudaErrorInvalidValue);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+
+cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
+    // 256-byte aligned like cudaMalloc; never null, so a zero-byte block is still a block.
+    void* p = ::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t(256), std::nothrow);
+    if (!p) return fail(cudaErrorMemoryAllocation);
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().device_blocks[p] = {current_device, bytes};
+    *ptr = p;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+    if (!ptr) return cudaSuccess;
+    {
+        std::lock_guard<std::mutex> lock(registry().mutex);
+        if (!registry().device_blocks.erase(ptr)) return fail(cudaErrorInvalidValue);
+    }
+    ::operator delete(ptr, std::align_val_t(256));
+    return cudaSuccess;
+}
+
+cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned) {
+    *ptr = std::malloc(std::max<std::size_t>(bytes, 1));
+    return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+    std::free(ptr);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind) {
+    if (bytes) std::memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t) {
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src, std::size_t spitch,
+                              std::size_t width, std::size_t height, cudaMemcpyKind,
+                              cudaStream_t) {
+    for (std::size_t r = 0; r < height; ++r)
+        std::memmove(static_cast<char*>(dst) + r * dpitch,
+                     static_cast<const char*>(src) + r * spitch, width);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+
+struct CUevent_st {
+    std::chrono::steady_clock::time_point when;
+};
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+    *event = new CUevent_st{};
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+    delete event;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+    event->when = std::chrono::steady_clock::now();   // launches are synchronous
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+    *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
+    return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute, int value) {
+    if (value < 0 || std::size_t(value) > kSharedOptin) return fail(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(registry().mutex);
+    registry().shared_optin[func] = value;
+    return cudaSuccess;
+}
