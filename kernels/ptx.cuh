@@ -27,14 +27,82 @@ __device__ __forceinline__ float round_tf32(float x) {
 }
 
 #if defined(CONVNET_CUDA_EMULATED)
-// The emulated device does not run the tensor-core shapes yet.
-__device__ __forceinline__ void mma_tf32(float&, float&, float&, float&, const std::uint32_t (&)[4],
-                                         const std::uint32_t (&)[2]) {
-    ::convnet::emu::unsupported("mma.sync m16n8k8 tf32");
+// The emulated device computes each mma.sync from the whole warp's fragments, which it gathers
+// with one warp exchange, reading each element from the lane and register where the PTX ISA's
+// fragment tables put it (groupID g = lane / 4, threadID_in_group t = lane % 4), and gives this
+// lane its four accumulators. Products are
+// exact and the sums are taken in double, a tensor core's best case; the inputs are read as the
+// hardware reads them (TF32: the top 19 bits of the register; BF16: two halves, the lower k in the
+// low half).
+namespace emu_mma {
+struct Fragments {
+    std::uint32_t a[4], b[2];
+};
+inline float tf32(std::uint32_t bits) { return __uint_as_float(bits & 0xffffe000u); }
+inline float bf16(std::uint32_t bits, int half) {
+    return __uint_as_float(half ? bits & 0xffff0000u : bits << 16);
 }
-__device__ __forceinline__ void mma_bf16(float&, float&, float&, float&, const std::uint32_t (&)[4],
-                                         const std::uint32_t (&)[2]) {
-    ::convnet::emu::unsupported("mma.sync m16n8k16 bf16");
+inline unsigned lane() {
+    return (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 32;
+}
+// This lane's accumulators c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1) += A * B,
+// with A's rows and B's columns given as functions of (row or column, k).
+template <int K, typename ARow, typename BCol>
+inline void accumulate(ARow a, BCol b, float& c0, float& c1, float& c2, float& c3) {
+    const unsigned g = lane() / 4, t = lane() % 4;
+    float* c[4] = {&c0, &c1, &c2, &c3};
+    for (int i = 0; i < 4; ++i) {
+        const unsigned row = g + 8 * (i / 2), col = 2 * t + i % 2;
+        double sum = *c[i];
+        for (int k = 0; k < K; ++k) sum += double(a(row, k)) * double(b(k, col));
+        *c[i] = float(sum);
+    }
+}
+inline const Fragments& of(const void* all, unsigned lane) {
+    return *reinterpret_cast<const Fragments*>(static_cast<const unsigned char*>(all) +
+                                               lane * ::convnet::emu::kWarpPayloadBytes);
+}
+}  // namespace emu_mma
+
+// m16n8k8, .tf32: A (16x8) a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4);
+// B (8x8) b0 (t, g), b1 (t+4, g).
+__device__ __forceinline__ void mma_tf32(float& c0, float& c1, float& c2, float& c3,
+                                         const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+    const emu_mma::Fragments mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+    const void* all = ::convnet::emu::warp_exchange(0xffffffffu, &mine, sizeof mine,
+                                                    "mma.sync.m16n8k8.tf32");
+    // Element (row, k) of A is held by lane 4 * (row % 8) + k % 4 in register 2 * (k / 4) +
+    // row / 8; element (k, col) of B by lane 4 * col + k % 4 in register k / 4.
+    emu_mma::accumulate<8>(
+        [&](unsigned row, unsigned k) {
+            return emu_mma::tf32(emu_mma::of(all, 4 * (row % 8) + k % 4).a[2 * (k / 4) + row / 8]);
+        },
+        [&](unsigned k, unsigned col) {
+            return emu_mma::tf32(emu_mma::of(all, 4 * col + k % 4).b[k / 4]);
+        },
+        c0, c1, c2, c3);
+}
+
+// m16n8k16, .bf16 (two per register, the lower k in the low half): A (16x16) a0 (g, 2t..2t+1),
+// a1 (g+8, 2t..2t+1), a2 (g, 2t+8..2t+9), a3 (g+8, 2t+8..2t+9); B (16x8) b0 (2t..2t+1, g),
+// b1 (2t+8..2t+9, g).
+__device__ __forceinline__ void mma_bf16(float& c0, float& c1, float& c2, float& c3,
+                                         const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
+    const emu_mma::Fragments mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+    const void* all = ::convnet::emu::warp_exchange(0xffffffffu, &mine, sizeof mine,
+                                                    "mma.sync.m16n8k16.bf16");
+    // Element (row, k) of A is half k % 2 of lane 4 * (row % 8) + (k % 8) / 2, register
+    // 2 * (k / 8) + row / 8; element (k, col) of B is half k % 2 of lane 4 * col + (k % 8) / 2,
+    // register k / 8.
+    emu_mma::accumulate<16>(
+        [&](unsigned row, unsigned k) {
+            return emu_mma::bf16(
+                emu_mma::of(all, 4 * (row % 8) + (k % 8) / 2).a[2 * (k / 8) + row / 8], k % 2);
+        },
+        [&](unsigned k, unsigned col) {
+            return emu_mma::bf16(emu_mma::of(all, 4 * col + (k % 8) / 2).b[k / 8], k % 2);
+        },
+        c0, c1, c2, c3);
 }
 // The mma.sync shapes exist from sm_80 on (the host pass sees the declarations only).
 #elif !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800

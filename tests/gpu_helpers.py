@@ -26,6 +26,23 @@ DEVICE = os.environ.get("CONVNET_GPU_TESTS_DEVICE", "cuda:0")
 STAND_IN = DEVICE == "cpu"
 # For tests of GPU-only behaviour (a device limit, a CPU argument refused by a GPU op).
 gpu_only = pytest.mark.skipif(STAND_IN, reason="only meaningful on a GPU")
+
+
+def _emulated() -> bool:
+    if STAND_IN or convnet.cuda_device_count() == 0:
+        return False
+    return convnet._core.cuda_device_info(0)["name"].startswith("convnet emulated device")
+
+
+# The emulated device (CONVNET_CUDA=EMU) runs a few million kernel threads per second: its checks
+# come from the odd small cases, and the AlexNet-sized ones are for real GPUs.
+EMULATED = _emulated()
+
+
+def real_gpu_sized(cases, too_big):
+    """cases, with those for which too_big(case) holds skipped on the emulated device."""
+    skip = pytest.mark.skipif(EMULATED, reason="AlexNet-sized: run on real GPUs, not emulated")
+    return [pytest.param(c, marks=skip) if too_big(c) else c for c in cases]
 # Relative error against the float64 reference of the TF32 and BF16 tensor-core paths (FP32
 # paths: helpers.FP32_REL_TOL). assert_close is helpers' too: no NaN (a poisoned element the kernel
 # did not write) or inf, and max |got - want| / max |want| under the tolerance.

@@ -3,10 +3,9 @@
 // the qualifiers, the built-in index variables, the vector types and intrinsics the kernels use,
 // and the runtime API the launchers and kernels/runtime.cu call (emu/src/runtime.cpp).
 //
-// Semantics in this version: each block's threads run one after another, to completion, and
-// independent blocks run in parallel on the CPU threads. That is a valid schedule for every
-// kernel without barriers and warp collectives; __syncthreads and __shfl_xor_sync raise an error
-// naming the kernel instead (cooperative threads are the next step).
+// Semantics: a block's threads are cooperative fibers on one CPU thread that switch at
+// __syncthreads and warp shuffles (emu/src/fibers.cpp); independent blocks run in parallel on the
+// CPU threads. Misused barriers and shuffles stop with an error naming the kernel.
 #pragma once
 
 #include <math.h>
@@ -49,6 +48,11 @@ namespace convnet::emu {
 extern thread_local uint3 thread_index, block_index;
 extern thread_local dim3 block_dim, grid_dim;
 [[noreturn]] void unsupported(const char* what);
+// The block's cooperative threads (emu/src/fibers.cpp).
+void block_barrier();
+std::uint64_t warp_shuffle_xor(unsigned mask, std::uint64_t bits, int lane_mask, int width);
+const void* warp_exchange(unsigned mask, const void* mine, std::size_t bytes, const char* what);
+constexpr std::size_t kWarpPayloadBytes = 64;
 }  // namespace convnet::emu
 
 #define threadIdx (::convnet::emu::thread_index)
@@ -92,10 +96,15 @@ inline long max(long a, long b) { return a > b ? a : b; }
 inline float min(float a, float b) { return std::fmin(a, b); }
 inline float max(float a, float b) { return std::fmax(a, b); }
 
-inline void __syncthreads() { ::convnet::emu::unsupported("__syncthreads"); }
+inline void __syncthreads() { ::convnet::emu::block_barrier(); }
 template <typename T>
-inline T __shfl_xor_sync(unsigned, T, int, int = 32) {
-    ::convnet::emu::unsupported("__shfl_xor_sync");
+inline T __shfl_xor_sync(unsigned mask, T value, int lane_mask, int width = 32) {
+    static_assert(sizeof(T) <= 8, "__shfl_xor_sync exchanges values of up to 8 bytes");
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &value, sizeof value);
+    bits = ::convnet::emu::warp_shuffle_xor(mask, bits, lane_mask, width);
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
 }
 [[noreturn]] inline void __trap() { ::convnet::emu::unsupported("__trap (a kernel's assertion)"); }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "fibers.h"
 
 namespace convnet::emu {
 
@@ -61,8 +62,7 @@ cudaError_t fail(cudaError_t e) {
 
 void unsupported(const char* what) {
     throw Error(detail::concat("emulated device: kernel ", current_kernel, " uses ", what,
-                               ", which the emulator does not run yet (its blocks run one thread "
-                               "at a time, so barriers and warp collectives are not available)"));
+                               ", which the emulator does not run yet"));
 }
 
 void* dynamic_shared() { return shared_buffer.data(); }
@@ -92,12 +92,7 @@ void run_grid(const LaunchConfig& c, const std::function<void()>& thread_body) {
                                 unsigned(b / (long long)(c.grid.x * c.grid.y))};
             // Fresh dynamic shared memory per block, signalling NaNs until written.
             shared_buffer.assign((c.shared_bytes + 3) / 4, __uint_as_float(0x7fa00000u));
-            for (unsigned z = 0; z < c.block.z; ++z)
-                for (unsigned y = 0; y < c.block.y; ++y)
-                    for (unsigned x = 0; x < c.block.x; ++x) {
-                        thread_index = uint3{x, y, z};
-                        thread_body();
-                    }
+            run_block(c.block, c.kernel, thread_body);
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();

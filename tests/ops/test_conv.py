@@ -25,7 +25,7 @@ import convnet.ops as ops
 from convnet import _core
 from gpu_helpers import (BETAS, CONV_CASES, PRECISION_REL_TOL, cached, check_gradients, conv_id,
                          conv_output_size, dev, gradient_out, host, keyed_rng, normal_f32,
-                         poisoned)
+                         poisoned, real_gpu_sized)
 from helpers import (FP32_REL_TOL, FP64_REL_TOL, HAND_REL_TOL, ODD_SHAPES, ODD_WINDOWS,
                      assert_close, check_gpu_vs_cpu, check_op, f32, gradcheck, odd_groups)
 from reference import conv as ref
@@ -256,8 +256,14 @@ def _gpu_case(case):
     return x, w, b, dy, y_ref, grads, geometry, cpu_kw
 
 
+def _alexnet_sized(case):
+    """AlexNet's conv1 and conv2 (millions of input values times filters)."""
+    x_shape, filters = case[0], case[1]
+    return int(np.prod(x_shape)) * filters > 5_000_000
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("case", CONV_CASES, ids=conv_id)
+@pytest.mark.parametrize("case", real_gpu_sized(CONV_CASES, _alexnet_sized), ids=conv_id)
 def test_conv_forward(precision, case):
     x, w, b, _, y_ref, _, geometry, cpu_kw = _gpu_case(case)
     tol = PRECISION_REL_TOL[precision]
@@ -274,7 +280,7 @@ def test_conv_forward(precision, case):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("beta", BETAS)
-@pytest.mark.parametrize("case", CONV_CASES, ids=conv_id)
+@pytest.mark.parametrize("case", real_gpu_sized(CONV_CASES, _alexnet_sized), ids=conv_id)
 def test_conv_backward(precision, case, beta):
     x, w, b, dy, _, refs, geometry, cpu_kw = _gpu_case(case)
     rng = keyed_rng("conv-old", case, beta)

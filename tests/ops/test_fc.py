@@ -19,7 +19,7 @@ import pytest
 import convnet.ops as ops
 from convnet import _core
 from gpu_helpers import (BETAS, PRECISION_REL_TOL, PRECISIONS, cached, check_gradients, dev,
-                         gradient_out, host, keyed_rng, normal_f32, poisoned)
+                         gradient_out, host, keyed_rng, normal_f32, poisoned, real_gpu_sized)
 from helpers import (FP32_REL_TOL, ODD_SHAPES, assert_close, check_gpu_vs_cpu, check_op, f32,
                      gradcheck)
 from reference import fc as ref
@@ -94,6 +94,12 @@ FC_CASES = [((1, 7), 33), ((7, 33), 1), ((3, 130), 7), ((130, 9), 5), ((1, 1), 1
             ((33, 129), 130), ((3, 5, 3, 4), 17), ((7, 2000), 130), ((8, 9216), 4096)]
 
 
+def _alexnet_sized(case):
+    """fc6 at batch 8 (9216 -> 4096)."""
+    x_shape, outputs = case
+    return int(np.prod(x_shape)) * outputs > 10_000_000
+
+
 def _fc_id(case):
     xs, m = case
     return f"x{'x'.join(map(str, xs))}-m{m}"
@@ -111,7 +117,7 @@ def _fc_case(case):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("case", FC_CASES, ids=_fc_id)
+@pytest.mark.parametrize("case", real_gpu_sized(FC_CASES, _alexnet_sized), ids=_fc_id)
 def test_fc_forward(precision, case):
     x, w, b, _, y_ref, _ = _fc_case(case)
     tol = PRECISION_REL_TOL[precision]
@@ -128,7 +134,7 @@ def test_fc_forward(precision, case):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("beta", BETAS)
-@pytest.mark.parametrize("case", FC_CASES, ids=_fc_id)
+@pytest.mark.parametrize("case", real_gpu_sized(FC_CASES, _alexnet_sized), ids=_fc_id)
 def test_fc_backward(precision, case, beta):
     x, w, b, dy, _, refs = _fc_case(case)
     rng = keyed_rng("fc-old", case, beta)
