@@ -37,9 +37,6 @@ class GradientCheck:
     gradients: Dict[str, np.ndarray]   # Net.gradients at the unperturbed parameters
     samples: List[GradientSample]
 
-    def worst(self, floor: float) -> float:
-        return max((s.relative_error(floor) for s in self.samples), default=0.0)
-
 
 def check_net_gradients(net, x, labels, rng: np.random.Generator, *,
                         names: Optional[Sequence[str]] = None, samples: int, step: float = STEP,

@@ -18,8 +18,8 @@ from . import _core, checkpoint, cuda_convnet_checkpoint
 from .config import ConfigError, LayerSpec, Schedule
 from .config import parse as parse_config
 from .config import parse_text, read
+from .config.values import parse_neuron
 from .layers import render
-from .ops import parse_neuron
 
 WEIGHT_TYPES = ("conv", "local", "fc")
 
