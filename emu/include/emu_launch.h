@@ -12,7 +12,8 @@ namespace convnet::emu {
 struct LaunchConfig {
     dim3 grid, block;
     std::size_t shared_bytes = 0;
-    const char* kernel = "";
+    const char* kernel = "";     // its source text, for errors
+    const void* function = nullptr;  // what cudaFuncSetAttribute names it by
 };
 
 // Runs thread_body once per thread of every block, with threadIdx & co. set; blocks in parallel.
@@ -26,7 +27,8 @@ class Launch {
 public:
     Launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t, const char* name,
            void (*kernel)(Params...))
-        : config_{grid, block, shared_bytes, name}, kernel_(kernel) {}
+        : config_{grid, block, shared_bytes, name, reinterpret_cast<const void*>(kernel)},
+          kernel_(kernel) {}
 
     template <typename... Args>
     void operator()(Args&&... args) const {
