@@ -58,6 +58,13 @@ inline void accumulate(ARow a, BCol b, float& c0, float& c1, float& c2, float& c
         *c[i] = float(sum);
     }
 }
+// Every lane's A and B registers, once the whole warp has arrived (Fragments of lane l at
+// `of(all, l)`).
+inline const void* gather(const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                          const char* what) {
+    const Fragments mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
+    return ::convnet::emu::warp_exchange(0xffffffffu, &mine, sizeof mine, what);
+}
 inline const Fragments& of(const void* all, unsigned lane) {
     return *reinterpret_cast<const Fragments*>(static_cast<const unsigned char*>(all) +
                                                lane * ::convnet::emu::kWarpPayloadBytes);
@@ -68,9 +75,7 @@ inline const Fragments& of(const void* all, unsigned lane) {
 // B (8x8) b0 (t, g), b1 (t+4, g).
 __device__ __forceinline__ void mma_tf32(float& c0, float& c1, float& c2, float& c3,
                                          const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
-    const emu_mma::Fragments mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
-    const void* all = ::convnet::emu::warp_exchange(0xffffffffu, &mine, sizeof mine,
-                                                    "mma.sync.m16n8k8.tf32");
+    const void* all = emu_mma::gather(a, b, "mma.sync.m16n8k8.tf32");
     // Element (row, k) of A is held by lane 4 * (row % 8) + k % 4 in register 2 * (k / 4) +
     // row / 8; element (k, col) of B by lane 4 * col + k % 4 in register k / 4.
     emu_mma::accumulate<8>(
@@ -88,9 +93,7 @@ __device__ __forceinline__ void mma_tf32(float& c0, float& c1, float& c2, float&
 // b1 (2t+8..2t+9, g).
 __device__ __forceinline__ void mma_bf16(float& c0, float& c1, float& c2, float& c3,
                                          const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
-    const emu_mma::Fragments mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
-    const void* all = ::convnet::emu::warp_exchange(0xffffffffu, &mine, sizeof mine,
-                                                    "mma.sync.m16n8k16.bf16");
+    const void* all = emu_mma::gather(a, b, "mma.sync.m16n8k16.bf16");
     // Element (row, k) of A is half k % 2 of lane 4 * (row % 8) + (k % 8) / 2, register
     // 2 * (k / 8) + row / 8; element (k, col) of B is half k % 2 of lane 4 * col + (k % 8) / 2,
     // register k / 8.
