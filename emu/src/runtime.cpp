@@ -18,6 +18,7 @@
 
 #include "core/check.h"
 #include "fibers.h"
+#include "memory.h"
 
 namespace convnet::emu {
 
@@ -32,20 +33,14 @@ constexpr std::size_t kMemory = std::size_t(16) << 30;
 constexpr std::size_t kSharedDefault = 48 * 1024, kSharedOptin = 163 * 1024;
 constexpr unsigned kMaxThreads = 1024;
 
-thread_local int current_device = 0;
+thread_local int this_thread_device = 0;
 thread_local cudaError_t last_error = cudaSuccess;
 thread_local const char* current_kernel = "";
 thread_local std::vector<float> shared_buffer;
 
-int device_count_from_env() {
-    const char* s = std::getenv("CONVNET_EMU_DEVICES");
-    const int n = s ? std::atoi(s) : 2;
-    return n < 0 ? 0 : n;
-}
 
 struct Registry {
     std::mutex mutex;
-    std::map<const void*, std::pair<int, std::size_t>> device_blocks;  // ptr -> (device, bytes)
     std::map<const void*, int> shared_optin;                           // kernel -> bytes
 };
 Registry& registry() {
@@ -59,6 +54,17 @@ cudaError_t fail(cudaError_t e) {
 }
 
 }  // namespace
+
+int current_device() { return this_thread_device; }
+
+int device_count() {
+    static const int n = [] {
+        const char* s = std::getenv("CONVNET_EMU_DEVICES");
+        const int v = s ? std::atoi(s) : 2;
+        return v < 0 ? 0 : v;
+    }();
+    return n;
+}
 
 void unsupported(const char* what) {
     throw Error(detail::concat("emulated device: kernel ", current_kernel, " uses ", what,
@@ -86,6 +92,7 @@ void run_grid(const LaunchConfig& c, const std::function<void()>& thread_body) {
                   c.shared_bytes, " bytes of dynamic shared memory; it may use ", limit,
                   " (above 48 KB only after cudaFuncSetAttribute, up to the device's ",
                   kSharedOptin, ")");
+    const DeviceMemoryAccess open;
     std::exception_ptr error;
     std::mutex error_mutex;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -132,23 +139,23 @@ cudaError_t cudaGetLastError() {
 }
 
 cudaError_t cudaGetDeviceCount(int* count) {
-    *count = device_count_from_env();
+    *count = device_count();
     return cudaSuccess;
 }
 
 cudaError_t cudaSetDevice(int device) {
-    if (device < 0 || device >= device_count_from_env()) return fail(cudaErrorInvalidDevice);
-    current_device = device;
+    if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
+    this_thread_device = device;
     return cudaSuccess;
 }
 
 cudaError_t cudaGetDevice(int* device) {
-    *device = current_device;
+    *device = this_thread_device;
     return cudaSuccess;
 }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
-    if (device < 0 || device >= device_count_from_env()) return fail(cudaErrorInvalidDevice);
+    if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
     *prop = cudaDeviceProp{};
     std::snprintf(prop->name, sizeof prop->name, "convnet emulated device %d", device);
     prop->major = kMajor, prop->minor = kMinor, prop->multiProcessorCount = kSms;
@@ -158,7 +165,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 }
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
-    if (device < 0 || device >= device_count_from_env()) return fail(cudaErrorInvalidDevice);
+    if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
     switch (attr) {
         case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = int(kSharedOptin); break;
         case cudaDevAttrMultiProcessorCount: *value = kSms; break;
@@ -173,23 +180,15 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 
 cudaError_t cudaMalloc(void** ptr, std::size_t bytes) {
-    // 256-byte aligned like cudaMalloc; never null, so a zero-byte block is still a block.
-    void* p = ::operator new(std::max<std::size_t>(bytes, 1), std::align_val_t(256), std::nothrow);
+    void* p = device_alloc(this_thread_device, bytes);  // page-aligned, never null
     if (!p) return fail(cudaErrorMemoryAllocation);
-    std::lock_guard<std::mutex> lock(registry().mutex);
-    registry().device_blocks[p] = {current_device, bytes};
     *ptr = p;
     return cudaSuccess;
 }
 
 cudaError_t cudaFree(void* ptr) {
     if (!ptr) return cudaSuccess;
-    {
-        std::lock_guard<std::mutex> lock(registry().mutex);
-        if (!registry().device_blocks.erase(ptr)) return fail(cudaErrorInvalidValue);
-    }
-    ::operator delete(ptr, std::align_val_t(256));
-    return cudaSuccess;
+    return device_free(ptr) ? cudaSuccess : fail(cudaErrorInvalidValue);
 }
 
 cudaError_t cudaHostAlloc(void** ptr, std::size_t bytes, unsigned) {
@@ -203,6 +202,7 @@ cudaError_t cudaFreeHost(void* ptr) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind) {
+    const DeviceMemoryAccess open;
     if (bytes) std::memmove(dst, src, bytes);
     return cudaSuccess;
 }
@@ -215,39 +215,13 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
 cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src, std::size_t spitch,
                               std::size_t width, std::size_t height, cudaMemcpyKind,
                               cudaStream_t) {
+    const DeviceMemoryAccess open;
     for (std::size_t r = 0; r < height; ++r)
         std::memmove(static_cast<char*>(dst) + r * dpitch,
                      static_cast<const char*>(src) + r * spitch, width);
     return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-
-struct CUevent_st {
-    std::chrono::steady_clock::time_point when;
-};
-
-cudaError_t cudaEventCreate(cudaEvent_t* event) {
-    *event = new CUevent_st{};
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventDestroy(cudaEvent_t event) {
-    delete event;
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
-    event->when = std::chrono::steady_clock::now();   // launches are synchronous
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-
-cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
-    *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
-    return cudaSuccess;
-}
 
 cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute, int value) {
     if (value < 0 || std::size_t(value) > kSharedOptin) return fail(cudaErrorInvalidValue);
