@@ -14,6 +14,7 @@ struct LaunchConfig {
     std::size_t shared_bytes = 0;
     const char* kernel = "";     // its source text, for errors
     const void* function = nullptr;  // what cudaFuncSetAttribute names it by
+    cudaStream_t stream = nullptr;
 };
 
 // Runs thread_body once per thread of every block, with threadIdx & co. set; blocks in parallel.
@@ -25,9 +26,9 @@ void* dynamic_shared();
 template <typename... Params>
 class Launch {
 public:
-    Launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t, const char* name,
+    Launch(dim3 grid, dim3 block, std::size_t shared_bytes, cudaStream_t stream, const char* name,
            void (*kernel)(Params...))
-        : config_{grid, block, shared_bytes, name, reinterpret_cast<const void*>(kernel)},
+        : config_{grid, block, shared_bytes, name, reinterpret_cast<const void*>(kernel), stream},
           kernel_(kernel) {}
 
     template <typename... Args>

@@ -19,6 +19,7 @@
 #include "core/check.h"
 #include "fibers.h"
 #include "memory.h"
+#include "streams.h"
 
 namespace convnet::emu {
 
@@ -80,6 +81,7 @@ void run_grid(const LaunchConfig& c, const std::function<void()>& thread_body) {
     const long long blocks = (long long)c.grid.x * c.grid.y * c.grid.z;
     CONVNET_CHECK(blocks >= 1 && c.grid.y <= 65535 && c.grid.z <= 65535, "emulated device: kernel ",
                   c.kernel, " launched with grid ", c.grid.x, "x", c.grid.y, "x", c.grid.z);
+    check_launch_stream(c.stream, c.kernel);
     // As on the GPU: 48 KB of dynamic shared memory, more only up to what the kernel opted in
     // to with cudaFuncSetAttribute(MaxDynamicSharedMemorySize).
     std::size_t limit = kSharedDefault;

@@ -5,6 +5,15 @@
 
 #include <chrono>
 
+#include "streams.h"
+
+namespace convnet::emu {
+
+// Only the legacy default stream exists so far.
+void check_launch_stream(cudaStream_t, const char*) {}
+
+}  // namespace convnet::emu
+
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 
 struct CUevent_st {
