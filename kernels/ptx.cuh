@@ -62,6 +62,7 @@ inline void accumulate(ARow a, BCol b, float& c0, float& c1, float& c2, float& c
 // `of(all, l)`).
 inline const void* gather(const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
                           const char* what) {
+    ::convnet::emu::require_compute_capability(8, 0, what);
     const Fragments mine{{a[0], a[1], a[2], a[3]}, {b[0], b[1]}};
     return ::convnet::emu::warp_exchange(0xffffffffu, &mine, sizeof mine, what);
 }

@@ -14,6 +14,8 @@ from convnet import _core
 STUB = Path(convnet.__file__).with_name("_core.pyi")
 # Bound only when the build has CUDA (csrc/bindings/core.cpp).
 CUDA_ONLY = {"cuda_synchronize", "cuda_time_ms", "pinned_array", "cuda_device_info"}
+# Bound only by the emulated device's build (csrc/bindings/emulator.cpp).
+EMULATOR_ONLY = {"emu_broken_kernel"}
 # Class attributes every pybind11 class or exception has, which the stub leaves out.
 MACHINERY = {"__doc__", "__module__", "__weakref__", "__dict__", "_pybind11_conduit_v1_"}
 
@@ -47,6 +49,8 @@ def _bound_params(fn, name):
 
 def _expected_names():
     names = set(_stub_top_level())
+    if not hasattr(_core, "emu_broken_kernel"):
+        names -= EMULATOR_ONLY
     return names if _core.built_with_cuda() else names - CUDA_ONLY
 
 

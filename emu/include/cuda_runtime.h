@@ -45,9 +45,15 @@ inline float4 make_float4(float x, float y, float z, float w) { return float4{x,
 
 namespace convnet::emu {
 // The running thread's coordinates, set by the launch before each thread runs.
-extern thread_local uint3 thread_index, block_index;
-extern thread_local dim3 block_dim, grid_dim;
+struct Builtins {
+    uint3 thread_index{0, 0, 0}, block_index{0, 0, 0};
+    dim3 block_dim, grid_dim;
+};
+extern thread_local Builtins builtins;
 [[noreturn]] void unsupported(const char* what);
+// Throws the error of a kernel that uses `what`, an sm_<major><minor> feature, on an emulated
+// device of a lower compute capability (CONVNET_EMU_CC).
+void require_compute_capability(int major, int minor, const char* what);
 // The block's cooperative threads (emu/src/fibers.cpp).
 void block_barrier();
 std::uint64_t warp_shuffle_xor(unsigned mask, std::uint64_t bits, int lane_mask, int width);
@@ -55,10 +61,10 @@ const void* warp_exchange(unsigned mask, const void* mine, std::size_t bytes, co
 constexpr std::size_t kWarpPayloadBytes = 64;
 }  // namespace convnet::emu
 
-#define threadIdx (::convnet::emu::thread_index)
-#define blockIdx (::convnet::emu::block_index)
-#define blockDim (::convnet::emu::block_dim)
-#define gridDim (::convnet::emu::grid_dim)
+#define threadIdx (::convnet::emu::builtins.thread_index)
+#define blockIdx (::convnet::emu::builtins.block_index)
+#define blockDim (::convnet::emu::builtins.block_dim)
+#define gridDim (::convnet::emu::builtins.grid_dim)
 
 // ---- intrinsics -------------------------------------------------------------------------------
 // The _rn operations are single IEEE operations; the emulated build compiles with

@@ -5,7 +5,7 @@
 #pragma once
 
 #include <cstddef>
-#include <functional>
+#include <type_traits>
 
 namespace convnet::emu {
 
@@ -17,11 +17,14 @@ struct LaunchConfig {
     cudaStream_t stream = nullptr;
 };
 
-// Runs thread_body once per thread of every block, with threadIdx & co. set; blocks in parallel.
-// Throws convnet::Error naming the kernel for a bad configuration or an unsupported operation.
-void run_grid(const LaunchConfig& config, const std::function<void()>& thread_body);
+// Runs thread_body(context) once per thread of every block, with threadIdx & co. set; blocks in
+// parallel. Throws convnet::Error naming the kernel for a bad configuration or misuse.
+void run_grid(const LaunchConfig& config, void (*thread_body)(const void*), const void* context);
 // The current block's dynamic shared memory.
 void* dynamic_shared();
+// A kernel's pointer argument must be null or point into (or just past) a live device block of
+// the current device; throws convnet::Error naming the kernel and the argument otherwise.
+void check_pointer_argument(const char* kernel, int position, const void* pointer);
 
 template <typename... Params>
 class Launch {
@@ -33,11 +36,26 @@ public:
 
     template <typename... Args>
     void operator()(Args&&... args) const {
-        // Each thread gets its own copy of the arguments, as kernel parameters are by value.
-        run_grid(config_, [&] { kernel_(args...); });
+        int position = 0;
+        (check_argument(position++, args), ...);
+        // Each thread gets its own copy of the arguments, as kernel parameters are by value. The
+        // copying reads the launcher's stack, which the access checks must not see.
+        const auto body = [&]() __attribute__((no_sanitize("thread"))) { kernel_(args...); };
+        run_grid(config_, &call<decltype(body)>, &body);
     }
 
 private:
+    template <typename Body>
+    __attribute__((no_sanitize("thread"))) static void call(const void* body) {
+        (*static_cast<const Body*>(body))();
+    }
+
+    template <typename T>
+    void check_argument(int position, const T& value) const {
+        if constexpr (std::is_pointer_v<T>)
+            check_pointer_argument(config_.kernel, position, static_cast<const void*>(value));
+    }
+
     LaunchConfig config_;
     void (*kernel_)(Params...);
 };

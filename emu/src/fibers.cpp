@@ -3,15 +3,15 @@
 // pointers: no system call, so a barrier costs a few nanoseconds per thread.
 #include "fibers.h"
 
-#include <sys/mman.h>
 
 #include <cstring>
 #include <exception>
-#include <memory>
 #include <string>
 #include <vector>
 
+#include "access_checks.h"
 #include "core/check.h"
+#include "fiber_stacks.h"
 
 #if !defined(__x86_64__)
 #error "the emulated CUDA device needs an x86-64 host (its fiber switch is x86-64 assembly)"
@@ -70,22 +70,7 @@ namespace convnet::emu {
 
 namespace {
 
-constexpr std::size_t kStackBytes = 256 * 1024;  // kernels keep small frames; mapped lazily
 constexpr unsigned kWarp = 32;
-
-struct Stack {
-    char* base = nullptr;
-    Stack() {
-        void* p = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        CONVNET_CHECK(p != MAP_FAILED, "emulated device: cannot map a fiber stack");
-        base = static_cast<char*>(p);
-        mprotect(base, 4096, PROT_NONE);  // an overflow faults instead of corrupting memory
-    }
-    ~Stack() { munmap(base, kStackBytes); }
-    Stack(const Stack&) = delete;
-    Stack& operator=(const Stack&) = delete;
-};
 
 struct Block;
 
@@ -120,7 +105,7 @@ struct Block {
 };
 
 // Stacks are kept per CPU thread and reused by every block that thread runs.
-thread_local std::vector<std::unique_ptr<Stack>> stacks;
+thread_local std::vector<char*> stacks;
 thread_local Block* running = nullptr;
 
 std::string thread_name(const Fiber& f) {
@@ -133,10 +118,10 @@ std::string thread_name(const Fiber& f) {
 
 void yield(Block& b, Fiber& f) { convnet_emu_switch(&f.sp, b.scheduler_sp); }
 
-void* initial_stack(Stack& s, Fiber* f) {
+void* initial_stack(char* stack, Fiber* f) {
     // Top 16-byte aligned; after the switch's pops and ret the trampoline sees rsp % 16 == 8, as
     // a function just called does.
-    auto top = reinterpret_cast<std::uintptr_t>(s.base + kStackBytes) & ~std::uintptr_t(15);
+    auto top = reinterpret_cast<std::uintptr_t>(tag_of_stack(stack)) & ~std::uintptr_t(15);
     auto* p = reinterpret_cast<std::uint64_t*>(top);
     *--p = 0;                                                          // alignment filler
     *--p = reinterpret_cast<std::uint64_t>(&convnet_emu_trampoline);   // ret target
@@ -188,12 +173,17 @@ void run_block(const dim3& dims, const char* kernel, const std::function<void()>
     b.threads = b.alive = dims.x * dims.y * dims.z;
     b.fibers.resize(b.threads);
     b.warps.resize((b.threads + kWarp - 1) / kWarp);
-    while (stacks.size() < b.threads) stacks.push_back(std::make_unique<Stack>());
+    while (stacks.size() < b.threads) stacks.push_back(new_fiber_stack());
     for (unsigned i = 0; i < b.threads; ++i) {
         Fiber& f = b.fibers[i];
         f.block = &b, f.id = i;
         f.index = uint3{i % dims.x, i / dims.x % dims.y, i / (dims.x * dims.y)};
-        f.sp = initial_stack(*stacks[i], &f);
+        f.sp = initial_stack(stacks[i], &f);
+        *tag_of_stack(stacks[i]) = FiberTag{block_access, int(i)};
+    }
+    if (block_access) {
+        block_access->exchange_begin = reinterpret_cast<const char*>(b.warps.data());
+        block_access->exchange_end = reinterpret_cast<const char*>(b.warps.data() + b.warps.size());
     }
     Block* outer = running;
     running = &b;
@@ -208,7 +198,7 @@ void run_block(const dim3& dims, const char* kernel, const std::function<void()>
                 f.waiting = false;
             }
             b.current = &f;
-            thread_index = f.index;
+            builtins.thread_index = f.index;
             convnet_emu_switch(&b.scheduler_sp, f.sp);
             ran = true;
             if (b.error) break;
@@ -233,6 +223,7 @@ void block_barrier() {
     if (++b.arrived == b.threads) {  // the last one releases the others and goes on
         b.arrived = 0;
         ++b.generation;
+        if (block_access) ++block_access->interval;
         return;
     }
     f.waiting = true, f.waits_on_warp = false, f.wait_generation = b.generation;

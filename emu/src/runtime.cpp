@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <new>
 #include <string>
 #include <vector>
 
+#include "access_checks.h"
 #include "core/check.h"
 #include "fibers.h"
 #include "memory.h"
@@ -23,16 +25,41 @@
 
 namespace convnet::emu {
 
-thread_local uint3 thread_index{0, 0, 0}, block_index{0, 0, 0};
-thread_local dim3 block_dim, grid_dim;
+thread_local Builtins builtins;
 
 namespace {
 
-// The emulated GPU's figures: an sm_80-class device.
-constexpr int kMajor = 8, kMinor = 0, kSms = 108, kClockKhz = 1410000;
 constexpr std::size_t kMemory = std::size_t(16) << 30;
-constexpr std::size_t kSharedDefault = 48 * 1024, kSharedOptin = 163 * 1024;
+constexpr std::size_t kSharedDefault = 48 * 1024;
 constexpr unsigned kMaxThreads = 1024;
+
+// What the emulated GPUs report, chosen by CONVNET_EMU_CC (default 8.0): compute capability,
+// multiprocessors and clock of a typical part, and the shared memory a block may opt in to.
+struct DeviceModel {
+    const char* cc;
+    int major, minor, sms, clock_khz;
+    std::size_t shared_optin;
+};
+constexpr DeviceModel kModels[] = {
+    {"7.5", 7, 5, 40, 1590000, 64 * 1024},     // T4: no TF32/BF16 mma, 64 KB per block
+    {"8.0", 8, 0, 108, 1410000, 163 * 1024},   // A100
+    {"8.6", 8, 6, 84, 1695000, 99 * 1024},     // RTX 3090 class
+    {"9.0", 9, 0, 132, 1980000, 227 * 1024},   // H100
+};
+
+const DeviceModel& model() {
+    static const DeviceModel& m = []() -> const DeviceModel& {
+        const char* s = std::getenv("CONVNET_EMU_CC");
+        const std::string want = s && *s ? s : "8.0";
+        for (const DeviceModel& candidate : kModels)
+            if (want == candidate.cc) return candidate;
+        std::string known;
+        for (const DeviceModel& candidate : kModels) known += std::string(" ") + candidate.cc;
+        throw Error(detail::concat("CONVNET_EMU_CC=", want,
+                                   ": the emulated device models compute capability", known));
+    }();
+    return m;
+}
 
 thread_local int this_thread_device = 0;
 thread_local cudaError_t last_error = cudaSuccess;
@@ -67,6 +94,14 @@ int device_count() {
     return n;
 }
 
+void require_compute_capability(int major, int minor, const char* what) {
+    if (model().major * 10 + model().minor >= major * 10 + minor) return;
+    throw Error(detail::concat("emulated device: kernel ", current_kernel, " uses ", what,
+                               ", which needs sm_", major, minor, "; the device is sm_",
+                               model().major, model().minor, " (CONVNET_EMU_CC=", model().cc,
+                               ")"));
+}
+
 void unsupported(const char* what) {
     throw Error(detail::concat("emulated device: kernel ", current_kernel, " uses ", what,
                                ", which the emulator does not run yet"));
@@ -74,7 +109,8 @@ void unsupported(const char* what) {
 
 void* dynamic_shared() { return shared_buffer.data(); }
 
-void run_grid(const LaunchConfig& c, const std::function<void()>& thread_body) {
+void run_grid(const LaunchConfig& c, void (*body)(const void*), const void* context) {
+    const std::function<void()> thread_body = [&] { body(context); };
     const unsigned threads = c.block.x * c.block.y * c.block.z;
     CONVNET_CHECK(threads >= 1 && threads <= kMaxThreads, "emulated device: kernel ", c.kernel,
                   " launched with ", threads, " threads per block (1 to ", kMaxThreads, ")");
@@ -93,8 +129,9 @@ void run_grid(const LaunchConfig& c, const std::function<void()>& thread_body) {
     CONVNET_CHECK(c.shared_bytes <= limit, "emulated device: kernel ", c.kernel, " asks for ",
                   c.shared_bytes, " bytes of dynamic shared memory; it may use ", limit,
                   " (above 48 KB only after cudaFuncSetAttribute, up to the device's ",
-                  kSharedOptin, ")");
+                  model().shared_optin, ")");
     const DeviceMemoryAccess open;
+    const int device = this_thread_device;  // the launching thread's; blocks run on others too
     std::exception_ptr error;
     std::mutex error_mutex;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -105,11 +142,12 @@ void run_grid(const LaunchConfig& c, const std::function<void()>& thread_body) {
         }
         try {
             current_kernel = c.kernel;
-            grid_dim = c.grid, block_dim = c.block;
-            block_index = uint3{unsigned(b % c.grid.x), unsigned(b / c.grid.x % c.grid.y),
+            builtins.grid_dim = c.grid, builtins.block_dim = c.block;
+            builtins.block_index = uint3{unsigned(b % c.grid.x), unsigned(b / c.grid.x % c.grid.y),
                                 unsigned(b / (long long)(c.grid.x * c.grid.y))};
             // Fresh dynamic shared memory per block, signalling NaNs until written.
             shared_buffer.assign((c.shared_bytes + 3) / 4, __uint_as_float(0x7fa00000u));
+            const CheckedBlock checked(c.kernel, device, shared_buffer.data(), c.shared_bytes);
             run_block(c.block, c.kernel, thread_body);
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
@@ -141,6 +179,7 @@ cudaError_t cudaGetLastError() {
 }
 
 cudaError_t cudaGetDeviceCount(int* count) {
+    model();  // a bad CONVNET_EMU_CC is reported here, the first thing the library asks
     *count = device_count();
     return cudaSuccess;
 }
@@ -159,21 +198,23 @@ cudaError_t cudaGetDevice(int* device) {
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
     if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
     *prop = cudaDeviceProp{};
-    std::snprintf(prop->name, sizeof prop->name, "convnet emulated device %d", device);
-    prop->major = kMajor, prop->minor = kMinor, prop->multiProcessorCount = kSms;
+    std::snprintf(prop->name, sizeof prop->name, "convnet emulated device %d (sm_%d%d)", device,
+                  model().major, model().minor);
+    prop->major = model().major, prop->minor = model().minor;
+    prop->multiProcessorCount = model().sms;
     prop->totalGlobalMem = kMemory, prop->sharedMemPerBlock = kSharedDefault;
-    prop->sharedMemPerBlockOptin = kSharedOptin, prop->maxThreadsPerBlock = int(kMaxThreads);
+    prop->sharedMemPerBlockOptin = model().shared_optin, prop->maxThreadsPerBlock = int(kMaxThreads);
     return cudaSuccess;
 }
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
     if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
     switch (attr) {
-        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = int(kSharedOptin); break;
-        case cudaDevAttrMultiProcessorCount: *value = kSms; break;
-        case cudaDevAttrClockRate: *value = kClockKhz; break;
-        case cudaDevAttrComputeCapabilityMajor: *value = kMajor; break;
-        case cudaDevAttrComputeCapabilityMinor: *value = kMinor; break;
+        case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = int(model().shared_optin); break;
+        case cudaDevAttrMultiProcessorCount: *value = model().sms; break;
+        case cudaDevAttrClockRate: *value = model().clock_khz; break;
+        case cudaDevAttrComputeCapabilityMajor: *value = model().major; break;
+        case cudaDevAttrComputeCapabilityMinor: *value = model().minor; break;
         default: return fail(cudaErrorInvalidValue);
     }
     return cudaSuccess;
@@ -226,7 +267,7 @@ cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src, st
 
 
 cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute, int value) {
-    if (value < 0 || std::size_t(value) > kSharedOptin) return fail(cudaErrorInvalidValue);
+    if (value < 0 || std::size_t(value) > model().shared_optin) return fail(cudaErrorInvalidValue);
     std::lock_guard<std::mutex> lock(registry().mutex);
     registry().shared_optin[func] = value;
     return cudaSuccess;
