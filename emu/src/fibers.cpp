@@ -5,6 +5,9 @@
 
 
 #include <cstring>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
 #include <exception>
 #include <string>
 #include <vector>
@@ -76,6 +79,7 @@ struct Block;
 
 struct Fiber {
     Block* block = nullptr;
+    char* stack = nullptr;
     unsigned id = 0;  // linear thread index in the block
     uint3 index{};
     void* sp = nullptr;
@@ -100,6 +104,8 @@ struct Block {
     std::vector<Fiber> fibers;
     std::vector<Warp> warps;
     void* scheduler_sp = nullptr;
+    const void* scheduler_stack = nullptr;  // its bounds, for AddressSanitizer's fiber switches
+    std::size_t scheduler_stack_bytes = 0;
     Fiber* current = nullptr;
     std::exception_ptr error;
 };
@@ -116,7 +122,35 @@ std::string thread_name(const Fiber& f) {
     throw Error(detail::concat("emulated device: kernel ", b.kernel, ": ", what));
 }
 
-void yield(Block& b, Fiber& f) { convnet_emu_switch(&f.sp, b.scheduler_sp); }
+// Under AddressSanitizer every stack switch is announced (start) and completed (finish), or it
+// takes the fibers' frames for overflows; elsewhere these are no-ops.
+#if defined(__SANITIZE_ADDRESS__)
+void start_switch(void** fake_stack, const void* bottom, std::size_t bytes) {
+    __sanitizer_start_switch_fiber(fake_stack, bottom, bytes);
+}
+void finish_switch(void* fake_stack, const void** bottom, std::size_t* bytes) {
+    __sanitizer_finish_switch_fiber(fake_stack, bottom, bytes);
+}
+#else
+void start_switch(void**, const void*, std::size_t) {}
+void finish_switch(void*, const void**, std::size_t*) {}
+#endif
+
+void to_scheduler(Block& b, Fiber& f, bool finished) {
+    void* fake_stack = nullptr;
+    start_switch(finished ? nullptr : &fake_stack, b.scheduler_stack, b.scheduler_stack_bytes);
+    convnet_emu_switch(&f.sp, b.scheduler_sp);
+    finish_switch(fake_stack, nullptr, nullptr);
+}
+
+void to_fiber(Block& b, Fiber& f) {
+    void* fake_stack = nullptr;
+    start_switch(&fake_stack, f.stack, kFiberStackBytes);
+    convnet_emu_switch(&b.scheduler_sp, f.sp);
+    finish_switch(fake_stack, nullptr, nullptr);
+}
+
+void yield(Block& b, Fiber& f) { to_scheduler(b, f, false); }
 
 void* initial_stack(char* stack, Fiber* f) {
     // Top 16-byte aligned; after the switch's pops and ret the trampoline sees rsp % 16 == 8, as
@@ -150,6 +184,7 @@ extern "C" void convnet_emu_fiber_main(void* fiber) {
     using namespace convnet::emu;
     auto* f = static_cast<Fiber*>(fiber);
     Block& b = *f->block;
+    finish_switch(nullptr, &b.scheduler_stack, &b.scheduler_stack_bytes);
     try {
         (*b.body)();
         if (b.arrived > 0)
@@ -160,7 +195,7 @@ extern "C" void convnet_emu_fiber_main(void* fiber) {
     }
     f->done = true;
     --b.alive;
-    convnet_emu_switch(&f->sp, b.scheduler_sp);
+    to_scheduler(b, *f, true);
     __builtin_unreachable();
 }
 
@@ -178,6 +213,7 @@ void run_block(const dim3& dims, const char* kernel, const std::function<void()>
         Fiber& f = b.fibers[i];
         f.block = &b, f.id = i;
         f.index = uint3{i % dims.x, i / dims.x % dims.y, i / (dims.x * dims.y)};
+        f.stack = stacks[i];
         f.sp = initial_stack(stacks[i], &f);
         *tag_of_stack(stacks[i]) = FiberTag{block_access, int(i)};
     }
@@ -199,7 +235,7 @@ void run_block(const dim3& dims, const char* kernel, const std::function<void()>
             }
             b.current = &f;
             builtins.thread_index = f.index;
-            convnet_emu_switch(&b.scheduler_sp, f.sp);
+            to_fiber(b, f);
             ran = true;
             if (b.error) break;
         }

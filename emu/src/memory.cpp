@@ -16,6 +16,10 @@
 
 #include "core/check.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace convnet::emu {
 
 namespace {
@@ -95,6 +99,19 @@ void Arena::install_fault_handler() {
 
 std::size_t pages_for(std::size_t bytes) { return (bytes + kPage - 1) / kPage + 1; }
 
+// Under AddressSanitizer a block's slack and guard page are poisoned, so instrumented code that
+// runs past the block's end is reported there (the access checks do this in the default build).
+void poison(const char* begin, std::size_t bytes, bool poisoned) {
+#if defined(__SANITIZE_ADDRESS__)
+    if (poisoned)
+        ASAN_POISON_MEMORY_REGION(begin, bytes);
+    else
+        ASAN_UNPOISON_MEMORY_REGION(begin, bytes);
+#else
+    (void)begin, (void)bytes, (void)poisoned;
+#endif
+}
+
 }  // namespace
 
 void* device_alloc(int device, std::size_t bytes) {
@@ -107,6 +124,8 @@ void* device_alloc(int device, std::size_t bytes) {
         a.free.erase(it);
         if (rest) a.free[offset + pages * kPage] = rest;
         a.live[offset] = Live{bytes, pages, device};
+        poison(a.base + offset, bytes, false);
+        poison(a.base + offset + bytes, pages * kPage - bytes, true);
         const std::size_t end = offset + pages * kPage;
         if (end > a.high_water) {
             // Pages newly under the high-water mark take the arena's current state.
@@ -127,6 +146,7 @@ bool device_free(void* ptr) {
     std::size_t offset = it->first, pages = it->second.pages;
     a.live.erase(it);
     madvise(a.base + offset, pages * kPage, MADV_DONTNEED);  // give the memory back
+    poison(a.base + offset, pages * kPage, true);            // use after free
     // Coalesce with the free ranges on either side.
     auto next = a.free.lower_bound(offset);
     if (next != a.free.end() && offset + pages * kPage == next->first) {
