@@ -19,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
     bind_neuron_eltwise_ops(m);
     bind_norm_pool_ops(m);
     bind_dropout_softmax_sgd_ops(m);
+    bind_emulator(m);
 }
