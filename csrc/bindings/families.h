@@ -11,6 +11,8 @@ void bind_core(pybind11::module_& m);
 // DLPack and __cuda_array_interface__ on convnet.Tensor (after the class is bound).
 void bind_interop(pybind11::module_& m);
 void bind_net(pybind11::module_& m);
+// Peer access, copy paths and test streams between GPUs (CUDA builds; nothing otherwise).
+void bind_between_devices(pybind11::module_& m);
 
 // The ops, each bound once over convnet.Tensor (CPU or CUDA); convnet.ops wraps numpy arrays.
 void bind_gemm_conv_ops(pybind11::module_& m);       // conv, local, fc, the math precision
