@@ -100,15 +100,15 @@ void enable_peer_access(const std::vector<int>& devices) {
         for (int peer : devices) {
             if (device == peer || !can_access_peer(device, peer)) continue;
             std::lock_guard<std::mutex> lock(s.mutex);
-            if (s.enabled.count({device, peer})) continue;
             const DeviceGuard on(device);
             const cudaError_t err = cudaDeviceEnablePeerAccess(peer, 0);
             if (err == cudaErrorPeerAccessAlreadyEnabled) {
-                cudaGetLastError();  // enabled before, by us or another library: what we want
+                cudaGetLastError();  // by an earlier net or another library: what we want
             } else if (err != cudaSuccess) {
                 cudaGetLastError();
                 throw Error(detail::concat("cannot enable peer access from cuda:", device,
-                                           " to cuda:", peer, ": ", cudaGetErrorString(err)));
+                                           " to cuda:", peer, ": ", cudaGetErrorString(err),
+                                           " (CUDA error ", int(err), ")"));
             }
             s.enabled.insert({device, peer});
         }
@@ -174,6 +174,21 @@ CopyPath copy_between_devices(void* dst, int dst_device, const void* src, int sr
     compute_waits(src_device, last->copied);
     ++(path == CopyPath::peer ? s.counts.peer : s.counts.host);
     return path;
+}
+
+void memcpy_peer(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes) {
+    check_device(dst_device, "memcpy_peer");
+    check_device(src_device, "memcpy_peer");
+    const DeviceGuard on(src_device);
+    const cudaError_t err = cudaMemcpyPeerAsync(dst, dst_device, src, src_device, bytes, nullptr);
+    if (err != cudaSuccess) {
+        cudaGetLastError();
+        throw ArgumentError(detail::concat("cudaMemcpyPeerAsync of ", bytes, " bytes from ", src,
+                                           " on cuda:", src_device, " to ", dst, " on cuda:",
+                                           dst_device, ": ", cudaGetErrorString(err),
+                                           " (CUDA error ", int(err), ")"));
+    }
+    CONVNET_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 }
 
 CopyCounts copy_counts() {

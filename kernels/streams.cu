@@ -31,8 +31,9 @@ void make_stream_wait_for(int device, std::uintptr_t stream) {
     const cudaError_t err = cudaStreamWaitEvent(as_cuda_stream(stream), done, 0);
     if (err != cudaSuccess) {
         cudaGetLastError();
-        throw ArgumentError(detail::concat("stream ", stream, " is not a live CUDA stream (",
-                                           cudaGetErrorString(err), ")"));
+        throw ArgumentError(detail::concat("stream ", stream, " is not a live CUDA stream: ",
+                                           cudaGetErrorString(err), " (CUDA error ", int(err),
+                                           ")"));
     }
 }
 
@@ -57,7 +58,8 @@ void stream_destroy(std::uintptr_t stream) {
     if (err != cudaSuccess) {
         cudaGetLastError();
         throw ArgumentError(detail::concat("cannot destroy stream ", stream, ": ",
-                                           cudaGetErrorString(err)));
+                                           cudaGetErrorString(err), " (CUDA error ", int(err),
+                                           ")"));
     }
 }
 

@@ -23,6 +23,12 @@ void bind_between_devices(py::module_& m) {
         d["device"] = c.same_device, d["peer"] = c.peer, d["host"] = c.host;
         return d;
     });
+    m.def("cuda_memcpy_peer", [](std::uintptr_t dst, int dst_device, std::uintptr_t src,
+                                 int src_device, std::size_t bytes) {
+        cuda::memcpy_peer(reinterpret_cast<void*>(dst), dst_device,
+                          reinterpret_cast<const void*>(src), src_device, bytes);
+    }, py::arg("dst"), py::arg("dst_device"), py::arg("src"), py::arg("src_device"),
+       py::arg("bytes"));
     m.def("cuda_stream_create", &cuda::stream_create, py::arg("device"));
     m.def("cuda_stream_destroy", &cuda::stream_destroy, py::arg("stream"));
     // out = 2 * x by a kernel launched on `stream` with x's device current.

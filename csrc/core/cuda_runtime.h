@@ -76,6 +76,9 @@ CopyPath copy_path(int src_device, int dst_device);
 // when enable_peer_access opened the pair, else through pinned host memory.
 CopyPath copy_between_devices(void* dst, int dst_device, const void* src, int src_device,
                               std::size_t bytes);
+// A blocking cudaMemcpyPeerAsync outside any net (tests of the runtime's checks); a refused copy
+// is an ArgumentError with the runtime's reason.
+void memcpy_peer(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes);
 // Copies of each path since the process started (tests assert which path ran).
 struct CopyCounts {
     long long same_device = 0, peer = 0, host = 0;
