@@ -22,7 +22,7 @@ struct CopyEngine {
     cudaStream_t stream = nullptr;       // non-blocking: never serialised with the compute stream
     cudaEvent_t compute_mark = nullptr;  // recorded on the compute stream before a copy
     cudaEvent_t copied = nullptr;        // recorded on `stream` after a copy
-    void* staging = nullptr;             // pinned host memory for the host path, as this device sends
+    void* staging = nullptr;             // pinned host memory for the host path from this device
     std::size_t staging_bytes = 0;
 };
 

@@ -54,7 +54,7 @@ struct DeviceInfo {
 };
 DeviceInfo device_info(int device);
 
-// ---- between devices (kernels/peer.cu) -----------------------------------------------------------
+// ---- between devices (kernels/peer.cu, kernels/streams.cu) ------------------------------------
 // Whether GPU `device` can access `peer`'s memory directly (cudaDeviceCanAccessPeer); false for
 // device == peer. A device that does not exist is an ArgumentError.
 bool can_access_peer(int device, int peer);

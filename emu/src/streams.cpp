@@ -48,6 +48,15 @@ bool is_default_stream(cudaStream_t s) {
     return s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread;
 }
 
+// A new handle of the current device, registered in `live` (one of Handles' sets).
+template <typename Handle>
+Handle* create(std::unordered_set<const Handle*>& live, unsigned flags) {
+    auto* h = new Handle{current_device(), flags};
+    std::lock_guard<std::mutex> lock(handles().mutex);
+    live.insert(h);
+    return h;
+}
+
 // The live event behind `event`, or nullptr.
 CUevent_st* live_event(cudaEvent_t event) {
     std::lock_guard<std::mutex> lock(handles().mutex);
@@ -77,10 +86,7 @@ using namespace convnet::emu;
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
     if (!stream || (flags & ~cudaStreamNonBlocking)) return cudaErrorInvalidValue;
-    auto* s = new CUstream_st{current_device(), flags};
-    std::lock_guard<std::mutex> lock(handles().mutex);
-    handles().streams.insert(s);
-    *stream = s;
+    *stream = create(handles().streams, flags);
     return cudaSuccess;
 }
 
@@ -110,10 +116,7 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags) {
     if (!event || (flags & ~(cudaEventBlockingSync | cudaEventDisableTiming)))
         return cudaErrorInvalidValue;
-    auto* e = new CUevent_st{current_device(), flags};
-    std::lock_guard<std::mutex> lock(handles().mutex);
-    handles().events.insert(e);
-    *event = e;
+    *event = create(handles().events, flags);
     return cudaSuccess;
 }
 
@@ -144,8 +147,9 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
     const CUevent_st* a = live_event(start);
     const CUevent_st* b = live_event(end);
     if (!ms) return cudaErrorInvalidValue;
-    if (!a || !b || !a->recorded || !b->recorded || ((a->flags | b->flags) & cudaEventDisableTiming))
-        return cudaErrorInvalidResourceHandle;
+    const bool timed = a && b && a->recorded && b->recorded &&
+                       !((a->flags | b->flags) & cudaEventDisableTiming);
+    if (!timed) return cudaErrorInvalidResourceHandle;
     *ms = std::chrono::duration<float, std::milli>(b->when - a->when).count();
     return cudaSuccess;
 }
