@@ -29,6 +29,7 @@ def same_step(make, x, labels, devices="cuda:0"):
     for name in cpu.params:
         assert_close(gpu.params[name], cpu.params[name], STEP_REL_TOL, name)
     assert_close(gpu.predict(x), cpu.predict(x), STEP_REL_TOL, "predict")
+    return gpu
 
 
 @needs_gpu
@@ -72,7 +73,10 @@ def test_alexnet_two_gpu_form_step_matches_cpu():
     gpus = ["cuda:0", "cuda:1"] if convnet.cuda_device_count() > 1 else ["cuda:0", "cuda:0"]
     make = lambda: convnet.Net.from_cfg(LAYER_DEFS / "alexnet-2gpu.cfg",  # noqa: E731
                                         LAYER_DEFS / "alexnet-2gpu-params.cfg", seed=3)
-    same_step(make, *alexnet_batch(np.random.default_rng(3)), devices=gpus)
+    gpu = same_step(make, *alexnet_batch(np.random.default_rng(3)), devices=gpus)
+    path = ("device" if gpus[0] == gpus[1] else
+            "peer" if convnet.can_access_peer(gpus[0], gpus[1]) else "host")
+    assert set(gpu.copy_paths().values()) == {path}
 
 
 @needs_gpu
