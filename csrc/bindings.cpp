@@ -15,6 +15,7 @@ PYBIND11_MODULE(_core, m) {
     bind_core(m);  // first: the ops' signatures name its Tensor
     bind_interop(m);
     bind_net(m);
+    bind_between_devices(m);
     bind_gemm_conv_ops(m);
     bind_neuron_eltwise_ops(m);
     bind_norm_pool_ops(m);

@@ -12,10 +12,12 @@ import convnet
 from convnet import _core
 
 STUB = Path(convnet.__file__).with_name("_core.pyi")
-# Bound only when the build has CUDA (csrc/bindings/core.cpp).
-CUDA_ONLY = {"cuda_synchronize", "cuda_time_ms", "pinned_array", "cuda_device_info"}
+# Bound only when the build has CUDA (csrc/bindings/core.cpp, csrc/bindings/devices.cpp).
+CUDA_ONLY = {"cuda_synchronize", "cuda_time_ms", "pinned_array", "cuda_device_info",
+             "cuda_can_access_peer", "cuda_copy_counts", "cuda_memcpy_peer", "cuda_stream_create",
+             "cuda_stream_destroy", "cuda_double_on_stream"}
 # Bound only by the emulated device's build (csrc/bindings/emulator.cpp).
-EMULATOR_ONLY = {"emu_broken_kernel"}
+EMULATOR_ONLY = {"emu_broken_kernel", "emu_access_checks"}
 # Class attributes every pybind11 class or exception has, which the stub leaves out.
 MACHINERY = {"__doc__", "__module__", "__weakref__", "__dict__", "_pybind11_conduit_v1_"}
 

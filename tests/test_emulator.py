@@ -22,8 +22,9 @@ pytestmark = [
 
 # Checks that need the kernels built with the access instrumentation (CONVNET_EMU_SANITIZE=CHECKS,
 # the default) and not turned off with CONVNET_EMU_CHECKS=0.
-ACCESS_CHECKS = os.environ.get("CONVNET_EMU_CHECKS", "1") != "0"
-needs_access_checks = pytest.mark.skipif(not ACCESS_CHECKS, reason="CONVNET_EMU_CHECKS=0")
+needs_access_checks = pytest.mark.skipif(
+    not (hasattr(_core, "emu_access_checks") and _core.emu_access_checks()),
+    reason="kernel access checks are off (CONVNET_EMU_SANITIZE or CONVNET_EMU_CHECKS=0)")
 
 
 def run(name, x=None):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import convnet
+from gpu_helpers import EMULATED
 
 
 def test_export_to_numpy_shares_memory_and_outlives_the_tensor():
@@ -86,3 +87,65 @@ def test_gpu_exchange_with_torch_or_cupy():
     assert cai["shape"] == (3, 4) and cai["typestr"] == "<f4" and cai["version"] == 3
     via_cai = convnet.Tensor.from_cuda_array(theirs)
     np.testing.assert_array_equal(via_cai.to("cpu").numpy(), x)
+
+
+def _gpus():
+    return ["cuda:0", "cuda:1"] if convnet.cuda_device_count() > 1 else ["cuda:0"]
+
+
+def _stream_on(device):
+    return convnet._core.cuda_stream_create(int(device.split(":")[1]))
+
+
+@pytest.mark.gpu
+def test_dlpack_export_honours_the_consumers_stream():
+    """DLPack's stream argument: None and 1 (the legacy default stream our kernels use), 2 (the
+    per-thread default stream), -1 (no synchronisation) and a stream handle of either GPU are
+    taken; 0 is ambiguous and refused."""
+    t = convnet.Tensor.from_numpy(np.arange(3, dtype=np.float32), "cuda:0")
+    streams = [_stream_on(d) for d in _gpus()]
+    for stream in [None, 1, 2, -1] + streams:
+        capsule = t.__dlpack__(stream=stream)
+        assert type(capsule).__name__ == "PyCapsule"
+    with pytest.raises(ValueError, match="stream 0 is ambiguous"):
+        t.__dlpack__(stream=0)
+    with pytest.raises(ValueError, match="not a CUDA stream"):
+        t.__dlpack__(stream=-3)
+    for s in streams:
+        convnet._core.cuda_stream_destroy(s)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not EMULATED, reason="a destroyed stream is undefined behaviour on a GPU")
+def test_dlpack_export_to_a_destroyed_stream_is_an_error():
+    t = convnet.Tensor.from_numpy(np.arange(3, dtype=np.float32), "cuda:0")
+    s = _stream_on("cuda:0")
+    convnet._core.cuda_stream_destroy(s)
+    with pytest.raises(ValueError, match=f"stream {s} is not a live CUDA stream"):
+        t.__dlpack__(stream=s)
+
+
+class _CudaArray:
+    """Only __cuda_array_interface__: no device attribute to go by."""
+
+    def __init__(self, interface):
+        self.__cuda_array_interface__ = interface
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", _gpus())
+def test_from_cuda_array_takes_the_device_from_the_pointer(device):
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ours = convnet.Tensor.from_numpy(x, device)
+    back = convnet.Tensor.from_cuda_array(_CudaArray(ours.__cuda_array_interface__))
+    assert str(back.device) == device
+    np.testing.assert_array_equal(back.to("cpu").numpy(), x)
+
+
+@pytest.mark.gpu
+def test_from_cuda_array_refuses_host_memory():
+    host = np.zeros(4, np.float32)
+    fake = _CudaArray({"shape": (4,), "typestr": "<f4", "data": (host.ctypes.data, False),
+                       "version": 3})
+    with pytest.raises(ValueError, match="is not CUDA device memory"):
+        convnet.Tensor.from_cuda_array(fake)

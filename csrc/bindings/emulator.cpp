@@ -7,6 +7,7 @@
 
 #if defined(CONVNET_EMU_SELFTEST)
 #include "emu/selftest/broken_kernels.h"
+#include "emu/src/access_checks.h"
 #endif
 
 namespace py = pybind11;
@@ -26,6 +27,9 @@ void bind_emulator(py::module_& m) {
         py::arg("name"), py::arg("mine"), py::arg("other"), py::arg("host"),
         "Emulated builds only: launch emu/selftest's kernel `name` on the current device "
         "(mine: 128 float32 there, other: 64 on another device, host: 64 on the CPU).");
+    m.def("emu_access_checks", &emu::access_checks_enabled,
+          "Emulated builds only: whether kernel memory accesses are checked (built with "
+          "CONVNET_EMU_SANITIZE=CHECKS and CONVNET_EMU_CHECKS not 0).");
 #else
     (void)m;
 #endif

@@ -11,6 +11,8 @@ void bind_core(pybind11::module_& m);
 // DLPack and __cuda_array_interface__ on convnet.Tensor (after the class is bound).
 void bind_interop(pybind11::module_& m);
 void bind_net(pybind11::module_& m);
+// Peer access, copy paths and test streams between GPUs (CUDA builds; nothing otherwise).
+void bind_between_devices(pybind11::module_& m);
 // emu_broken_kernel, in emulated builds only (CONVNET_CUDA=EMU).
 void bind_emulator(pybind11::module_& m);
 

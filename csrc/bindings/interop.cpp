@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "bindings/families.h"
+#include "core/cuda_runtime.h"
 
 namespace py = pybind11;
 
@@ -136,6 +137,40 @@ Tensor from_dlpack(const py::object& source) {
                           cuda ? Device::cuda(d.device.device_id) : Device::cpu(), release);
 }
 
+// The GPU that holds `ptr`, or -1 for memory that is not a GPU's (and in a build without CUDA).
+int pointer_device(const void* ptr) {
+#ifdef CONVNET_WITH_CUDA
+    return cuda::pointer_device(ptr);
+#else
+    (void)ptr;
+    return -1;
+#endif
+}
+
+// An empty array has no memory to ask about: its library's device attribute, else cuda:0.
+int empty_array_device(const py::object& source) {
+    if (!py::hasattr(source, "device")) return 0;
+    const py::object dev = source.attr("device");
+    if (py::hasattr(dev, "index") && !dev.attr("index").is_none())
+        return dev.attr("index").cast<int>();
+    return py::hasattr(dev, "id") ? dev.attr("id").cast<int>() : 0;
+}
+
+// DLPack's stream argument (the consumer's stream): the data must be ready on it. None and 1 are
+// the legacy default stream, which our kernels use; -1 asks for no synchronisation; 2 is the
+// per-thread default stream; anything else is a cudaStream_t. 0 is ambiguous and refused.
+void ready_on_consumer_stream(const Tensor& t, const py::object& stream) {
+    if (!t.device().is_cuda() || stream.is_none()) return;
+    const long long s = stream.cast<long long>();
+    CONVNET_ARG_CHECK(s != 0, "__dlpack__: stream 0 is ambiguous under DLPack; pass 1 for the "
+                      "legacy default stream, 2 for the per-thread one, or a stream handle");
+    CONVNET_ARG_CHECK(s >= -1, "__dlpack__: stream ", s, " is not a CUDA stream");
+    if (s == -1 || s == 1) return;
+#ifdef CONVNET_WITH_CUDA
+    cuda::make_stream_wait_for(t.device().index, static_cast<std::uintptr_t>(s));
+#endif
+}
+
 py::dict cuda_array_interface(const Tensor& t) {
     if (!t.device().is_cuda())
         throw py::attribute_error("__cuda_array_interface__: the tensor is on the CPU");
@@ -169,16 +204,11 @@ Tensor from_cuda_array(const py::object& source) {
     }
     const auto data = d["data"].cast<py::tuple>();
     auto* ptr = reinterpret_cast<void*>(data[0].cast<std::uintptr_t>());
-    // The device that owns the pointer: the interface does not say, so ask the runtime through
-    // the array library's own attribute when it has one, else the current device 0.
-    int device = 0;
-    if (py::hasattr(source, "device")) {
-        py::object dev = source.attr("device");
-        if (py::hasattr(dev, "index") && !dev.attr("index").is_none())
-            device = dev.attr("index").cast<int>();
-        else if (py::hasattr(dev, "id"))
-            device = dev.attr("id").cast<int>();
-    }
+    std::int64_t numel = 1;
+    for (auto n : shape) numel *= n;
+    // The device that owns the memory, from the runtime; an empty array may have no pointer.
+    const int device = numel == 0 ? empty_array_device(source) : pointer_device(ptr);
+    CONVNET_ARG_CHECK(device >= 0, op, ": the data pointer ", ptr, " is not CUDA device memory");
     auto* keep = new py::object(source);
     return Tensor::borrow(ptr, shape, typestr == "<f4" ? DType::f32 : DType::f64,
                           Device::cuda(device), [keep] {
@@ -193,7 +223,8 @@ void bind_interop(py::module_& m) {
     cls.attr("__dlpack__") = py::cpp_function(
         [](const Tensor& t, py::object stream, py::object max_version, py::object dl_device,
            py::object copy) {
-            (void)stream, (void)max_version, (void)dl_device, (void)copy;
+            (void)max_version, (void)dl_device, (void)copy;
+            ready_on_consumer_stream(t, stream);
             return to_dlpack(t);
         },
         py::name("__dlpack__"), py::is_method(cls), py::arg("stream") = py::none(),

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "api.h"
@@ -67,6 +68,12 @@ void bind_net(py::module_& m) {
         })
         .def("layer_device", [](const Net& n, int i) { return n.layer_device(i).str(); },
              py::arg("layer"))
+        .def("copy_edges", [](const Net& n) {
+            std::vector<std::tuple<int, int, std::string>> out;
+            for (const Net::CopyEdge& e : n.copy_edges())
+                out.emplace_back(e.producer, e.consumer, e.path);
+            return out;
+        })
         // Parameters by (layer, param, kind): kind 0 value, 1 gradient, 2 velocity. get returns a
         // host copy and set copies in, on any device; param_value & co. are CPU-only views.
         .def("param_shape", [](Net& n, int i, int j) {

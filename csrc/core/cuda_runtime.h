@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace convnet::cuda {
 
@@ -51,5 +53,46 @@ struct DeviceInfo {
     double memory_gib = 0.0;
 };
 DeviceInfo device_info(int device);
+
+// ---- between devices (kernels/peer.cu, kernels/streams.cu) ------------------------------------
+// Whether GPU `device` can access `peer`'s memory directly (cudaDeviceCanAccessPeer); false for
+// device == peer. A device that does not exist is an ArgumentError.
+bool can_access_peer(int device, int peer);
+// Enables peer access, both ways, between each pair of `devices` that can reach each other (one
+// already enabled, by us or another library, is fine).
+void enable_peer_access(const std::vector<int>& devices);
+// Whether enable_peer_access opened `device` to `peer`.
+bool peer_access_enabled(int device, int peer);
+
+// How a copy between two GPUs went: within one GPU, peer to peer, or staged through host memory.
+enum class CopyPath { same_device, peer, host };
+const char* copy_path_name(CopyPath path);
+// The path copy_between_devices takes from `src_device` to `dst_device` now.
+CopyPath copy_path(int src_device, int dst_device);
+// Copies `bytes` from `src` on GPU src_device to `dst` on GPU dst_device without blocking the host:
+// on the source device's copy stream, after the work so far on both devices' compute streams
+// (so that the source is written and the destination no longer read), and before any later work
+// on either (the consumer reads the result, the producer may overwrite the source). Peer to peer
+// when enable_peer_access opened the pair, else through pinned host memory.
+CopyPath copy_between_devices(void* dst, int dst_device, const void* src, int src_device,
+                              std::size_t bytes);
+// A blocking cudaMemcpyPeerAsync outside any net (tests of the runtime's checks); a refused copy
+// is an ArgumentError with the runtime's reason.
+void memcpy_peer(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes);
+// Copies of each path since the process started (tests assert which path ran).
+struct CopyCounts {
+    long long same_device = 0, peer = 0, host = 0;
+};
+CopyCounts copy_counts();
+
+// DLPack's stream argument: makes the consumer's `stream` (1 or 0: the legacy default stream,
+// 2: the per-thread default stream, otherwise a cudaStream_t) wait for the work so far on
+// `device`'s compute stream. An invalid handle is an ArgumentError where CUDA reports it.
+void make_stream_wait_for(int device, std::uintptr_t stream);
+// The GPU whose memory `ptr` points into, or -1 when it is not device memory.
+int pointer_device(const void* ptr);
+// A new non-blocking stream on `device`, and its end (for tests of the stream checks).
+std::uintptr_t stream_create(int device);
+void stream_destroy(std::uintptr_t stream);
 
 }  // namespace convnet::cuda

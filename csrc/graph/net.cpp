@@ -1,6 +1,8 @@
 // Net: construction with shape inference, forward, backward with fan-out accumulation, update.
 #include "graph/net.h"
 
+#include <algorithm>
+
 #include "core/cuda_runtime.h"
 #include "ops/eltwise.h"
 #include "ops/sgd.h"
@@ -15,6 +17,44 @@ void use_device(Device device) {
     if (device.is_cuda()) cuda::set_device(device.index);
 #else
     (void)device;
+#endif
+}
+
+// How a copy edge's tensors go from a tensor on `from` to one on `to` (Net::CopyEdge::path).
+const char* copy_path(Device from, Device to) {
+    if (from.is_cpu() && to.is_cpu()) return "cpu";
+#ifdef CONVNET_WITH_CUDA
+    if (from.is_cuda() && to.is_cuda())
+        return cuda::copy_path_name(cuda::copy_path(from.index, to.index));
+#endif
+    return "host";
+}
+
+// Copies a copy edge's tensor (same shape and dtype by construction); returns the path it took.
+const char* copy_edge(const Tensor& dst, const Tensor& src) {
+#ifdef CONVNET_WITH_CUDA
+    if (dst.device().is_cuda() && src.device().is_cuda()) {
+        CONVNET_CHECK(dst.nbytes() == src.nbytes(), "net: copy edge of ", src.nbytes(),
+                      " bytes into ", dst.nbytes());
+        return cuda::copy_path_name(cuda::copy_between_devices(
+            dst.raw(), dst.device().index, src.raw(), src.device().index, dst.nbytes()));
+    }
+#endif
+    dst.copy_from(src);
+    return copy_path(src.device(), dst.device());
+}
+
+// The paper's columns exchange data GPU to GPU directly: open every pair of the net's GPUs that
+// can reach each other (the others' copy edges go through host memory).
+void enable_peer_access(const std::vector<Device>& devices) {
+#ifdef CONVNET_WITH_CUDA
+    std::vector<int> gpus;
+    for (const Device& d : devices)
+        if (d.is_cuda() && std::find(gpus.begin(), gpus.end(), d.index) == gpus.end())
+            gpus.push_back(d.index);
+    if (gpus.size() > 1) cuda::enable_peer_access(gpus);
+#else
+    (void)devices;
 #endif
 }
 
@@ -43,6 +83,7 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
     for (const Device& d : devices)
         CONVNET_ARG_CHECK(d.is_cpu() || dtype == DType::f32, "net: the GPU path takes float32, "
                           "not ", dtype_name(dtype));
+    enable_peer_access(devices);
     for (std::size_t i = 0; i < configs.size(); ++i) {
         const LayerConfig& c = configs[i];
         std::vector<Shape> in;
@@ -64,8 +105,10 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
         layers_.push_back(std::move(layer));
         layer_devices_.push_back(device);
         std::vector<Edge> edges(c.inputs.size());
-        for (std::size_t k = 0; k < c.inputs.size(); ++k)
+        for (std::size_t k = 0; k < c.inputs.size(); ++k) {
             edges[k].copy = configs[c.inputs[k]].device != c.device;
+            edges[k].path = copy_path(devices[configs[c.inputs[k]].device], device);
+        }
         edges_.push_back(std::move(edges));
     }
     acts_.resize(layers_.size());
@@ -114,7 +157,7 @@ void Net::forward_inputs(int i, std::vector<Tensor>& in) {
     const auto& inputs = layers_[i]->config().inputs;
     for (std::size_t k = 0; k < inputs.size(); ++k) {
         Edge& e = edges_[i][k];
-        if (e.copy) e.act.copy_from(acts_[inputs[k]]);  // peer to peer between GPUs
+        if (e.copy) e.path = copy_edge(e.act, acts_[inputs[k]]);
         in.push_back(e.copy ? e.act : acts_[inputs[k]]);
     }
 }
@@ -193,19 +236,29 @@ void Net::backward(const StepContext& ctx) {
         layer.backward(in, acts_[i], layer.is_cost() ? Tensor() : grads_[i], din, beta, ctx);
         for (std::size_t k = 0; k < inputs.size(); ++k) {
             const int j = inputs[k];
-            const Edge& e = edges_[i][k];
+            Edge& e = edges_[i][k];
             if (!e.copy || !grads_[j].defined()) continue;
             use_device(layer_devices_[j]);
             if (written[j]) {
-                e.landing.copy_from(e.grad);
+                e.path = copy_edge(e.landing, e.grad);
                 eltsum_forward({grads_[j], e.landing}, {1.0, 1.0}, grads_[j]);
             } else {
-                grads_[j].copy_from(e.grad);
+                e.path = copy_edge(grads_[j], e.grad);
                 written[j] = true;
             }
             use_device(layer_devices_[i]);
         }
     }
+}
+
+std::vector<Net::CopyEdge> Net::copy_edges() const {
+    std::vector<CopyEdge> out;
+    for (int i = 0; i < size(); ++i) {
+        const auto& inputs = layers_[i]->config().inputs;
+        for (std::size_t k = 0; k < inputs.size(); ++k)
+            if (edges_[i][k].copy) out.push_back({inputs[k], i, edges_[i][k].path});
+    }
+    return out;
 }
 
 void Net::update() {

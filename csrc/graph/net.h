@@ -8,6 +8,8 @@
 // into a buffer on the consumer's device (peer to peer between GPUs), backward copies the
 // gradient back and adds it on the producer's device. Logical devices that map to one physical
 // device (all on the CPU, say) still copy, so the CPU exercises the same code as two GPUs.
+// Between GPUs the copies run peer to peer where the devices can reach each other (the net enables
+// peer access between its GPUs) and through host memory where not, without blocking the host.
 #pragma once
 
 #include <memory>
@@ -46,6 +48,15 @@ public:
 
     const Tensor& output(int i) const { return acts_.at(i); }
 
+    // The copy edges: producer, consumer, and how the last copy went ("cpu": both on the CPU,
+    // "device": within one GPU, "peer": GPU to GPU directly, "host": through host memory; before
+    // the first step, how it will go).
+    struct CopyEdge {
+        int producer, consumer;
+        const char* path;
+    };
+    std::vector<CopyEdge> copy_edges() const;
+
 private:
     void allocate(std::int64_t batch);
     Shape acts_shape(int i, std::int64_t batch) const;
@@ -58,6 +69,7 @@ private:
     // the producer's device before it is added there).
     struct Edge {
         bool copy = false;
+        const char* path = "cpu";
         Tensor act, grad, landing;
     };
     void forward_inputs(int i, std::vector<Tensor>& in);

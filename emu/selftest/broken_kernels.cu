@@ -80,6 +80,13 @@ void run_broken_kernel(const std::string& name, float* mine, float* other, float
     // mine: 2 * 64 floats on the current device (x, then y); other: 64 floats on another
     // device; host: 64 floats of host memory.
     const dim3 one(1), block(kThreads);
+    if (name.rfind("other_device", 0) == 0) {
+        // A net on two devices earlier in the process may have enabled peer access, which would
+        // make the other device's pointer legal.
+        int device = 0;
+        CONVNET_CUDA_CHECK(cudaGetDevice(&device));
+        if (cudaDeviceDisablePeerAccess(1 - device) != cudaSuccess) cudaGetLastError();
+    }
     if (name == "missing_syncthreads")
         CONVNET_LAUNCH(one, block, 0, nullptr, neighbour_kernel<false>)(mine, mine + kThreads);
     else if (name == "with_syncthreads")

@@ -13,6 +13,7 @@
 #include "core/check.h"
 #include "fiber_stacks.h"
 #include "memory.h"
+#include "peer.h"
 
 namespace convnet::emu {
 
@@ -174,10 +175,11 @@ void device_access(const BlockAccess& b, int thread, const char* p, std::size_t 
             report(b, detail::concat(thread_name(thread), verb, size, " bytes at ",
                                      static_cast<const void*>(p), ", which run past the end of a ",
                                      hit->bytes, "-byte device block"));
-        if (hit->device != b.device)
+        if (hit->device != b.device && !peer_access_enabled(b.device, hit->device))
             report(b, detail::concat(thread_name(thread), verb, "memory of cuda:", hit->device,
                                      " at ", static_cast<const void*>(p),
-                                     ", but the kernel runs on cuda:", b.device));
+                                     ", but the kernel runs on cuda:", b.device,
+                                     " without peer access to it"));
         return;
     }
     if (in_arena(p)) {
@@ -277,10 +279,11 @@ void check_pointer_argument(const char* kernel, int position, const void* pointe
                                    " (", pointer, ") is not device memory",
                                    in_arena(pointer) ? " (freed or out of bounds)"
                                                      : " (a host pointer)"));
-    if (before.device != device)
+    if (before.device != device && !peer_access_enabled(device, before.device))
         throw Error(detail::concat("emulated device: kernel ", kernel, " launched on cuda:",
                                    device, ": argument ", position, " points to memory of cuda:",
-                                   before.device, " (a missing device guard?)"));
+                                   before.device,
+                                   " without peer access to it (a missing device guard?)"));
 }
 
 }  // namespace convnet::emu

@@ -19,6 +19,7 @@
 
 #include "access_checks.h"
 #include "core/check.h"
+#include "errors.h"
 #include "fibers.h"
 #include "memory.h"
 #include "streams.h"
@@ -76,12 +77,12 @@ Registry& registry() {
     return r;
 }
 
+}  // namespace
+
 cudaError_t fail(cudaError_t e) {
     last_error = e;
     return e;
 }
-
-}  // namespace
 
 int current_device() { return this_thread_device; }
 
@@ -168,6 +169,11 @@ const char* cudaGetErrorString(cudaError_t error) {
         case cudaErrorMemoryAllocation: return "out of memory";
         case cudaErrorInvalidDevice: return "invalid device ordinal";
         case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorPeerAccessUnsupported: return "peer access is not supported between these two devices";
+        case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+        case cudaErrorNotReady: return "device not ready";
+        case cudaErrorPeerAccessAlreadyEnabled: return "peer access is already enabled";
+        case cudaErrorPeerAccessNotEnabled: return "peer access has not been enabled";
     }
     return "unknown error";
 }
@@ -251,13 +257,15 @@ cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpy
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
+                            cudaStream_t stream) {
+    if (stream_device(stream) < 0) return fail(cudaErrorInvalidResourceHandle);
     return cudaMemcpy(dst, src, bytes, kind);
 }
 
 cudaError_t cudaMemcpy2DAsync(void* dst, std::size_t dpitch, const void* src, std::size_t spitch,
                               std::size_t width, std::size_t height, cudaMemcpyKind,
-                              cudaStream_t) {
+                              cudaStream_t stream) {
+    if (stream_device(stream) < 0) return fail(cudaErrorInvalidResourceHandle);
     const DeviceMemoryAccess open;
     for (std::size_t r = 0; r < height; ++r)
         std::memmove(static_cast<char*>(dst) + r * dpitch,

@@ -48,6 +48,24 @@ def get_precision() -> str:
     return _core.get_math_precision() if hasattr(_core, "get_math_precision") else "fp32"
 
 
+def can_access_peer(device, peer) -> bool:
+    """Whether GPU `device` can access GPU `peer`'s memory directly (cudaDeviceCanAccessPeer; False
+    for one device with itself). A net on several GPUs copies peer to peer between those that can,
+    through host memory between the others (Net.copy_paths() tells which). Devices are "cuda:N",
+    Device or N."""
+    def index(d):
+        if isinstance(d, int):
+            return d
+        d = d if isinstance(d, Device) else Device(str(d))
+        if d.type != "cuda":
+            raise ValueError(f"can_access_peer: {d} is not a GPU")
+        return d.index
+    a, b = index(device), index(peer)
+    if not hasattr(_core, "cuda_can_access_peer"):
+        raise ValueError(f"can_access_peer: cuda:{a} does not exist (this build has no CUDA)")
+    return _core.cuda_can_access_peer(a, b)
+
+
 from .net import Net  # noqa: E402
 
 __version__ = "0.1.0"
@@ -60,6 +78,7 @@ __all__ = [
     "Tensor",
     "allocator_stats",
     "built_with_cuda",
+    "can_access_peer",
     "cuda_device_count",
     "empty_cache",
     "get_num_threads",

@@ -468,6 +468,14 @@ class Net:
                     edges.append((name, s.name))
         return edges
 
+    def copy_paths(self) -> Dict[Tuple[str, str], str]:
+        """{(producer, consumer): path} for every copy edge, data layers' included: how the last
+        copy went (before the first step, how it will go). "peer": GPU to GPU directly (the devices
+        can access each other's memory, see convnet.can_access_peer); "host": through host
+        memory; "device": both logical devices on one GPU; "cpu": both on the CPU."""
+        names = [s.name for s in self.specs]
+        return {(names[p], names[c]): path for p, c, path in self._core.copy_edges()}
+
     def summary(self) -> str:
         """Per layer: type, output shape, parameters, neurons, forward multiply-adds per sample;
         with gpu= in the config, also each layer's logical device."""
