@@ -288,8 +288,9 @@ void check_pointer_argument(const char* kernel, int position, const void* pointe
 
 }  // namespace convnet::emu
 
-// The instrumentation's entry points. Off a checked fiber they return at once: host code in
-// kernels/*.cu is instrumented too.
+// The instrumentation's entry points, in the build whose kernels call them. Off a checked fiber
+// they return at once: host code in kernels/*.cu is instrumented too.
+#if defined(CONVNET_EMU_ACCESS_CHECKS)
 using convnet::emu::check;
 using convnet::emu::checked_fiber;
 using convnet::emu::FiberTag;
@@ -315,21 +316,30 @@ CONVNET_EMU_ACCESS_HOOKS(16)
 #undef CONVNET_EMU_ACCESS_HOOKS
 
 extern "C" {
-void __tsan_read_range(void* p, unsigned long bytes) {
-    if (const FiberTag* t = checked_fiber(); t && bytes) check(*t, p, bytes, false);
+void __tsan_read_range(void* p, long bytes) {
+    if (const FiberTag* t = checked_fiber(); t && bytes > 0) check(*t, p, std::size_t(bytes), false);
 }
-void __tsan_write_range(void* p, unsigned long bytes) {
-    if (const FiberTag* t = checked_fiber(); t && bytes) check(*t, p, bytes, true);
+void __tsan_write_range(void* p, long bytes) {
+    if (const FiberTag* t = checked_fiber(); t && bytes > 0) check(*t, p, std::size_t(bytes), true);
 }
 void __tsan_init() {}
 void __tsan_func_entry(void*) {}
-void __tsan_func_exit() {}
-void __tsan_vptr_update(void** vptr, void* value) { *vptr = value; }
-void __tsan_vptr_read(void**) {}
+void __tsan_func_exit(void*) {}
+void __tsan_vptr_update(void* vptr, void* value) { *static_cast<void**>(vptr) = value; }
+void __tsan_vptr_read(void*) {}
 // Atomics in the host code of kernels/*.cu (static-local guards, per-device caches): done
 // sequentially consistent, whatever order the call asks for.
-char __tsan_atomic8_load(const volatile char* a, int) { return __atomic_load_n(a, __ATOMIC_SEQ_CST); }
-int __tsan_atomic32_load(const volatile int* a, int) { return __atomic_load_n(a, __ATOMIC_SEQ_CST); }
-void __tsan_atomic32_store(volatile int* a, int v, int) { __atomic_store_n(a, v, __ATOMIC_SEQ_CST); }
-void __tsan_atomic8_store(volatile char* a, char v, int) { __atomic_store_n(a, v, __ATOMIC_SEQ_CST); }
+unsigned char __tsan_atomic8_load(const volatile void* a, int) {
+    return __atomic_load_n(static_cast<const volatile unsigned char*>(a), __ATOMIC_SEQ_CST);
 }
+void __tsan_atomic8_store(volatile void* a, unsigned char v, int) {
+    __atomic_store_n(static_cast<volatile unsigned char*>(a), v, __ATOMIC_SEQ_CST);
+}
+unsigned __tsan_atomic32_load(const volatile void* a, int) {
+    return __atomic_load_n(static_cast<const volatile unsigned*>(a), __ATOMIC_SEQ_CST);
+}
+void __tsan_atomic32_store(volatile void* a, unsigned v, int) {
+    __atomic_store_n(static_cast<volatile unsigned*>(a), v, __ATOMIC_SEQ_CST);
+}
+}
+#endif  // CONVNET_EMU_ACCESS_CHECKS
