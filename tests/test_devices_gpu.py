@@ -98,3 +98,31 @@ def test_peer_copy_checks_devices_and_bounds():
     with pytest.raises(ValueError, match="cuda:7 does not exist"):
         _core.cuda_memcpy_peer(pointer(dst), 7, pointer(src), 1, 16)
     np.testing.assert_array_equal(dst.to("cpu").numpy(), [0, 0, 0, 0])
+
+
+@needs_gpu
+@two_gpus
+def test_ops_on_the_second_device_launch_there():
+    # With cuda:0 current, ops on cuda:1 tensors must make cuda:1 current for their launches
+    # (the dispatch's device guard). A fresh process, so that no earlier net has enabled peer
+    # access, which would let a kernel on cuda:0 read cuda:1's memory and hide a missing guard.
+    import subprocess
+    import sys
+    import textwrap
+    code = textwrap.dedent("""
+        import numpy as np, convnet
+        from convnet import _core, ops
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((5, 3, 9, 7)).astype(np.float32)
+        w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+        want = ops.conv_forward(x, w, padding=1)
+        tx, tw = (convnet.Tensor.from_numpy(a, "cuda:1") for a in (x, w))
+        ty = convnet.Tensor.zeros(list(want.shape), "float32", "cuda:1")
+        _core.conv_forward(tx, tw, None, ty, 1, 1, 1, 1, 1)
+        got = ty.to("cpu").numpy()
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), "wrong values"
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.split() == ["ok"], done.stderr[-2000:]
