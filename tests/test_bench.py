@@ -55,3 +55,12 @@ def test_bad_arguments():
     if convnet.cuda_device_count() == 0:
         with pytest.raises(SystemExit, match="no GPU on this machine"):
             main(["--quick", "--device", "cuda"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(convnet.cuda_device_count() == 0, reason="needs a GPU (or the emulated one)")
+def test_gpu_quick_run(capsys):
+    # The GPU benchmark's own code, as a smoke test: batch 2, one launch per case.
+    assert main(["--device", "cuda", "--quick", "--filter", "cifar10 conv3"]) == 0
+    out = capsys.readouterr().out
+    assert "cifar10  conv3  conv fwd fp32" in out and "conv bwd bf16" in out

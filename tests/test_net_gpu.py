@@ -89,6 +89,25 @@ def test_cli_trains_on_the_gpu(tmp_path, capsys):
     assert convnet.Net.load(save).step == 4
 
 
+@needs_gpu
+@pytest.mark.skipif(convnet.cuda_device_count() < 2, reason="needs two GPUs")
+def test_cli_trains_across_two_gpus(tmp_path):
+    # The 18% net with its second half (conv2 on) placed on the second logical device.
+    text = (LAYER_DEFS / "cifar10-18pct.cfg").read_text()
+    head, tail = text.split("[conv2]")
+    tail = "\n[".join(part.rstrip() + "\ngpu=1\n" if not part.startswith("logprob") else part
+                      for part in ("[conv2]" + tail).split("\n["))
+    layers = tmp_path / "two.cfg"
+    layers.write_text(head + tail)
+    save = tmp_path / "two.npz"
+    assert main(["--layers", str(layers),
+                 "--params", str(LAYER_DEFS / "cifar10-18pct-params.cfg"), "--gpu", "0,1",
+                 "--epochs", "1", "--synthetic-train-size", "32", "--synthetic-test-size", "16",
+                 "--mini", "16", "--no-progress", "--save-path", str(save)]) == 0
+    net = convnet.Net.load(save)
+    assert net.step == 2 and net.logical_devices == 2
+
+
 @pytest.mark.skipif(convnet.cuda_device_count() > 0, reason="checks the no-GPU errors")
 def test_without_a_gpu_the_errors_are_clear(capsys):
     with pytest.raises(RuntimeError, match="GPU"):

@@ -204,8 +204,7 @@ cudaError_t cudaGetDevice(int* device) {
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
     if (device < 0 || device >= device_count()) return fail(cudaErrorInvalidDevice);
     *prop = cudaDeviceProp{};
-    std::snprintf(prop->name, sizeof prop->name, "convnet emulated device %d (sm_%d%d)", device,
-                  model().major, model().minor);
+    std::snprintf(prop->name, sizeof prop->name, "convnet emulated device %d", device);
     prop->major = model().major, prop->minor = model().minor;
     prop->multiProcessorCount = model().sms;
     prop->totalGlobalMem = kMemory, prop->sharedMemPerBlock = kSharedDefault;

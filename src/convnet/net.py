@@ -165,7 +165,8 @@ class Net:
                 continue
             if not _core.built_with_cuda():
                 raise RuntimeError(f"Net.to({name!r}): this build of convnet has no CUDA kernels "
-                                   "(built without nvcc)")
+                                   "(built without nvcc), so it cannot use a GPU; reinstall "
+                                   "with nvcc on the PATH (README, Build options)")
             if int(name.split(":")[1]) >= _core.cuda_device_count():
                 raise RuntimeError(f"Net.to({name!r}): this machine has "
                                    f"{_core.cuda_device_count()} GPU(s)")

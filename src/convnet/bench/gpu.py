@@ -191,10 +191,18 @@ def _torch_alexnet(torch):
         nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 1000))
 
 
-def training_step(torch, precision, batch=128, steps=10) -> dict:
-    """Images/s of a whole AlexNet SGD step: ours, and PyTorch + cuDNN with the same layers."""
+def alexnet_config():
+    """layer_defs/alexnet.cfg from the working directory (a checkout's root, where the README's
+    commands run) or from the source tree this module lives in; None when neither has it."""
     from pathlib import Path
-    root = Path(__file__).resolve().parents[3] / "layer_defs"
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (root / "layer_defs" / "alexnet.cfg").is_file():
+            return root / "layer_defs"
+    return None
+
+
+def training_step(torch, precision, root, batch=128, steps=10) -> dict:
+    """Images/s of a whole AlexNet SGD step: ours, and PyTorch + cuDNN with the same layers."""
     convnet.set_precision(precision)
     net = convnet.Net.from_cfg(root / "alexnet.cfg", root / "alexnet-params.cfg").to(DEVICE)
     rng = np.random.default_rng(0)
@@ -240,9 +248,11 @@ def run(args) -> int:
     if convnet.cuda_device_count() == 0:
         raise SystemExit("convnet.bench --device cuda: no GPU on this machine "
                          f"(built with CUDA: {convnet.built_with_cuda()})")
+    # --quick: batch 2, one timed launch per case (a smoke test, e.g. on the emulated device).
+    n, timing = (2, dict(repeats=1, warmup=0, rounds=1)) if args.quick else (128, {})
     info = _core.cuda_device_info(0)
     peak = peaks(info)
-    bandwidth = copy_bandwidth()
+    bandwidth = copy_bandwidth(8 << 20 if args.quick else 1 << 30)
     torch = _torch()
     print(f"device: {info['name']} (sm_{info['major']}{info['minor']}, {info['sms']} SMs at "
           f"{info['clock_ghz']:.2f} GHz); copy bandwidth {bandwidth / 1e9:.0f} GB/s; peaks FP32 "
@@ -255,9 +265,11 @@ def run(args) -> int:
         if precision != "fp32" and not peak[precision]:
             continue
         convnet.set_precision(precision)
-        cases = alexnet_cases(rng, torch, precision) + cifar_cases(rng, torch, precision)
+        cases = alexnet_cases(rng, torch, precision, n) + cifar_cases(rng, torch, precision, n)
         if precision != "fp32":
             cases = [c for c in cases if c.flops]
+        if args.filter:
+            cases = [c for c in cases if args.filter in f"{c.net} {c.layer} {c.op}"]
         for c in cases:
             if c.flops:
                 c.precision = precision
@@ -265,9 +277,9 @@ def run(args) -> int:
             if c.run is None:
                 rows.append((c, None, None, None))
                 continue
-            ms = event_ms(c.run)
+            ms = event_ms(c.run, **timing)
             limit = (c.flops / peak[c.precision] if c.flops else c.nbytes / bandwidth) * 1e3
-            ref = event_ms(c.torch_run) if c.torch_run else None
+            ref = event_ms(c.torch_run, **timing) if c.torch_run else None
             rows.append((c, ms, limit / ms if ms else None, ref / ms if ref else None))
     print(f"{'net':8} {'layer':6} {'op':16} {'ms':>9} {'rate':>14} {'of limit':>9} "
           f"{'cuDNN/ours':>10}")
@@ -279,12 +291,20 @@ def run(args) -> int:
                 else f"{c.nbytes / ms / 1e6:.0f} GB/s")
         print(f"{c.net:8} {c.layer:6} {c.op:16} {ms:9.3f} {rate:>14} {100 * frac:8.1f}% "
               f"{'' if ratio is None else f'{ratio:10.2f}'}")
-    for precision in ("fp32", "tf32"):
-        step = training_step(torch, precision)
-        line = f"AlexNet training step, batch 128, {precision}: ours {step['ours_images_per_s']:.0f}"
-        if "torch_images_per_s" in step:
-            line += (f" images/s, PyTorch+cuDNN {step['torch_images_per_s']:.0f} images/s, "
-                     f"ratio {step['ratio']:.2f}")
-        print(line)
+    root = alexnet_config()
+    if args.filter and args.filter not in "alexnet step":
+        pass  # a filtered run times only the cases it names
+    elif root is None:
+        print("AlexNet training step: skipped (run from the checkout's root, where "
+              "layer_defs/alexnet.cfg is)")
+    else:
+        for precision in ("fp32",) if args.quick else ("fp32", "tf32"):
+            step = training_step(torch, precision, root, *((2, 1) if args.quick else ()))
+            line = (f"AlexNet training step, batch {2 if args.quick else 128}, {precision}: "
+                    f"ours {step['ours_images_per_s']:.0f}")
+            if "torch_images_per_s" in step:
+                line += (f" images/s, PyTorch+cuDNN {step['torch_images_per_s']:.0f} images/s, "
+                         f"ratio {step['ratio']:.2f}")
+            print(line)
     convnet.set_precision("fp32")
     return 0
