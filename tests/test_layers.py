@@ -65,3 +65,38 @@ def test_builder_errors_are_config_errors():
         convnet.Net(layers=bad)
     with pytest.raises(TypeError, match="not both"):
         convnet.Net()
+
+
+def test_a_layer_reads_the_inline_neuron_by_its_config_name():
+    net = convnet.Net(layers=[
+        L.Data("data", shape=(3, 8, 7)), L.Data("labels", data_idx=1),
+        L.Conv("conv1", "data", filters=4, size=3, padding=1, neuron="relu"),
+        L.Pool("pool1", "conv1_neuron", size=2, stride=2),
+        L.FC("fc", "pool1", outputs=3), L.Softmax("probs", "fc"),
+        L.LogRegCost("cost", ["labels", "probs"])])
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 7))
+    assert (net.features(x, "conv1_neuron") >= 0).all()
+    assert net.features(x, "pool1").shape == (2, 4, 4, 4)
+
+
+def test_a_net_without_a_cost_predicts_but_does_not_train():
+    net = convnet.Net(layers=[
+        L.Data("data", shape=(3, 8, 7)),
+        L.Conv("conv1", "data", filters=4, size=3, padding=1, neuron="relu"),
+        L.FC("fc", "conv1_neuron", outputs=3), L.Softmax("probs", "fc")])
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 7))
+    probs = net.predict(x)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)
+    for call in (lambda: net.train_step(x, np.array([0, 1])),
+                 lambda: net.evaluate(x, np.array([0, 1]))):
+        with pytest.raises(ValueError, match="the net has no cost layer"):
+            call()
+
+
+def test_an_unread_layer_is_still_an_error_in_a_net_with_a_cost():
+    with pytest.raises(ConfigError, match="'stray' of type 'fc' is unused"):
+        convnet.Net(layers=[
+            L.Data("data", shape=(3, 8, 7)), L.Data("labels", data_idx=1),
+            L.FC("stray", "data", outputs=2),
+            L.FC("fc", "data", outputs=3), L.Softmax("probs", "fc"),
+            L.LogRegCost("cost", ["labels", "probs"])])

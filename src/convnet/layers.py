@@ -173,4 +173,8 @@ def render(builders: Sequence[Builder]) -> Tuple[str, str]:
             params.append("\n".join([f"[{b.name}]"] +
                                     [f"{k}={_value(v)}" for k, v in b.params.items()]))
         channels[b.name] = b.out_channels(ins) if known else _UNKNOWN
+        if keys.get("neuron") not in (None, "ident"):
+            # The config reader adds the inline neuron as a layer "<name>_neuron", which later
+            # layers may read by that name.
+            channels[f"{b.name}_neuron"] = channels[b.name]
     return "\n\n".join(defs) + "\n", "\n\n".join(params) + "\n"

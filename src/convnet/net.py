@@ -328,6 +328,12 @@ class Net:
     def _cost_layers(self):
         return [i for i, s in enumerate(self.specs) if s.type.startswith("cost.")]
 
+    def _require_cost(self, what: str) -> None:
+        if not self._cost_layers():
+            raise ValueError(f"Net.{what}: the net has no cost layer (e.g. a cost.logreg on the "
+                             "labels and a softmax), so there is nothing to train or score; "
+                             "predict() and features() work without one")
+
     def _metrics(self, n) -> dict:
         out = {}
         for i in self._cost_layers():
@@ -410,23 +416,27 @@ class Net:
     def train_step(self, x, labels) -> dict:
         """One SGD step on a batch: forward, backward and update in C++. Returns each cost
         layer's mean loss (and error rates) on the batch, measured before the update."""
+        self._require_cost("train_step")
         self._core.train_step(self._batch(x, labels), self.seed, self.step)
         self.step += 1
         return self._metrics(len(x))
 
     def evaluate(self, x, labels) -> dict:
         """Each cost layer's mean loss and error rates on a batch, in test mode."""
+        self._require_cost("evaluate")
         self._core.forward(self._batch(x, labels), False, self.seed, self.step, True)
         return self._metrics(len(x))
 
     def gradients(self, x, labels, *, train: bool = True) -> Dict[str, np.ndarray]:
         """The gradient of the objective for every parameter (no update)."""
+        self._require_cost("gradients")
         self._core.forward(self._batch(x, labels), train, self.seed, self.step, True)
         self._core.backward(self.seed, self.step)
         return {k: self._core.param_get(i, j, 1) for k, (i, j) in self._param_index.items()}
 
     def objective(self, x, labels, *, train: bool = True) -> float:
         """sum over cost layers of coeff * mean cost, the quantity gradients() differentiates."""
+        self._require_cost("objective")
         self._core.forward(self._batch(x, labels), train, self.seed, self.step, True)
         total = 0.0
         for i in self._cost_layers():

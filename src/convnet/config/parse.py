@@ -181,9 +181,12 @@ def parse_definitions(cfg: reader.ConfigFile, strict: bool = False) -> List[Laye
             output_of[section.name] = implicit
             output_of[implicit] = implicit
 
+    # A layer nobody reads is a mistake in a net with a cost (the cost is the net's end); in a net
+    # without one (built for predict and features) such layers are its outputs.
     consumed = {i for s in specs for i in s.inputs}
+    has_cost = any(REGISTRY[s.type].is_cost for s in specs)
     for s in specs:
-        if s.name not in consumed and not REGISTRY[s.type].is_cost:
+        if has_cost and s.name not in consumed and not REGISTRY[s.type].is_cost:
             raise ConfigError(f"layer '{s.name}' of type '{s.type}' is unused: no layer lists "
                               "it in inputs=", file=s.where.file, line=s.where.line,
                               section=s.name)
