@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--synthetic-shape", type=shape_option, metavar="C,H,W",
                    help="image shape of the synthetic set for a data layer without shape=; "
                         "default: the channels= of the layers reading it, at 28x28 for 1 "
-                        "channel and 32x32 otherwise")
+                        "channel, 224x224 when they read it with a stride of 4 or more "
+                        "(AlexNet), 32x32 otherwise")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=2, help="passes over the training set")
     g.add_argument("--mini", type=int, default=32, help="mini-batch size")

@@ -6,8 +6,10 @@ An image layer (dataIdx=0) without shape= gets the size of the images the provid
 their crop when --inner-size or --crop-border is set: batches.meta's image size for cuda-convnet
 batches, the IDX header's (1 channel) for MNIST files, 256x256 RGB for image folders (the size
 they are scaled to). On the built-in synthetic set it gets --synthetic-shape, or by default the
-channels= of the layers that read it (3 when none says) at MNIST's 28x28 for one channel and
-CIFAR-10's 32x32 otherwise. A label layer (any other dataIdx) holds one class index: shape 1.
+channels= of the layers that read it (3 when none says) at MNIST's 28x28 for one channel, at
+ImageNet's 224x224 crops when a convolution reads it with a stride of 4 or more (AlexNet's first
+layer), and at CIFAR-10's 32x32 otherwise. A label layer (any other dataIdx) holds one class
+index: shape 1.
 
 A stated shape= is checked against the data: one the data cannot be brought to (another channel
 count, a crop larger than the images, a size other than --inner-size's) is a ConfigError naming
@@ -26,8 +28,10 @@ from .setup import crop_for, provider_name
 Shape = Tuple[int, ...]
 LABEL_SHAPE: Shape = (1,)          # one class index per sample
 SYNTHETIC_PROVIDERS = ("synthetic", "dummy")
-SYNTHETIC_SIZE = {1: 28}           # by channels: MNIST's digits; any other count: CIFAR-10's 32
-SYNTHETIC_DEFAULT_SIZE = 32
+# The synthetic set's default size (module doc): MNIST's digits for one channel, ImageNet crops
+# for a net that reads its input with AlexNet's stride of 4, else CIFAR-10's images.
+MNIST_SIZE, IMAGENET_SIZE, CIFAR_SIZE = 28, 224, 32
+IMAGENET_STRIDE = 4
 
 
 def shape_option(text: str) -> Shape:
@@ -42,17 +46,27 @@ def shape_option(text: str) -> Shape:
     return shape
 
 
+def _read_value(spec: LayerSpec, key: str, source: str) -> Optional[int]:
+    """spec's key for its input `source` (conv and local layers keep one value per input)."""
+    value = spec.get(key)
+    if isinstance(value, (list, tuple)):
+        value = value[spec.inputs.index(source)]
+    return None if value is None else int(value)
+
+
 def default_synthetic_shape(specs: Sequence[LayerSpec], image_layer: str) -> Shape:
     """The synthetic set's image shape for a net whose image layer states none (module doc)."""
-    channels = set()
-    for spec in specs:
-        if image_layer in spec.inputs and spec.get("channels") is not None:
-            value = spec["channels"]
-            if isinstance(value, (list, tuple)):   # one per input (conv, local)
-                value = value[spec.inputs.index(image_layer)]
-            channels.add(int(value))
+    readers = [s for s in specs if image_layer in s.inputs]
+    channels = {_read_value(s, "channels", image_layer) for s in readers} - {None}
     c = channels.pop() if len(channels) == 1 else 3
-    size = SYNTHETIC_SIZE.get(c, SYNTHETIC_DEFAULT_SIZE)
+    strides = {_read_value(s, "stride", image_layer) for s in readers
+               if s.type in ("conv", "local")} - {None}
+    if c == 1:
+        size = MNIST_SIZE
+    elif strides and max(strides) >= IMAGENET_STRIDE:
+        size = IMAGENET_SIZE
+    else:
+        size = CIFAR_SIZE
     return (c, size, size)
 
 
