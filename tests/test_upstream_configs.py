@@ -3,6 +3,7 @@ batches, MNIST IDX files, an image folder and its crop, the synthetic set's defa
 --synthetic-shape), trained from the command line; a stated shape= the data cannot fill is a
 config error naming the file, line, layer and key."""
 
+import functools
 import pathlib
 import pickle
 
@@ -235,3 +236,14 @@ def test_synthetic_default_for_the_repositorys_configs_without_shape(tmp_path, c
     stated = {s.name: s["shape"] for s in specs(ROOT / "layer_defs" / f"{config}.cfg")
               if s.type == "data"}
     assert stated == {"data": shape, "labels": (1,)}
+
+
+def test_net_from_cfg_takes_the_shapes_from_the_data(tmp_path, rng):
+    data = write_cifar_batches(tmp_path / "batches", rng)
+    shapes = functools.partial(data_layer_shapes, path=data, inner_size=24)
+    net = convnet.Net.from_cfg(LAYERS_80SEC, PARAMS_80SEC, data_shapes=shapes)
+    assert net.output_shape("data") == (3, 24, 24) and net.input_shape == (3, 24, 24)
+    net = convnet.Net.from_cfg(LAYERS_80SEC, PARAMS_80SEC, data_shapes={"data": (3, 28, 28)})
+    assert net.output_shape("data") == (3, 28, 28) and net.output_shape("labels") == (1,)
+    with pytest.raises(ConfigError, match="does not state its sample shape"):
+        convnet.Net.from_cfg(LAYERS_80SEC, PARAMS_80SEC)
