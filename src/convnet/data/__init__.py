@@ -18,5 +18,6 @@ from .shapes import data_layer_shapes
 from .synthetic import SyntheticDataset
 
 __all__ = ["ArrayDataset", "Augmentation", "AugmentedDataset", "CifarBatches", "ColorPCA",
-           "DataError", "data_layer_shapes", "IdxDataset", "ImageFolder", "Loader", "Provider", "SyntheticDataset",
-           "fetch_mnist", "for_net", "load_image", "make_batches", "open_dataset"]
+           "DataError", "IdxDataset", "ImageFolder", "Loader", "Provider", "SyntheticDataset",
+           "data_layer_shapes", "fetch_mnist", "for_net", "load_image", "make_batches",
+           "open_dataset"]
