@@ -8,9 +8,9 @@ ordered channel, row, column; names are "<layer>.weights", "<layer>.weights.<i>"
 input of a multi-input layer, and "<layer>.biases".
 """
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -22,9 +22,11 @@ from .config.values import parse_neuron
 from .layers import render
 
 WEIGHT_TYPES = ("conv", "local", "fc")
+DataShapes = Mapping[str, Sequence[int]]   # data layer name -> sample shape
 
 
-def _layer_dict(spec: LayerSpec, index_of: Dict[str, int], input_shape) -> dict:
+def _layer_dict(spec: LayerSpec, index_of: Dict[str, int], input_shape,
+                data_shapes: DataShapes) -> dict:
     numbers, strings = {}, {}
     for key, value in list(spec.values.items()) + list(spec.params.items()):
         if value is None or isinstance(value, Schedule):
@@ -43,6 +45,8 @@ def _layer_dict(spec: LayerSpec, index_of: Dict[str, int], input_shape) -> dict:
         numbers["neuron_a"], numbers["neuron_b"] = [a], [b]
     if spec.type == "data":
         shape = spec.get("shape")
+        if shape is None:
+            shape = data_shapes.get(spec.name)
         if shape is None and spec["dataIdx"] == 0 and input_shape is not None:
             shape = tuple(input_shape)
         if shape is None and spec["dataIdx"] != 0:
@@ -93,9 +97,11 @@ class Net:
 
     def __init__(self, specs: Optional[Sequence[LayerSpec]] = None, *, layers=None,
                  input_shape=None, dtype: str = "float32", seed: int = 0,
-                 source: Optional[dict] = None, device: str = "cpu"):
+                 source: Optional[dict] = None, device: str = "cpu",
+                 data_shapes: Optional[DataShapes] = None):
         """specs: LayerSpec records (from convnet.config.parse), or layers: builders from
-        convnet.layers."""
+        convnet.layers. A data layer that states no shape= takes its shape from data_shapes
+        ({layer name: shape}), else input_shape for images (dataIdx=0) and 1 for labels."""
         if (specs is None) == (layers is None):
             raise TypeError("Net() takes LayerSpec records or layers=[builders], not both")
         if layers is not None:
@@ -119,7 +125,16 @@ class Net:
         self.data_mean: Optional[np.ndarray] = None
         index_of = {s.name: i for i, s in enumerate(self.specs)}
         self._spec_index = index_of
-        self._layer_dicts = [_layer_dict(s, index_of, input_shape) for s in self.specs]
+        data_shapes = dict(data_shapes or {})
+        self._layer_dicts = [_layer_dict(s, index_of, input_shape, data_shapes)
+                             for s in self.specs]
+        if self.input_shape is None:
+            # The image shape the data gave, kept in checkpoints so that the net rebuilds
+            # without its data (Net.load).
+            self.input_shape = next((tuple(int(d) for d in data_shapes[s.name])
+                                     for s in self.specs if s.type == "data"
+                                     and s["dataIdx"] == 0 and s.get("shape") is None
+                                     and s.name in data_shapes), None)
         where = self.placement
         for spec, d in zip(self.specs, self._layer_dicts):
             if len(where[spec.name]) > 1:
@@ -193,24 +208,34 @@ class Net:
 
     @classmethod
     def from_cfg(cls, layers_path, params_path=None, input_shape=None, *, seed: int = 0,
-                 dtype: str = "float32", strict: bool = False) -> "Net":
+                 dtype: str = "float32", strict: bool = False,
+                 data_shapes: Union[None, DataShapes, Callable[[List[LayerSpec]], DataShapes]]
+                 = None) -> "Net":
         """Builds the net of a layer-definition file and its layer-parameter file. input_shape is
-        the (C, H, W) of the image data layer when the config does not state it."""
+        the (C, H, W) of the image data layer when the config does not state it. data_shapes
+        gives data layers without shape= theirs, as cuda-convnet's data providers did: a
+        {layer name: shape} mapping, or a function of the parsed layers that returns one (e.g.
+        a partial of convnet.data.data_layer_shapes, which reads them from a dataset)."""
         layers = read(layers_path)
         params = read(params_path) if params_path is not None else None
         source = {"layers": layers.text, "layers_path": str(layers_path),
                   "params": params.text if params else None,
                   "params_path": str(params_path) if params_path is not None else None}
-        return cls(parse_config(layers, params, strict=strict), input_shape=input_shape,
-                   dtype=dtype, seed=seed, source=source)
+        specs = parse_config(layers, params, strict=strict)
+        if callable(data_shapes):
+            data_shapes = data_shapes(specs)
+        return cls(specs, input_shape=input_shape, dtype=dtype, seed=seed, source=source,
+                   data_shapes=data_shapes)
 
     @classmethod
     def from_cuda_convnet(cls, checkpoint_path, layers_path, params_path=None, input_shape=None,
-                          *, seed: int = 0, dtype: str = "float32") -> "Net":
+                          *, seed: int = 0, dtype: str = "float32", data_shapes=None) -> "Net":
         """Builds the net of cuda-convnet config files and loads the weights and momenta of one of
         cuda-convnet's own checkpoints (a file, or a run directory: its latest file), converting
-        its matrix layouts to ours (convnet.cuda_convnet_checkpoint)."""
-        net = cls.from_cfg(layers_path, params_path, input_shape, dtype=dtype, seed=seed)
+        its matrix layouts to ours (convnet.cuda_convnet_checkpoint). data_shapes: as in
+        from_cfg."""
+        net = cls.from_cfg(layers_path, params_path, input_shape, dtype=dtype, seed=seed,
+                           data_shapes=data_shapes)
         arrays = cuda_convnet_checkpoint.read_state_arrays(checkpoint_path, net.specs,
                                                            net.param_shapes())
         net.load_state_arrays(arrays, str(checkpoint_path))

@@ -8,13 +8,15 @@ import os
 import sys
 import warnings
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
 from .. import checkpoint, set_num_threads, set_precision
 from ..config import ConfigError, ConfigWarning
 from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
-from ..data import DataError, SyntheticDataset, for_net
+from ..data import DataError, SyntheticDataset, data_layer_shapes, for_net
+from ..data.shapes import shape_option
 from ..gradcheck import KINK_STEP, STEP, check_net_gradients, numeric_derivative
 from ..net import Net
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
@@ -64,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training images of the synthetic set")
     g.add_argument("--synthetic-test-size", type=int, default=256,
                    help="test images of the synthetic set")
+    g.add_argument("--synthetic-shape", type=shape_option, metavar="C,H,W",
+                   help="image shape of the synthetic set for a data layer without shape=; "
+                        "default: the channels= of the layers reading it, at 28x28 for 1 "
+                        "channel, 224x224 when they read it with a stride of 4 or more "
+                        "(AlexNet), 32x32 otherwise")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=2, help="passes over the training set")
     g.add_argument("--mini", type=int, default=32, help="mini-batch size")
@@ -217,6 +224,11 @@ def main(argv=None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("always", ConfigWarning)
         warnings.showwarning = lambda m, *a, **k: print(f"warning: {m}", file=sys.stderr)
+        # cuda-convnet's data layers state no shape= (its data provider gave it): read it from
+        # the data before building the net.
+        shapes = partial(data_layer_shapes, path=args.data_path, provider=args.data_provider,
+                         inner_size=args.inner_size, crop_border=args.crop_border,
+                         synthetic_shape=args.synthetic_shape)
         try:
             if args.load_file and is_cuda_convnet_checkpoint(args.load_file):
                 # cuda-convnet's own checkpoint: its weights, our config reading of its layers.
@@ -224,7 +236,7 @@ def main(argv=None) -> int:
                     fail(f"-f {args.load_file} is a cuda-convnet checkpoint: give the layer "
                          "definitions it was trained with as --layers")
                 net = Net.from_cuda_convnet(args.load_file, args.layers, args.params,
-                                            seed=args.seed)
+                                            seed=args.seed, data_shapes=shapes)
                 state = TrainState()
                 print(f"imported cuda-convnet checkpoint {args.load_file}")
             elif args.load_file:
@@ -235,8 +247,11 @@ def main(argv=None) -> int:
                     fail("--layers is required (or -f CHECKPOINT to resume)")
                 if not args.params and not args.check_grads:
                     fail("--params is required to train")
-                net = Net.from_cfg(args.layers, args.params, seed=args.seed, strict=args.strict)
+                net = Net.from_cfg(args.layers, args.params, seed=args.seed, strict=args.strict,
+                                   data_shapes=shapes)
                 state = TrainState()
+        except DataError as e:   # from reading the data layers' shapes
+            fail(f"--data-path: {e}")
         except (ConfigError, checkpoint.CheckpointError, ValueError) as e:
             fail(str(e))
     if devices is not None:

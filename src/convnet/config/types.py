@@ -100,7 +100,8 @@ register(LayerType(
               check=lambda s: len(s) in (1, 3) and all(d >= 1 for d in s),
               expected="C,H,W for images or N for a vector",
               doc="convnet addition: the shape of one sample, C,H,W for images (e.g. "
-                  "3,224,224) or N; upstream took it from the data provider")),
+                  "3,224,224) or N; optional: without it convnet-train takes it from the data, "
+                  "as upstream did, and checks it against the data when given")),
     min_inputs=0, max_inputs=0, takes_neuron=False))
 
 register(LayerType("conv", "Convolution with shared weights; several inputs are summed, each "

@@ -140,6 +140,36 @@ def format_range(nums: Sequence[int]) -> str:
     return ",".join(parts)
 
 
+def meta_image_shape(meta: dict, where: str) -> Tuple[int, int, int]:
+    """The (C, H, W) of the images that batches.meta (`meta`, read from `where`) describes:
+    num_vis values each (or data_mean's count), square, 3 channels unless img_size says 1."""
+    mean = meta.get("data_mean")
+    num_vis = meta.get("num_vis", None if mean is None else np.asarray(mean).size)
+    if num_vis is None:
+        raise DataError(where, "neither num_vis nor data_mean is given, so the image size "
+                               "is unknown")
+    num_vis = int(num_vis)
+    if "img_size" in meta:
+        s = int(meta["img_size"])
+        c, rem = divmod(num_vis, s * s) if s > 0 else (0, 1)
+        if rem or c not in (1, 3):
+            raise DataError(where, f"num_vis {num_vis} is not 1 or 3 channels of "
+                                   f"img_size {s} x {s}")
+    else:
+        c = 3
+        s = round((num_vis / 3) ** 0.5)
+        if 3 * s * s != num_vis:
+            raise DataError(where, f"num_vis {num_vis} is not 3 x s x s for an integer s "
+                                   f"(add img_size to batches.meta for other shapes)")
+    return (c, s, s)
+
+
+def batches_image_shape(path) -> Tuple[int, int, int]:
+    """The (C, H, W) of a folder of batches' images, from batches.meta alone (no batch is read)."""
+    where = os.path.join(os.fspath(path), "batches.meta")
+    return meta_image_shape(load_pickle(where), where)
+
+
 # ---- the provider ------------------------------------------------------------------------------
 
 class CifarBatches(Provider):
@@ -210,24 +240,8 @@ class CifarBatches(Provider):
         if self.classes < 1:
             raise DataError(where, "label_names is empty")
         mean = meta.get("data_mean")
-        num_vis = meta.get("num_vis", None if mean is None else np.asarray(mean).size)
-        if num_vis is None:
-            raise DataError(where, "neither num_vis nor data_mean is given, so the image size "
-                                   "is unknown")
-        num_vis = int(num_vis)
-        if "img_size" in meta:
-            s = int(meta["img_size"])
-            c, rem = divmod(num_vis, s * s) if s > 0 else (0, 1)
-            if rem or c not in (1, 3):
-                raise DataError(where, f"num_vis {num_vis} is not 1 or 3 channels of "
-                                       f"img_size {s} x {s}")
-        else:
-            c = 3
-            s = round((num_vis / 3) ** 0.5)
-            if 3 * s * s != num_vis:
-                raise DataError(where, f"num_vis {num_vis} is not 3 x s x s for an integer s "
-                                       f"(add img_size to batches.meta for other shapes)")
-        self.num_vis, self.image_shape = num_vis, (c, s, s)
+        self.image_shape = meta_image_shape(meta, where)
+        self.num_vis = num_vis = int(np.prod(self.image_shape))
         if mean is not None:
             mean = np.asarray(mean, dtype=np.float64)
             if mean.size != num_vis:

@@ -21,7 +21,7 @@ import sys
 import tarfile
 import tempfile
 import zlib
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -90,6 +90,25 @@ def read_idx(path, ndim: int) -> np.ndarray:
                               f"{len(raw)} bytes, but the header's dimensions {dims} need "
                               f"{expect}")
     return np.frombuffer(raw, np.uint8, offset=head).reshape(dims)
+
+
+def idx_image_size(folder) -> Tuple[int, int]:
+    """(H, W) of the training images in an IDX folder, from the file's header alone."""
+    path = find_idx(folder, "train_images")
+    if path is None:
+        stem, kind = IDX_FILES["train_images"]
+        raise DataError(folder, f"no train images file (looked for "
+                                f"{', '.join(candidates(stem, kind))})")
+    try:
+        with (gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")) as f:
+            head = f.read(16)
+    except (EOFError, OSError, zlib.error) as e:
+        raise DataError(path, f"unreadable: {e}") from None
+    if len(head) < 16 or head[:4] != bytes([0, 0, IDX_UBYTE, 3]):
+        raise DataError(path, f"not an IDX file of unsigned-byte images: header 0x{head[:4].hex()}"
+                              " (expected 0x00000803)")
+    h, w = (int(d) for d in np.frombuffer(head, ">u4", count=2, offset=8))
+    return h, w
 
 
 class IdxDataset(InMemoryProvider):

@@ -25,13 +25,14 @@ def detect(path: str) -> Optional[str]:
     return None
 
 
-def open_dataset(path, provider: Optional[str] = None, shape: Optional[Sequence[int]] = None,
-                 train_range: Range = None, test_range: Range = None,
-                 skip_bad_images: bool = False) -> Provider:
-    """The provider for `path`. provider: None (detect), "cifar", "folder", "idx" or "mnist" (the
-    same as idx). shape: the net's data-layer (C, H, W); IDX images are made that shape, image
-    folders are scaled to max(256, H, W) and cropped later by the augmentation. The ranges are
-    cuda-convnet batch ranges, for cifar only; skip_bad_images applies to image folders."""
+def folder_size(shape: Optional[Sequence[int]]) -> int:
+    """The side image folders are scaled to for a data layer of shape (C, H, W) (None: unknown)."""
+    return max(FOLDER_MIN_SIZE, *shape[1:]) if shape is not None else FOLDER_MIN_SIZE
+
+
+def dataset_kind(path, provider: Optional[str] = None) -> str:
+    """The provider name for `path`: `provider` checked, or recognised from the files. A path
+    that is not a dataset folder is a DataError saying what was looked for."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise DataError(path, "no such file or folder")
@@ -49,6 +50,18 @@ def open_dataset(path, provider: Optional[str] = None, shape: Optional[Sequence[
                               f"{found}")
     if name not in PROVIDERS:
         raise ValueError(f"unknown data provider {provider!r}; valid: {', '.join(PROVIDERS)}")
+    return "idx" if name == "mnist" else name
+
+
+def open_dataset(path, provider: Optional[str] = None, shape: Optional[Sequence[int]] = None,
+                 train_range: Range = None, test_range: Range = None,
+                 skip_bad_images: bool = False) -> Provider:
+    """The provider for `path`. provider: None (detect), "cifar", "folder", "idx" or "mnist" (the
+    same as idx). shape: the net's data-layer (C, H, W); IDX images are made that shape, image
+    folders are scaled to max(256, H, W) and cropped later by the augmentation. The ranges are
+    cuda-convnet batch ranges, for cifar only; skip_bad_images applies to image folders."""
+    path = os.fspath(path)
+    name = dataset_kind(path, provider)
     if name != "cifar" and (train_range is not None or test_range is not None):
         raise ValueError(f"train_range / test_range select cuda-convnet batch files; the {name} "
                          f"provider has none")
@@ -56,7 +69,6 @@ def open_dataset(path, provider: Optional[str] = None, shape: Optional[Sequence[
         raise ValueError(f"shape must be the data layer's (C, H, W), got {tuple(shape)}")
     if name == "cifar":
         return CifarBatches(path, train_range=train_range, test_range=test_range)
-    if name in ("idx", "mnist"):
+    if name == "idx":
         return IdxDataset(path, shape=tuple(shape) if shape is not None else (1, 28, 28))
-    size = max(FOLDER_MIN_SIZE, *shape[1:]) if shape is not None else FOLDER_MIN_SIZE
-    return ImageFolder(path, size=size, skip_bad_images=skip_bad_images)
+    return ImageFolder(path, size=folder_size(shape), skip_bad_images=skip_bad_images)

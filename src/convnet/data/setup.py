@@ -53,23 +53,25 @@ def colour_pca(provider, log: Callable[[str], None] = print) -> ColorPCA:
     return pca
 
 
-def for_net(path, net_shape: Sequence[int], provider: Optional[str] = None, *,
-            inner_size: Optional[int] = None, crop_border: Optional[int] = None,
-            flip: bool = True, color_noise: float = 0.0, train_range=None, test_range=None,
-            skip_bad_images: bool = False, seed: int = 0,
-            log: Callable[[str], None] = print) -> AugmentedDataset:
-    """The dataset at `path` prepared for a data layer of shape net_shape (C, H, W)."""
-    name = None
-    if provider is not None:
-        if provider not in PROVIDER_ALIASES:
-            raise ValueError(f"unknown --data-provider {provider!r}; valid: "
-                             f"{', '.join(sorted(PROVIDER_ALIASES))} (or synthetic without a "
-                             "data path)")
-        name = PROVIDER_ALIASES[provider]
+def provider_name(provider: Optional[str]) -> Optional[str]:
+    """Our provider name for a --data-provider value (cuda-convnet's names included); None
+    stays None (recognised from the files)."""
+    if provider is None:
+        return None
+    if provider not in PROVIDER_ALIASES:
+        raise ValueError(f"unknown --data-provider {provider!r}; valid: "
+                         f"{', '.join(sorted(PROVIDER_ALIASES))} (or synthetic without a "
+                         "data path)")
+    return PROVIDER_ALIASES[provider]
+
+
+def crop_for(path, image_shape: Sequence[int], net_shape: Sequence[int],
+             inner_size: Optional[int] = None, crop_border: Optional[int] = None) -> Optional[int]:
+    """The square crop that takes images of image_shape (C, H, W, what the provider gives) to a
+    data layer of net_shape, or None for whole images; a DataError or ValueError when they do
+    not fit."""
     c, h, w = (int(s) for s in net_shape)
-    source = open_dataset(path, provider=name, shape=(c, h, w), train_range=train_range,
-                          test_range=test_range, skip_bad_images=skip_bad_images)
-    sc, sh, sw = source.image_shape
+    sc, sh, sw = image_shape
     if sc != c:
         raise DataError(path, f"the images have {sc} channel(s); the net's data layer wants {c}")
     if inner_size is not None and crop_border is not None:
@@ -86,6 +88,20 @@ def for_net(path, net_shape: Sequence[int], provider: Optional[str] = None, *,
     if crop is not None and (crop > sh or crop > sw):
         raise DataError(path, f"the images are {sh}x{sw}, smaller than the {crop}x{crop} the "
                               "net's data layer wants")
+    return crop
+
+
+def for_net(path, net_shape: Sequence[int], provider: Optional[str] = None, *,
+            inner_size: Optional[int] = None, crop_border: Optional[int] = None,
+            flip: bool = True, color_noise: float = 0.0, train_range=None, test_range=None,
+            skip_bad_images: bool = False, seed: int = 0,
+            log: Callable[[str], None] = print) -> AugmentedDataset:
+    """The dataset at `path` prepared for a data layer of shape net_shape (C, H, W)."""
+    c, h, w = (int(s) for s in net_shape)
+    source = open_dataset(path, provider=provider_name(provider), shape=(c, h, w),
+                          train_range=train_range, test_range=test_range,
+                          skip_bad_images=skip_bad_images)
+    crop = crop_for(path, source.image_shape, (c, h, w), inner_size, crop_border)
     pca = colour_pca(source, log) if color_noise > 0 else None
     # Reflections come with crops, as in cuda-convnet's cropped providers; a net fed whole
     # images (MNIST digits, say) sees them as they are.
