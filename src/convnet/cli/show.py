@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..show import ShowError, cost_curves, filter_grid, layer_filters
-from ..show import open_run, predictions, test_data
+from ..show import open_run, open_test_data, predictions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
             path = os.path.join(out, f"filters-{layer}.png")
             print(draw.save_filters(grid, path, title), flush=True)
         if args.show_preds:
-            data = test_data(run.net, args.data_path, args.data_provider)
+            data = open_test_data(run.net, args.data_path, args.data_provider)
             try:
                 preds = predictions(run.net, data, args.num_preds)
             finally:

@@ -5,9 +5,9 @@ built here without matplotlib (so they can be tested and reused); draw.py turns 
 
 from .filters import FilterGrid, filter_grid, layer_filters, layers_with_filters
 from .history import CostCurves, cost_curves
-from .preds import Predictions, predictions, test_data
+from .preds import Predictions, open_test_data, predictions
 from .run import Run, ShowError, open_run
 
 __all__ = ["CostCurves", "FilterGrid", "Predictions", "Run", "ShowError", "cost_curves",
-           "filter_grid", "layer_filters", "layers_with_filters", "open_run", "predictions",
-           "test_data"]
+           "filter_grid", "layer_filters", "layers_with_filters", "open_run", "open_test_data",
+           "predictions"]

@@ -22,7 +22,8 @@ class Predictions:
     class_names: List[str]     # a name per class (the provider's, else the index)
 
 
-def test_data(net, data_path: Optional[str] = None, data_provider: Optional[str] = None):
+def open_test_data(net, data_path: Optional[str] = None,
+                   data_provider: Optional[str] = None):
     """The dataset the net was trained on (its test split is what predictions read)."""
     from ..cli import train   # convnet-train's parser defaults and its make_data
     args = train.build_parser().parse_args([])
