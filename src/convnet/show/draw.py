@@ -39,6 +39,10 @@ def _save(fig, path: str) -> str:
         os.makedirs(folder, exist_ok=True)
         with atomic_write(path, durable=False) as f:
             fig.savefig(f, format="png", dpi=DPI)
+        # atomic_write's temporary file is private (0600); a picture is for anyone to open
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(path, 0o666 & ~mask)
     except OSError as e:
         raise ShowError(f"cannot write {path}: {e}") from None
     return path
@@ -87,12 +91,14 @@ def save_cost(curves: CostCurves, path: str, title: str = "") -> str:
     marks = curves.lr_changes if len(curves.lr_changes) <= LR_MARKS_MAX else []
     for ax, metric in zip(axes, panels):
         if metric == "lr_scale":
-            ax.step(curves.steps, curves.lr_scale, where="post", color="black")
+            # an entry's scale is the one its preceding steps trained with: a change made at a
+            # test shows from that test's step on, where the red dash marks it
+            ax.step(curves.steps, curves.lr_scale, where="pre", color="black")
             ax.set_yscale("log")
             ax.set_title("learning-rate scale (lr_scale)")
             for step, old, new in marks:
                 ax.annotate(f"x{new / old:.3g}", (step, new), textcoords="offset points",
-                            xytext=(4, 4), fontsize=8, color="tab:red")
+                            xytext=(6, 8), fontsize=8, color="tab:red")
         else:
             scale = 100.0 if metric.endswith("_error") else 1.0
             for name, series in curves.metrics[metric].items():
