@@ -5,11 +5,13 @@ exactly as in training; --data-path overrides the stored path (data that moved).
 
 import contextlib
 import io
+import sys
 from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
 
+from ..data.errors import DataError
 from .run import ShowError
 
 
@@ -42,15 +44,19 @@ def open_test_data(net, data_path: Optional[str] = None,
             raise ShowError(f"the run trained on {info['provider']} data but its checkpoint does "
                             "not say where it is: give --data-path")
     errors = io.StringIO()
+    where = f" at {args.data_path}" if args.data_path else ""
     try:
         with contextlib.redirect_stderr(errors):
-            return train.make_data(args, net)
+            data = train.make_data(args, net)
+    except (DataError, OSError, ValueError) as e:
+        raise ShowError(f"cannot open the test data{where}: {e}") from None
     except SystemExit:
         # make_data reports bad data as convnet-train would; say it in convnet-show's words
         message = errors.getvalue().strip().replace("convnet-train: error: ", "")
-        where = f" at {args.data_path}" if args.data_path else ""
         raise ShowError(f"cannot open the test data{where}: {message}"
                         + ("" if data_path else " (--data-path gives another location)")) from None
+    sys.stderr.write(errors.getvalue())    # warnings of a data set that did open
+    return data
 
 
 def class_names(data, net, classes: int) -> List[str]:
