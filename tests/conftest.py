@@ -29,6 +29,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _runs_in_a_temporary_folder(tmp_path_factory):
+    # convnet-train saves every run, by default in ./runs: tests that do not say where write to
+    # a temporary folder instead of the working directory.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONVNET_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fixed_global_seed():
     # Anything drawing from numpy's legacy global generator gets the same stream every run.

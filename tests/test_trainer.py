@@ -50,7 +50,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, tiny_cfg, capsys):
     # Resume from the one-epoch checkpoint and finish the three epochs.
     assert main(["-f", str(part), "--params", tiny_cfg[3]] + SMALL +
                 ["--epochs", "3", "--test-freq", "4", "--save-path", str(part)]) == 0
-    assert "resuming at epoch 2" in capsys.readouterr().out
+    assert "resuming at epoch 1.00 step 6 (6 of 18 batches done)" in capsys.readouterr().out
     a, b = convnet.Net.load(full), convnet.Net.load(part)
     assert a.step == b.step == 18
     for name in a.params:

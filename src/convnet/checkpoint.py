@@ -40,27 +40,53 @@ def save(path, meta: dict, arrays: Dict[str, np.ndarray]) -> None:
         np.savez(f, __meta__=np.array(json.dumps(header)), **arrays)
 
 
-def load(path):
-    """Returns (meta, arrays); raises CheckpointError for a missing, truncated, foreign, newer or
-    corrupted file."""
-    path = os.fspath(path)
+def _open(path):
+    """The npz archive at path, for reading; CheckpointError when it is not one."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "__meta__" not in z.files:
-                raise CheckpointError(f"{path}: not a convnet checkpoint")
-            meta = json.loads(str(z["__meta__"]))
-            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        z = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found") from None
-    except CheckpointError:
-        raise
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file") from None
     except Exception as e:  # zipfile/npy errors: truncated or not an npz at all
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
+    if not hasattr(z, "files"):   # a single .npy array
+        raise CheckpointError(f"{path}: not a convnet checkpoint")
+    return z
+
+
+def _header(path, z) -> dict:
+    """The checked JSON header of an open checkpoint archive."""
+    try:
+        meta = json.loads(str(z["__meta__"])) if "__meta__" in z.files else {}
+    except Exception as e:  # a truncated member
         raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a convnet checkpoint")
     if meta.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: checkpoint format {meta['version']} is newer than this "
                               f"convnet reads ({VERSION}); upgrade convnet")
+    return meta
+
+
+def read_meta(path) -> dict:
+    """Only the JSON header (config, counters, history, options), without reading or verifying
+    the arrays: what resuming and showing a run need besides the weights."""
+    path = os.fspath(path)
+    with _open(path) as z:
+        return _header(path, z)
+
+
+def load(path):
+    """Returns (meta, arrays); raises CheckpointError for a missing, truncated, foreign, newer or
+    corrupted file."""
+    path = os.fspath(path)
+    with _open(path) as z:
+        meta = _header(path, z)
+        try:
+            arrays = {k: z[k] for k in z.files if k != "__meta__"}
+        except Exception as e:  # a truncated member
+            raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
     if _checksum(arrays) != meta.get("checksum"):
         raise CheckpointError(f"{path}: checksum mismatch: the file is corrupted")
     return meta, arrays

@@ -12,7 +12,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, runs
 from .data.loader import Loader
 from .net import Net
 
@@ -46,6 +46,8 @@ class TrainOptions:
     progress: bool = True
     workers: int = 2               # background loader threads (0: load in the training thread)
     multiview: bool = False        # test on the paper's ten views, averaging the softmax
+    data: Optional[dict] = None    # how the data was made (convnet-train's data options), saved
+                                   # so that a resumed run trains on the same data
 
 
 class Trainer:
@@ -153,7 +155,10 @@ class Trainer:
         start_time, start_done = time.time(), st.epoch * self.batches_per_epoch + st.batch
         recent = []
         if start_done:
-            self.log(f"resuming at epoch {st.epoch + 1}, batch {st.batch} (step {self.net.step})")
+            # In the units of the test lines ("epoch 1.50 step 15"): epochs done, not the one
+            # in progress, so the counters read on from where the run stopped.
+            self.log(f"resuming at epoch {start_done / self.batches_per_epoch:.2f} step "
+                     f"{self.net.step} ({start_done} of {total_batches} batches done)")
         while st.epoch < opt.epochs:
             epoch = st.epoch
             # Augmenting datasets take a key, so a batch's crops, flips and colour noise are a
@@ -176,7 +181,7 @@ class Trainer:
                         raise TrainingDiverged(
                             f"the training loss became {loss} at step {self.net.step} (epoch "
                             f"{st.epoch + 1}, batch {st.batch}); the last good checkpoint is "
-                            f"{opt.save_path or 'not saved (no --save-path)'}")
+                            f"{opt.save_path or 'not saved (--no-save)'}")
                     done = st.epoch * self.batches_per_epoch + st.batch
                     self._show_progress(done, total_batches, start_done, start_time, recent)
                     if done % opt.test_freq == 0 or done == total_batches:
@@ -229,14 +234,14 @@ class Trainer:
         if sys.stdout.isatty() and opt.progress:
             print("\r" + " " * 100 + "\r", end="")
         self.log("  ".join(parts))
-        self._maybe_drop_lr(test)
+        self._track_best(test)
         if opt.save_path:
             self.save(opt.save_path)
 
-    def _maybe_drop_lr(self, test):
+    def _track_best(self, test):
+        """The best top-1 test error so far (of the first cost layer that has one), under every
+        schedule; the paper schedule divides the rates when it stops improving."""
         st, opt = self.state, self.opt
-        if opt.lr_schedule != "paper":
-            return
         errors = [m["top1_error"] for m in test.values() if "top1_error" in m]
         if not errors:
             return
@@ -244,6 +249,8 @@ class Trainer:
             st.best_test_error, st.tests_without_improvement = errors[0], 0
             return
         st.tests_without_improvement += 1
+        if opt.lr_schedule != "paper":
+            return
         if st.tests_without_improvement >= opt.lr_patience and st.lr_drops < opt.lr_max_drops:
             self.net.lr_scale /= 10
             st.lr_drops += 1
@@ -254,16 +261,24 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------
 
     def save(self, path) -> None:
+        """The checkpoint, then the history as CSV beside it (runs.companion): a run folder's
+        checkpoint.npz and history.csv, or FILE and FILE's stem + .history.csv."""
         provider = getattr(self.data, "provider", None)
         if provider is not None and self.net.data_info is None:
             self.net.remember_data(provider)
         meta = {"net": self.net.checkpoint_meta(), "trainer": asdict(self.state),
                 "options": asdict(self.opt)}
         checkpoint.save(path, meta, self.net.state_arrays())
+        runs.write_history(runs.companion(path, runs.HISTORY), self.state.history)
 
     @staticmethod
     def load_state(path) -> TrainState:
-        meta, _ = checkpoint.load(path)
+        meta = checkpoint.read_meta(path)
         if "trainer" not in meta:
             return TrainState()
         return TrainState(**meta["trainer"])
+
+    @staticmethod
+    def load_options(path) -> Optional[dict]:
+        """The options a training checkpoint was saved with (None for a Net.save file)."""
+        return checkpoint.read_meta(path).get("options")

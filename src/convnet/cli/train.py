@@ -6,13 +6,14 @@ machine."""
 import argparse
 import os
 import sys
+import time
 import warnings
 from dataclasses import replace
 from functools import partial
 
 import numpy as np
 
-from .. import checkpoint, set_num_threads, set_precision
+from .. import checkpoint, runs, set_num_threads, set_precision
 from ..config import ConfigError, ConfigWarning
 from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
 from ..data import DataError, SyntheticDataset, data_layer_shapes, for_net
@@ -20,6 +21,8 @@ from ..data.shapes import shape_option
 from ..gradcheck import KINK_STEP, STEP, check_net_gradients, numeric_derivative
 from ..net import Net
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
+from .train_run import (DATA_OPTIONS, data_options, first_line, given_options, keep_run_options,
+                        last_line, save_target)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,10 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="layer-definition file (required unless -f is given)")
     g.add_argument("--params", "--layer-params", dest="params", metavar="CFG",
                    help="layer-parameter file (re-read on resume, as upstream)")
-    g.add_argument("-f", "--load-file", dest="load_file", metavar="CHECKPOINT",
-                   help="resume from a checkpoint: its layer definitions are used, --params is "
-                        "re-read when given; a cuda-convnet checkpoint (file or run directory) "
-                        "is imported, with --layers giving its layer definitions")
+    g.add_argument("-f", "--load-file", dest="load_file", metavar="RUN",
+                   help="continue a run: its run folder or checkpoint file; its layer "
+                        "definitions, data and training options are kept unless given here, "
+                        "--params is re-read when given, and the run is saved back where it "
+                        "was; a cuda-convnet checkpoint (file or run directory) is imported, "
+                        "with --layers giving its layer definitions")
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation, batch order, "
                    "dropout and the synthetic data")
     g.add_argument("--strict", action="store_true", help="unknown config keys are errors")
@@ -76,9 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mini", type=int, default=32, help="mini-batch size")
     g.add_argument("--test-freq", type=int, default=20, help="test (and save) every this many "
                    "batches")
-    g.add_argument("--test-only", action="store_true", help="evaluate -f's checkpoint and exit")
-    g.add_argument("--save-path", metavar="FILE", help="checkpoint file, written atomically at "
-                   "every test")
+    g.add_argument("--test-only", action="store_true", help="evaluate -f's run on its test "
+                   "data and exit, writing nothing")
     g.add_argument("--lr-schedule", choices=["config", "paper", "step", "exp"], default="config",
                    help="config: the params file's rates and schedules; on top of them, paper: "
                         "divide all rates by 10 when the test error stops improving; step: "
@@ -93,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "epoch (exp)")
     g.add_argument("--check-grads", action="store_true", help="compare the net's gradients with "
                    "finite differences (float64, one small batch) and exit")
+    g = p.add_argument_group("saving (default: a new run folder RUNS-DIR/<layers file>-<start "
+                             "time>/ with checkpoint.npz, log.txt and history.csv; with -f, the "
+                             "run's own folder or file)")
+    g.add_argument("--runs-dir", default=runs.default_runs_dir(), metavar="DIR",
+                   help=f"where new run folders go (${runs.RUNS_DIR_ENV} sets the default)")
+    g.add_argument("--save-path", metavar="FILE", help="the checkpoint file instead (a folder: "
+                   "its checkpoint.npz), written atomically at every test, with FILE's stem + "
+                   ".log.txt and .history.csv beside it")
+    g.add_argument("--no-save", action="store_true", help="save nothing: no checkpoint, log or "
+                   "history")
     g = p.add_argument_group("machine")
     g.add_argument("--gpu", metavar="IDS", help="train on GPUs with our CUDA kernels: one index "
                    "for the whole net, or one per logical device of the config's gpu= keys "
@@ -104,11 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, help="CPU threads (OpenMP and OpenBLAS)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-# What a checkpoint remembers of the data, so that -f resumes on the same data.
-DATA_OPTIONS = ("data_path", "data_provider", "train_range", "test_range", "inner_size",
-                "crop_border", "no_flip", "color_noise", "skip_bad_images")
 
 
 def fail(message: str) -> None:
@@ -204,7 +213,45 @@ def check_grads(net: Net, data) -> int:
     return 0 if ok else 1
 
 
+def open_run(args, argv, shapes):
+    """The net and trainer state to start from: a new net from --layers/--params, the run that
+    -f names (run folder or checkpoint file) continued, or a cuda-convnet checkpoint imported.
+    `shapes` gives data layers without shape= theirs (from the data). Returns (net, state,
+    continued checkpoint or None, lines to print)."""
+    load = args.load_file
+    if load and runs.is_run_folder(load):
+        load = runs.checkpoint_path(load)
+    if load and is_cuda_convnet_checkpoint(load):
+        # cuda-convnet's own checkpoint: its weights, our config reading of its layers.
+        if not args.layers:
+            fail(f"-f {load} is a cuda-convnet checkpoint: give the layer definitions it was "
+                 "trained with as --layers")
+        net = Net.from_cuda_convnet(load, args.layers, args.params, seed=args.seed,
+                                    data_shapes=shapes)
+        return net, TrainState(), None, [f"imported cuda-convnet checkpoint {load}"]
+    if load:
+        if os.path.isdir(load):
+            fail(f"-f {load}: a folder with neither {runs.CHECKPOINT} (a convnet run) nor "
+                 "cuda-convnet checkpoints")
+        net = Net.load(load, args.params)
+        saved = Trainer.load_options(load)
+        if saved is None:   # a Net.save file: its weights start a new run
+            return net, TrainState(), None, []
+        lines = keep_run_options(args, given_options(build_parser, argv), saved,
+                                 net.data_info, build_parser().parse_args([]))
+        return net, Trainer.load_state(load), load, lines
+    if not args.layers:
+        fail("--layers is required (or -f RUN to continue a run)")
+    if not args.params and not args.check_grads:
+        fail("--params is required to train")
+    net = Net.from_cfg(args.layers, args.params, seed=args.seed, strict=args.strict,
+                       data_shapes=shapes)
+    return net, TrainState(), None, []
+
+
 def main(argv=None) -> int:
+    start = time.time()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     devices = None
     if args.gpu is not None:
@@ -218,9 +265,8 @@ def main(argv=None) -> int:
         if args.threads < 1:
             fail("--threads must be >= 1")
         set_num_threads(args.threads)
-    for name in ("epochs", "mini", "test_freq"):
-        if getattr(args, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be >= 1")
+    if args.no_save and args.save_path:
+        fail("--no-save and --save-path contradict each other: give one")
     with warnings.catch_warnings():
         warnings.simplefilter("always", ConfigWarning)
         warnings.showwarning = lambda m, *a, **k: print(f"warning: {m}", file=sys.stderr)
@@ -230,30 +276,14 @@ def main(argv=None) -> int:
                          inner_size=args.inner_size, crop_border=args.crop_border,
                          synthetic_shape=args.synthetic_shape)
         try:
-            if args.load_file and is_cuda_convnet_checkpoint(args.load_file):
-                # cuda-convnet's own checkpoint: its weights, our config reading of its layers.
-                if not args.layers:
-                    fail(f"-f {args.load_file} is a cuda-convnet checkpoint: give the layer "
-                         "definitions it was trained with as --layers")
-                net = Net.from_cuda_convnet(args.load_file, args.layers, args.params,
-                                            seed=args.seed, data_shapes=shapes)
-                state = TrainState()
-                print(f"imported cuda-convnet checkpoint {args.load_file}")
-            elif args.load_file:
-                net = Net.load(args.load_file, args.params)
-                state = Trainer.load_state(args.load_file)
-            else:
-                if not args.layers:
-                    fail("--layers is required (or -f CHECKPOINT to resume)")
-                if not args.params and not args.check_grads:
-                    fail("--params is required to train")
-                net = Net.from_cfg(args.layers, args.params, seed=args.seed, strict=args.strict,
-                                   data_shapes=shapes)
-                state = TrainState()
+            net, state, continued, notes = open_run(args, argv, shapes)
         except DataError as e:   # from reading the data layers' shapes
             fail(f"--data-path: {e}")
         except (ConfigError, checkpoint.CheckpointError, ValueError) as e:
             fail(str(e))
+    for name in ("epochs", "mini", "test_freq"):
+        if getattr(args, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be >= 1")
     if devices is not None:
         # One GPU takes every logical device; a list maps the config's gpu=0, 1, ... in order
         # (cuda-convnet2's --gpu), and 0,0 puts both columns on one GPU.
@@ -265,54 +295,70 @@ def main(argv=None) -> int:
             set_precision(args.precision)
         except (RuntimeError, ValueError) as e:
             fail(f"--gpu {args.gpu}: {e}")
-    saved = (net.data_info or {}).get("options") if args.load_file else None
-    if saved and args.data_path is None:
-        # Resuming: the data the run was trained on, unless the command line names other data.
-        for key, value in saved.items():
-            if getattr(args, key, None) in (None, False, 0.0):
-                setattr(args, key, value)
-        print(f"data from the checkpoint: {args.data_path}")
     data = make_data(args, net)
     if args.data_path:
-        options = {k: getattr(args, k) for k in DATA_OPTIONS}
-        options["data_path"] = os.path.abspath(args.data_path)
-        net.remember_data(data.provider, options)
+        net.remember_data(data.provider, {k: v for k, v in data_options(args).items()
+                                          if k in DATA_OPTIONS})
     if args.check_grads:
         return check_grads(net, data)
     options = TrainOptions(epochs=args.epochs, batch_size=args.mini, test_freq=args.test_freq,
-                           save_path=args.save_path, lr_schedule=args.lr_schedule,
+                           lr_schedule=args.lr_schedule,
                            lr_patience=args.lr_patience, lr_max_drops=args.lr_max_drops,
                            lr_step=args.lr_step, lr_gamma=args.lr_gamma,
                            progress=not args.no_progress, workers=args.data_workers,
-                           multiview=args.multiview_test)
-    trainer = Trainer(net, data, options, state,
-                      log=lambda line: print(line, flush=True))
+                           multiview=args.multiview_test, data=data_options(args))
+    log = runs.RunLog()
+    trainer = Trainer(net, data, options, state, log=log)
+    done = state.epoch + state.batch / trainer.batches_per_epoch
     if args.test_only:
+        for line in notes:
+            print(line)
+        print(f"testing {args.load_file or args.layers} at epoch {done:.2f} step {net.step} on "
+              f"{describe(data)}")
         for layer, metrics in trainer.evaluate().items():
             print(f"{layer}: " + ", ".join(f"{k} {v:.6f}" for k, v in metrics.items()))
         return 0
-    print(f"training {net.parameter_count:,} parameters for {args.epochs} epoch(s) of "
-          f"{trainer.batches_per_epoch} batches of {args.mini} on {describe(data)}", flush=True)
+    if state.epoch >= args.epochs:
+        print(f"the run has done {done:g} epoch(s) of the {args.epochs} asked for: nothing to "
+              f"train (-f {args.load_file} --epochs N with N > {done:g} continues it)")
+        return 0
+    target = save_target(args, continued, args.layers or (net.source or {}).get("layers_path"),
+                         start)
+    trainer.opt.save_path = target
+    if target is not None:
+        log.open(runs.companion(target, runs.LOG))
+    try:
+        return train(args, trainer, log, target, [first_line(target, continued)] + notes)
+    finally:
+        log.close()
+
+
+def train(args, trainer: Trainer, log: runs.RunLog, target, header) -> int:
+    net, data, state = trainer.net, trainer.data, trainer.state
+    for line in header:
+        log(line)
+    log(f"training {net.parameter_count:,} parameters for {args.epochs} epoch(s) of "
+        f"{trainer.batches_per_epoch} batches of {args.mini} on {describe(data)}")
     try:
         trainer.run()
     except TrainingDiverged as e:
-        print(f"convnet-train: stopped: {e}", file=sys.stderr)
+        log.error(f"convnet-train: stopped: {e}")
         return 1
     except DataError as e:
-        saved = f"; the last checkpoint is {args.save_path}" if args.save_path else ""
-        print(f"convnet-train: stopped by bad data: {e}{saved} (--skip-bad-images skips "
-              "unreadable images)", file=sys.stderr)
+        saved = (f"; the last checkpoint is in {runs.where(target)}" if target and state.history
+                 else "")
+        log.error(f"convnet-train: stopped by bad data: {e}{saved} (--skip-bad-images skips "
+                  "unreadable images)")
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted" + (f"; resume with -f {args.save_path}" if args.save_path else ""),
-              file=sys.stderr)
+        log.error("\ninterrupted" + (f"; continue with -f {runs.where(target)}"
+                                      if target and state.history else ""))
         return 130
     if state.history:
         last = state.history[-1]
-        print("final: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
-                                    if k.startswith("test/")))
-    if args.save_path:
-        print(f"saved {args.save_path}")
+        log("final: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                                  if k.startswith("test/")))
+    log(last_line(target))
     return 0
 
 
