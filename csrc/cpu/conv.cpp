@@ -40,8 +40,8 @@ struct ConvPlan {
     Tensor cols;
 };
 
-// Runs body(image, thread) for every image, on `threads` OpenMP threads; OpenBLAS is kept to
-// one thread while more than one of ours runs. Static scheduling fixes which thread sums which
+// Runs body(image, thread) for every image, on `threads` OpenMP threads (OpenBLAS itself is
+// always single-threaded, blas.h). Static scheduling fixes which thread sums which
 // images into its partial weight gradient, so results are the same from run to run.
 template <typename Body>
 void for_each_image(std::int64_t images, int threads, Body&& body) {
@@ -49,7 +49,6 @@ void for_each_image(std::int64_t images, int threads, Body&& body) {
         for (std::int64_t i = 0; i < images; ++i) body(i, 0);
         return;
     }
-    blas::SingleThreadedScope single;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t i = 0; i < images; ++i) body(i, omp_get_thread_num());
 }

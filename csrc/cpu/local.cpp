@@ -36,7 +36,6 @@ void for_each_position(std::int64_t positions, Body&& body) {
         for (std::int64_t p = 0; p < positions; ++p) body(p);
         return;
     }
-    blas::SingleThreadedScope single;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t p = 0; p < positions; ++p) body(p);
 }

@@ -50,6 +50,24 @@ def test_fc_without_bias(rng, xs, m):
     assert_close(ops.fc_forward(x, w), ref.forward(x, w, None), what="y without bias")
 
 
+# Big enough that the CPU GEMM is split across threads (csrc/cpu/blas.cpp): by columns and by
+# rows of each product's output, each with a transposed operand somewhere (forward: w^T; weight
+# gradient: dy^T), with panel edges that are not multiples of 16.
+SPLIT_CASES = [((70, 611), 257), ((301, 613), 41), ((301, 50), 700)]
+
+
+@pytest.mark.parametrize("xs, m", SPLIT_CASES, ids=["columns", "rows-forward", "rows-backward"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fc_split_across_threads_matches_the_reference(rng, xs, m, dtype):
+    x, w, b = rng.standard_normal(xs), rng.standard_normal((m, xs[1])), rng.standard_normal(m)
+    dy = rng.standard_normal((xs[0], m))
+    x, w, b, dy = (a.astype(dtype) for a in (x, w, b, dy))
+    tol = FP32_REL_TOL if dtype == "float32" else 1e-12
+    assert_close(ops.fc_forward(x, w, b), ref.forward(x, w, b), tol)
+    for got, want in zip(ops.fc_backward(x, w, dy), ref.backward(x, w, dy)):
+        assert_close(got, want, tol)
+
+
 def test_fc_4d_input_is_read_in_c_order(rng):
     # (N, C, H, W) is the same layer as its (N, C*H*W) reshape, forward and backward.
     x4 = f32(rng.standard_normal((2, 3, 4, 5)))[0]
