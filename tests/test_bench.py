@@ -2,6 +2,8 @@
 the timings themselves are never checked: benchmarks do not belong in tests)."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +66,12 @@ def test_gpu_quick_run(capsys):
     assert main(["--device", "cuda", "--quick", "--filter", "cifar10 conv3"]) == 0
     out = capsys.readouterr().out
     assert "cifar10  conv3  conv fwd fp32" in out and "conv bwd bf16" in out
+
+
+def test_train_quick_run(capsys, monkeypatch):
+    # The whole-step benchmark's own code at batch 2, on every shipped net it times.
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["--train", "--quick"]) == 0
+    out = capsys.readouterr().out
+    for net in ("alexnet", "cifar10-80sec", "cifar10-18pct", "mnist"):
+        assert re.search(rf"^{net} +2 +[\d.]+ +\d+", out, flags=re.M), out

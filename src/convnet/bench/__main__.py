@@ -163,6 +163,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for OpenMP and OpenBLAS (default: all cores)")
+    p.add_argument("--train", action="store_true",
+                   help="time the whole training step of each shipped net instead of the ops "
+                        "(with --device, --filter on the net's name, --quick)")
     p.add_argument("--data", nargs="?", const="", metavar="PATH",
                    help="time the background data loader (decoding, crops, flips, colour noise) "
                         "on the dataset at PATH instead of the ops; without PATH on a small "
@@ -176,6 +179,9 @@ def main(argv=None):
         from . import data
         return data.main(args, sys.argv[1:] if argv is None else list(argv))
 
+    if args.train:
+        from . import train
+        return train.run(args)
     if args.device == "cuda":
         from . import gpu
         return gpu.run(args)

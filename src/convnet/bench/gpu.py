@@ -17,6 +17,7 @@ import numpy as np
 
 import convnet
 from convnet import _core
+from .train import layer_defs
 
 DEVICE = "cuda:0"
 
@@ -191,16 +192,6 @@ def _torch_alexnet(torch):
         nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 1000))
 
 
-def alexnet_config():
-    """layer_defs/alexnet.cfg from the working directory (a checkout's root, where the README's
-    commands run) or from the source tree this module lives in; None when neither has it."""
-    from pathlib import Path
-    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        if (root / "layer_defs" / "alexnet.cfg").is_file():
-            return root / "layer_defs"
-    return None
-
-
 def training_step(torch, precision, root, batch=128, steps=10) -> dict:
     """Images/s of a whole AlexNet SGD step: ours, and PyTorch + cuDNN with the same layers."""
     convnet.set_precision(precision)
@@ -291,7 +282,7 @@ def run(args) -> int:
                 else f"{c.nbytes / ms / 1e6:.0f} GB/s")
         print(f"{c.net:8} {c.layer:6} {c.op:16} {ms:9.3f} {rate:>14} {100 * frac:8.1f}% "
               f"{'' if ratio is None else f'{ratio:10.2f}'}")
-    root = alexnet_config()
+    root = layer_defs()
     if args.filter and args.filter not in "alexnet step":
         pass  # a filtered run times only the cases it names
     elif root is None:

@@ -1,0 +1,75 @@
+"""python -m convnet.bench --train: the whole training step (forward, backward, SGD with momentum)
+of each shipped net at its usual batch, ms per step and images/s, on the CPU or a GPU. Nets are
+timed in turn, several rounds, and each figure is the median over rounds, so a disturbance hits
+one round of every net rather than one net. PyTorch's step for the same nets is not timed yet:
+the column says so."""
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+import convnet
+from convnet import _core
+
+# (config stem, batch): AlexNet at the paper's per-GPU batch, the others at cuda-convnet's 128.
+NETS = [("alexnet", 32), ("cifar10-80sec", 128), ("cifar10-18pct", 128), ("mnist", 128)]
+
+
+def layer_defs():
+    """layer_defs/ in the working directory (a checkout's root) or the source tree, or None."""
+    for root in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (root / "layer_defs" / "alexnet.cfg").is_file():
+            return root / "layer_defs"
+    return None
+
+
+def _batch(net, batch, rng):
+    data = [s for s in net.specs if s.type == "data" and s["dataIdx"] == 0][0]
+    cost = [s for s in net.specs if s.type == "cost.logreg"][0]
+    classes = int(np.prod(net.output_shape(cost.inputs[1])))
+    x = (rng.standard_normal((batch,) + tuple(data["shape"])) * 50).astype(np.float32)
+    return x, rng.integers(0, classes, batch)
+
+
+def _sync(device):
+    if device != "cpu":
+        _core.cuda_synchronize(int(device.split(":")[1]))
+
+
+def run(args) -> int:
+    root = layer_defs()
+    if root is None:
+        raise SystemExit("convnet.bench --train: run it from the checkout's root, where "
+                         "layer_defs/ is")
+    device = "cpu" if args.device == "cpu" else "cuda:0"
+    rounds, steps = (1, 1) if args.quick else (3, 5)
+    rng = np.random.default_rng(0)
+    nets = []
+    for stem, batch in NETS:
+        if args.filter and args.filter not in stem:
+            continue
+        batch = 2 if args.quick else batch
+        net = convnet.Net.from_cfg(root / f"{stem}.cfg", root / f"{stem}-params.cfg", seed=0)
+        if device != "cpu":
+            net.to(device)
+        x, labels = _batch(net, batch, rng)
+        net.train_step(x, labels)  # first touch and workspaces outside the timing
+        _sync(device)
+        nets.append((stem, batch, net, x, labels))
+    times = {stem: [] for stem, *_ in nets}
+    for _ in range(rounds):
+        for stem, batch, net, x, labels in nets:
+            start = time.perf_counter()
+            for _ in range(steps):
+                net.train_step(x, labels)
+            _sync(device)
+            times[stem].append((time.perf_counter() - start) / steps)
+    print(f"whole training step on {device} ({convnet.get_num_threads()} threads), median of "
+          f"{rounds} round(s) of {steps} step(s)")
+    print(f"{'net':15} {'batch':>5} {'ms/step':>9} {'images/s':>9}  PyTorch")
+    for stem, batch, *_ in nets:
+        ms = 1e3 * statistics.median(times[stem])
+        print(f"{stem:15} {batch:5d} {ms:9.1f} {batch / ms * 1e3:9.0f}  not timed yet")
+    return 0
