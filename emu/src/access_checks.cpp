@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "core/check.h"
+#include "errors.h"
 #include "fiber_stacks.h"
 #include "memory.h"
 #include "peer.h"
@@ -103,10 +104,6 @@ std::string thread_name(int id) {
                           builtins.block_index.y, ",", builtins.block_index.z, ")");
 }
 
-[[noreturn]] void report(const BlockAccess& b, const std::string& what) {
-    throw Error(detail::concat("emulated device: kernel ", b.kernel, ": ", what));
-}
-
 std::string where(const char* p, const char* region_begin, bool dynamic) {
     return dynamic ? detail::concat("dynamic shared memory byte ", p - region_begin, " (",
                                     static_cast<const void*>(p), ")")
@@ -125,13 +122,13 @@ void shared_access(const BlockAccess& b, int thread, std::vector<Shadow>& shadow
         if (s.interval != b.interval) s.interval = b.interval, s.writer = s.reader = kNobody;
         const char* word = region_begin + w * kWord;
         if (s.writer != kNobody && s.writer != thread)
-            report(b, detail::concat("shared-memory race on ", where(word, region_begin, dynamic),
+            kernel_error(b.kernel, detail::concat("shared-memory race on ", where(word, region_begin, dynamic),
                                      ": ", thread_name(thread), write ? " writes" : " reads",
                                      " it after ", thread_name(s.writer),
                                      " wrote it, with no __syncthreads between"));
         if (write) {
             if (s.reader == kSeveral || (s.reader != kNobody && s.reader != thread))
-                report(b, detail::concat(
+                kernel_error(b.kernel, detail::concat(
                               "shared-memory race on ", where(word, region_begin, dynamic), ": ",
                               thread_name(thread), " writes it after ",
                               s.reader == kSeveral ? std::string("other threads")
@@ -141,7 +138,7 @@ void shared_access(const BlockAccess& b, int thread, std::vector<Shadow>& shadow
             s.written = true;
         } else {
             if (!s.written)
-                report(b, detail::concat(thread_name(thread), " reads ",
+                kernel_error(b.kernel, detail::concat(thread_name(thread), " reads ",
                                          where(word, region_begin, dynamic),
                                          " before any thread of the block wrote it"));
             s.reader = s.reader == kNobody || s.reader == thread ? thread : kSeveral;
@@ -172,11 +169,11 @@ void device_access(const BlockAccess& b, int thread, const char* p, std::size_t 
     const char* verb = write ? " writes " : " reads ";
     if (hit) {
         if (p + size > hit->begin + hit->bytes)
-            report(b, detail::concat(thread_name(thread), verb, size, " bytes at ",
+            kernel_error(b.kernel, detail::concat(thread_name(thread), verb, size, " bytes at ",
                                      static_cast<const void*>(p), ", which run past the end of a ",
                                      hit->bytes, "-byte device block"));
         if (hit->device != b.device && !peer_access_enabled(b.device, hit->device))
-            report(b, detail::concat(thread_name(thread), verb, "memory of cuda:", hit->device,
+            kernel_error(b.kernel, detail::concat(thread_name(thread), verb, "memory of cuda:", hit->device,
                                      " at ", static_cast<const void*>(p),
                                      ", but the kernel runs on cuda:", b.device,
                                      " without peer access to it"));
@@ -185,20 +182,20 @@ void device_access(const BlockAccess& b, int thread, const char* p, std::size_t 
     if (in_arena(p)) {
         const DeviceBlock before = block_before(p);
         if (before.device >= 0)
-            report(b, detail::concat(thread_name(thread), verb, "device memory at ",
+            kernel_error(b.kernel, detail::concat(thread_name(thread), verb, "device memory at ",
                                      static_cast<const void*>(p), ", ",
                                      p - (before.begin + before.bytes),
                                      " bytes past the end of a ", before.bytes,
                                      "-byte block on cuda:", before.device, " (out of bounds)"));
-        report(b, detail::concat(thread_name(thread), verb, "device memory at ",
+        kernel_error(b.kernel, detail::concat(thread_name(thread), verb, "device memory at ",
                                  static_cast<const void*>(p), " that no live block holds (freed)"));
     }
     if (in_image(p)) return;
     if (b.dynamic_end && p >= b.dynamic_end && p < b.dynamic_end + 65536)
-        report(b, detail::concat(thread_name(thread), verb, "dynamic shared memory ",
+        kernel_error(b.kernel, detail::concat(thread_name(thread), verb, "dynamic shared memory ",
                                  p - b.dynamic_end, " bytes past its end (the launch gave ",
                                  b.dynamic_end - b.dynamic_begin, " bytes)"));
-    report(b, detail::concat(thread_name(thread), verb, "host memory at ",
+    kernel_error(b.kernel, detail::concat(thread_name(thread), verb, "host memory at ",
                              static_cast<const void*>(p),
                              ": a kernel can only reach device memory (a host pointer given "
                              "to a kernel?)"));
@@ -224,10 +221,11 @@ void check(const FiberTag& tag, const void* address, std::size_t size, bool writ
     device_access(b, tag.thread, p, size, write);
 }
 
-// The checked block and thread running on the caller's stack, if any.
-inline const FiberTag* checked_fiber() {
+// What every instrumentation hook does: check the access if the caller runs on a checked fiber
+// (host code in kernels/*.cu is instrumented too, and returns here at once).
+inline void on_access(void* address, std::size_t size, bool write) {
     const FiberTag* tag = fiber_tag(__builtin_frame_address(0));
-    return tag && tag->access ? tag : nullptr;
+    if (tag && tag->access) check(*tag, address, size, write);
 }
 
 }  // namespace
@@ -288,26 +286,15 @@ void check_pointer_argument(const char* kernel, int position, const void* pointe
 
 }  // namespace convnet::emu
 
-// The instrumentation's entry points, in the build whose kernels call them. Off a checked fiber
-// they return at once: host code in kernels/*.cu is instrumented too.
+// The instrumentation's entry points, in the build whose kernels call them.
 #if defined(CONVNET_EMU_ACCESS_CHECKS)
-using convnet::emu::check;
-using convnet::emu::checked_fiber;
-using convnet::emu::FiberTag;
+using convnet::emu::on_access;
 
-#define CONVNET_EMU_ACCESS_HOOKS(bytes)                                                  \
-    extern "C" void __tsan_read##bytes(void* p) {                                        \
-        if (const FiberTag* t = checked_fiber()) check(*t, p, bytes, false);                                        \
-    }                                                                                    \
-    extern "C" void __tsan_write##bytes(void* p) {                                       \
-        if (const FiberTag* t = checked_fiber()) check(*t, p, bytes, true);                                         \
-    }                                                                                    \
-    extern "C" void __tsan_unaligned_read##bytes(void* p) {                              \
-        if (const FiberTag* t = checked_fiber()) check(*t, p, bytes, false);                                        \
-    }                                                                                    \
-    extern "C" void __tsan_unaligned_write##bytes(void* p) {                             \
-        if (const FiberTag* t = checked_fiber()) check(*t, p, bytes, true);                                         \
-    }
+#define CONVNET_EMU_ACCESS_HOOKS(bytes)                                                   \
+    extern "C" void __tsan_read##bytes(void* p) { on_access(p, bytes, false); }           \
+    extern "C" void __tsan_write##bytes(void* p) { on_access(p, bytes, true); }           \
+    extern "C" void __tsan_unaligned_read##bytes(void* p) { on_access(p, bytes, false); } \
+    extern "C" void __tsan_unaligned_write##bytes(void* p) { on_access(p, bytes, true); }
 CONVNET_EMU_ACCESS_HOOKS(1)
 CONVNET_EMU_ACCESS_HOOKS(2)
 CONVNET_EMU_ACCESS_HOOKS(4)
@@ -317,10 +304,10 @@ CONVNET_EMU_ACCESS_HOOKS(16)
 
 extern "C" {
 void __tsan_read_range(void* p, long bytes) {
-    if (const FiberTag* t = checked_fiber(); t && bytes > 0) check(*t, p, std::size_t(bytes), false);
+    if (bytes > 0) on_access(p, std::size_t(bytes), false);
 }
 void __tsan_write_range(void* p, long bytes) {
-    if (const FiberTag* t = checked_fiber(); t && bytes > 0) check(*t, p, std::size_t(bytes), true);
+    if (bytes > 0) on_access(p, std::size_t(bytes), true);
 }
 void __tsan_init() {}
 void __tsan_func_entry(void*) {}

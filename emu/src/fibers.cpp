@@ -3,17 +3,18 @@
 // pointers: no system call, so a barrier costs a few nanoseconds per thread.
 #include "fibers.h"
 
-
 #include <cstring>
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/common_interface_defs.h>
-#endif
 #include <exception>
 #include <string>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include "access_checks.h"
 #include "core/check.h"
+#include "errors.h"
 #include "fiber_stacks.h"
 
 #if !defined(__x86_64__)
@@ -118,10 +119,6 @@ std::string thread_name(const Fiber& f) {
     return detail::concat("thread (", f.index.x, ",", f.index.y, ",", f.index.z, ")");
 }
 
-[[noreturn]] void misuse(const Block& b, const std::string& what) {
-    throw Error(detail::concat("emulated device: kernel ", b.kernel, ": ", what));
-}
-
 // Under AddressSanitizer every stack switch is announced (start) and completed (finish), or it
 // takes the fibers' frames for overflows; elsewhere these are no-ops.
 #if defined(__SANITIZE_ADDRESS__)
@@ -188,7 +185,7 @@ extern "C" void convnet_emu_fiber_main(void* fiber) {
     try {
         (*b.body)();
         if (b.arrived > 0)
-            misuse(b, thread_name(*f) + " returned while other threads of its block wait at "
+            kernel_error(b.kernel, thread_name(*f) + " returned while other threads of its block wait at "
                           "__syncthreads (a barrier reached by part of the block)");
     } catch (...) {
         if (!b.error) b.error = std::current_exception();
@@ -241,7 +238,7 @@ void run_block(const dim3& dims, const char* kernel, const std::function<void()>
         }
         if (!ran && !b.error) {
             running = outer;
-            misuse(b, detail::concat(b.alive, " threads wait forever (at __syncthreads or a "
+            kernel_error(b.kernel, detail::concat(b.alive, " threads wait forever (at __syncthreads or a "
                                               "warp shuffle that not every thread reaches)"));
         }
     }
@@ -254,7 +251,7 @@ void block_barrier() {
     Block& b = *running;
     Fiber& f = *b.current;
     if (b.alive < b.threads)
-        misuse(b, thread_name(f) + " reached __syncthreads after other threads of its block "
+        kernel_error(b.kernel, thread_name(f) + " reached __syncthreads after other threads of its block "
                                    "returned (a barrier reached by part of the block)");
     if (++b.arrived == b.threads) {  // the last one releases the others and goes on
         b.arrived = 0;
@@ -273,10 +270,10 @@ const void* warp_exchange(unsigned mask, const void* mine, std::size_t bytes, co
     const unsigned lanes = std::min<unsigned>(kWarp, b.threads - first);  // lanes that exist
     const unsigned present = lanes == kWarp ? 0xffffffffu : (1u << lanes) - 1u;
     if (!(mask >> lane & 1u))
-        misuse(b, detail::concat(thread_name(f), " calls ", what,
+        kernel_error(b.kernel, detail::concat(thread_name(f), " calls ", what,
                                  " with a mask that leaves out its lane"));
     if ((mask & present) != mask)
-        misuse(b, detail::concat(what, " mask 0x", std::hex, mask,
+        kernel_error(b.kernel, detail::concat(what, " mask 0x", std::hex, mask,
                                  " names lanes that its warp does not have"));
     Warp& w = b.warps[f.id / kWarp];
     const std::uint64_t generation = w.generation;
@@ -295,7 +292,7 @@ const void* warp_exchange(unsigned mask, const void* mine, std::size_t bytes, co
 
 std::uint64_t warp_shuffle_xor(unsigned mask, std::uint64_t bits, int lane_mask, int width) {
     if (width < 1 || width > int(kWarp) || (width & (width - 1)))
-        misuse(*running, detail::concat("__shfl_xor_sync width ", width,
+        kernel_error(running->kernel, detail::concat("__shfl_xor_sync width ", width,
                                         " is not a power of 2 <= 32"));
     const auto* slots = static_cast<const unsigned char(*)[kWarpPayloadBytes]>(
         warp_exchange(mask, &bits, sizeof bits, "__shfl_xor_sync"));

@@ -67,7 +67,6 @@ thread_local cudaError_t last_error = cudaSuccess;
 thread_local const char* current_kernel = "";
 thread_local std::vector<float> shared_buffer;
 
-
 struct Registry {
     std::mutex mutex;
     std::map<const void*, int> shared_optin;                           // kernel -> bytes
@@ -82,6 +81,10 @@ Registry& registry() {
 cudaError_t fail(cudaError_t e) {
     last_error = e;
     return e;
+}
+
+void kernel_error(const char* kernel, const std::string& what) {
+    throw Error(detail::concat("emulated device: kernel ", kernel, ": ", what));
 }
 
 int current_device() { return this_thread_device; }
