@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import convnet
@@ -71,7 +72,29 @@ def test_gpu_quick_run(capsys):
 def test_train_quick_run(capsys, monkeypatch):
     # The whole-step benchmark's own code at batch 2, on every shipped net it times.
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
-    assert main(["--train", "--quick"]) == 0
+    assert main(["--train", "--quick", "--layers"]) == 0
     out = capsys.readouterr().out
     for net in ("alexnet", "cifar10-80sec", "cifar10-18pct", "mnist"):
         assert re.search(rf"^{net} +2 +[\d.]+ +\d+", out, flags=re.M), out
+        assert f"{net}, batch 2: ms per step in each layer" in out
+    assert re.search(r"^conv1 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+%", out, flags=re.M), out
+
+
+def test_the_pytorch_translation_steps_every_shipped_net(monkeypatch):
+    # Only where PyTorch is installed (it is never a dependency): the comparison column's nets
+    # build, take a step and give a finite loss.
+    torch = pytest.importorskip("torch")
+    from convnet.bench import torch_train
+    from convnet.bench.train import NETS, layer_defs
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    root = layer_defs()
+    for stem, _ in NETS:
+        net = convnet.Net.from_cfg(root / f"{stem}.cfg", root / f"{stem}-params.cfg", seed=0)
+        shape = net.output_shape("data")
+        x = np.random.default_rng(0).standard_normal((2,) + shape).astype(np.float32)
+        labels = np.array([0, 1])
+        step, layout = torch_train.step_function(net, x, labels, 1)
+        assert layout in ("channels_last", "NCHW")
+        model = torch_train.build(net, torch, torch.contiguous_format)
+        loss = model(torch.from_numpy(x), torch.from_numpy(labels))
+        assert torch.isfinite(loss), stem

@@ -177,3 +177,26 @@ def test_alexnet_two_gpu_form_places_its_columns():
 def test_one_gpu_net_has_no_device_column():
     assert "device" not in tiny().summary()
     assert tiny().cross_device_edges() == []
+
+
+def test_profile_times_every_layer_that_works_and_leaves_results_unchanged():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 3, 9, 8))
+    labels = rng.integers(0, 4, 6)
+    plain, profiled = tiny(), tiny()
+    assert profiled.layer_times() == {}
+    profiled.profile()
+    for _ in range(3):
+        plain.train_step(x, labels)
+        profiled.train_step(x, labels)
+    times = profiled.layer_times()
+    assert list(times) == [s.name for s in profiled.specs]
+    for name in ("conv1", "rnorm1", "pool1", "fc1", "fc2"):
+        forward, backward, update = times[name]
+        assert forward > 0 and backward > 0, (name, times[name])
+    assert times["conv1"][2] > 0 and times["pool1"][2] == 0  # only layers with weights update
+    assert times["data"] == (0.0, 0.0, 0.0)
+    for name, value in plain.state_arrays().items():
+        np.testing.assert_array_equal(profiled.state_arrays()[name], value, err_msg=name)
+    profiled.profile(False)
+    assert profiled.layer_times() == {}

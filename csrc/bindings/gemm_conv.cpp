@@ -12,6 +12,7 @@
 #include "api.h"
 #include "bindings/convert.h"
 #include "bindings/families.h"
+#include "cpu/direct_conv.h"
 #include "ops/precision.h"
 
 namespace py = pybind11;
@@ -52,6 +53,12 @@ void def_filter_op(py::module_& m, const char* fwd_name, const char* bwd_name,
 }  // namespace
 
 void bind_gemm_conv_ops(py::module_& m) {
+    m.def("set_cpu_conv_algorithm", &direct_conv::set_algorithm, py::arg("name"),
+          "CPU convolutions: 'auto' (direct where it fits), 'gemm' or 'direct'.");
+    m.def("get_cpu_conv_algorithm", &direct_conv::algorithm);
+    m.def("cpu_direct_conv_calls", &direct_conv::calls);
+    m.def("cpu_direct_conv_supported", &direct_conv::cpu_supported,
+          "Whether this CPU runs the direct convolution (AVX-512F).");
     m.def("set_math_precision", [](const std::string& name) {
         set_math_precision(math_precision_from_name(name));
     }, py::arg("name"));

@@ -142,6 +142,13 @@ void bind_net(py::module_& m) {
             // A copy: the net reuses its activation buffers on the next step.
             return tensor_to_numpy(n.output(i).to(Device::cpu()));
         }, py::arg("layer"))
+        .def("set_profiling", &Net::set_profiling, py::arg("on"))
+        .def("layer_times", [](const Net& n) {
+            py::list out;
+            for (const auto& t : n.layer_times())
+                out.append(py::make_tuple(t.forward, t.backward, t.update));
+            return out;
+        })
         .def("cost_report", [](Net& n, int i) {
             const CostReport r = n.layer(i).cost_report();
             return py::make_tuple(r.loss, r.top1_errors, r.topk_errors, r.samples);

@@ -2,12 +2,15 @@
 // With two or more images, each OpenMP thread takes whole images and runs single-threaded
 // OpenBLAS GEMMs on its own im2col workspace; with one image, the GEMMs use OpenBLAS's threads.
 // A 1x1, stride-1, unpadded convolution skips im2col: the image already is the column matrix.
+// Stride-1 float layers go to the direct convolution instead where it fits (direct_conv.h).
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/blas.h"
+#include "cpu/direct_conv.h"
 #include "cpu/im2col.h"
 #include "ops/conv.h"
 
@@ -56,6 +59,8 @@ void for_each_image(std::int64_t images, int threads, Body&& body) {
 
 template <typename T>
 void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
+    if constexpr (std::is_same_v<T, float>)
+        if (direct_conv::use_forward(g)) return direct_conv::forward(x, w, b, y, g);
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
@@ -79,6 +84,8 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
 
 template <typename T>
 void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta) {
+    if constexpr (std::is_same_v<T, float>)
+        if (direct_conv::use_backward_data(g)) return direct_conv::backward_data(w, dy, dx, g, beta);
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
@@ -105,6 +112,9 @@ void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& 
 template <typename T>
 void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g,
                               T beta) {
+    if constexpr (std::is_same_v<T, float>)
+        if (direct_conv::use_backward_filter(g))
+            return direct_conv::backward_filter(x, dy, dw, db, g, beta);
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;

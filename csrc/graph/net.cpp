@@ -2,6 +2,7 @@
 #include "graph/net.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/cuda_runtime.h"
 #include "ops/eltwise.h"
@@ -126,6 +127,29 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
     }
 }
 
+void Net::set_profiling(bool on) {
+    profiling_ = on;
+    times_.assign(on ? layers_.size() : 0, LayerTime{});
+}
+
+template <typename F>
+void Net::timed(int i, double LayerTime::*slot, F&& f) {
+    if (!profiling_) {
+        f();
+        return;
+    }
+    auto finish = [&] {
+#ifdef CONVNET_WITH_CUDA
+        if (layer_devices_[i].is_cuda()) cuda::synchronize(layer_devices_[i].index);
+#endif
+    };
+    finish();
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    finish();
+    times_[i].*slot += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void Net::allocate(std::int64_t batch) {
     if (batch == batch_) return;
     for (int i = 0; i < size(); ++i) {
@@ -194,8 +218,10 @@ void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool
         if (layer.is_data() || (layer.is_cost() && !run_costs)) continue;
         use_device(layer_devices_[i]);
         std::vector<Tensor> in;
-        forward_inputs(i, in);
-        layer.forward(in, acts_[i], ctx);
+        timed(i, &LayerTime::forward, [&] {
+            forward_inputs(i, in);
+            layer.forward(in, acts_[i], ctx);
+        });
     }
     costs_ran_ = run_costs;
 }
@@ -216,7 +242,10 @@ void Net::backward(const StepContext& ctx) {
         if (fused_[i] >= 0) {
             const int s = fused_[i], x = layers_[s]->config().inputs[0];
             if (grads_[x].defined()) {
-                layer.fused_softmax_backward(acts_[x], acts_[s], grads_[x], written[x] ? 1.f : 0.f);
+                timed(i, &LayerTime::backward, [&] {
+                    layer.fused_softmax_backward(acts_[x], acts_[s], grads_[x],
+                                                 written[x] ? 1.f : 0.f);
+                });
                 written[x] = true;
             }
             continue;  // the softmax layer is left unwritten, so backward skips it
@@ -233,7 +262,9 @@ void Net::backward(const StepContext& ctx) {
             beta.push_back(!e.copy && written[j] ? 1.f : 0.f);
             if (!e.copy && grads_[j].defined()) written[j] = true;
         }
-        layer.backward(in, acts_[i], layer.is_cost() ? Tensor() : grads_[i], din, beta, ctx);
+        timed(i, &LayerTime::backward, [&] {
+            layer.backward(in, acts_[i], layer.is_cost() ? Tensor() : grads_[i], din, beta, ctx);
+        });
         for (std::size_t k = 0; k < inputs.size(); ++k) {
             const int j = inputs[k];
             Edge& e = edges_[i][k];
@@ -263,9 +294,12 @@ std::vector<Net::CopyEdge> Net::copy_edges() const {
 
 void Net::update() {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
+        if (layers_[i]->params().empty()) continue;
         use_device(layer_devices_[i]);
-        for (Param& p : layers_[i]->params())
-            sgd_update(p.value, p.grad, p.velocity, SgdParams{p.eps, p.mom, p.wc});
+        timed(int(i), &LayerTime::update, [&] {
+            for (Param& p : layers_[i]->params())
+                sgd_update(p.value, p.grad, p.velocity, SgdParams{p.eps, p.mom, p.wc});
+        });
     }
 }
 

@@ -57,6 +57,15 @@ public:
     };
     std::vector<CopyEdge> copy_edges() const;
 
+    // Per-layer wall time, summed over the passes since profiling was turned on: forward,
+    // backward and update seconds of each layer. While on, each layer's work is followed by a
+    // device synchronisation so that its time is its own (GPU steps run slower profiled).
+    struct LayerTime {
+        double forward = 0.0, backward = 0.0, update = 0.0;
+    };
+    void set_profiling(bool on);
+    const std::vector<LayerTime>& layer_times() const { return times_; }
+
 private:
     void allocate(std::int64_t batch);
     Shape acts_shape(int i, std::int64_t batch) const;
@@ -84,6 +93,11 @@ private:
     std::vector<Device> devices_, layer_devices_;
     std::int64_t batch_ = -1;
     bool costs_ran_ = false;
+    bool profiling_ = false;
+    std::vector<LayerTime> times_;
+    // Runs f, adding its wall time to `slot` of layer i's LayerTime when profiling.
+    template <typename F>
+    void timed(int i, double LayerTime::*slot, F&& f);
 };
 
 }  // namespace convnet

@@ -48,6 +48,18 @@ def get_precision() -> str:
     return _core.get_math_precision() if hasattr(_core, "get_math_precision") else "fp32"
 
 
+def set_cpu_conv_algorithm(name: str) -> None:
+    """How CPU convolutions run: "auto" (the default: the direct AVX-512 convolution for stride-1
+    float32 layers where the CPU has it and the batch gives every thread an image, im2col + GEMM
+    elsewhere), "gemm" (always im2col + GEMM) or "direct" (direct wherever the layer fits, any
+    batch). Results agree to float32 rounding; only speed differs."""
+    _core.set_cpu_conv_algorithm(name)
+
+
+def get_cpu_conv_algorithm() -> str:
+    return _core.get_cpu_conv_algorithm()
+
+
 def can_access_peer(device, peer) -> bool:
     """Whether GPU `device` can access GPU `peer`'s memory directly (cudaDeviceCanAccessPeer; False
     for one device with itself). A net on several GPUs copies peer to peer between those that can,

@@ -469,6 +469,17 @@ class Net:
             total += self.specs[i]["coeff"] * loss / samples
         return total
 
+    def profile(self, on: bool = True) -> None:
+        """Starts (or, with on=False, stops) timing every layer's forward, backward and update;
+        starting resets the sums. On a GPU each layer is then followed by a synchronisation, so
+        the step runs slower while profiled. Read the sums with layer_times()."""
+        self._core.set_profiling(on)
+
+    def layer_times(self) -> Dict[str, Tuple[float, float, float]]:
+        """Seconds spent in each layer's (forward, backward, update) since profile() started,
+        summed over the passes run; empty when not profiling."""
+        return {s.name: t for s, t in zip(self.specs, self._core.layer_times())}
+
     # ---- description -------------------------------------------------------------------------
 
     def output_shape(self, layer: str):

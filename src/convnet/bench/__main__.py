@@ -166,6 +166,8 @@ def main(argv=None):
     p.add_argument("--train", action="store_true",
                    help="time the whole training step of each shipped net instead of the ops "
                         "(with --device, --filter on the net's name, --quick)")
+    p.add_argument("--layers", action="store_true",
+                   help="with --train: also each layer's share of the step (Net.profile)")
     p.add_argument("--data", nargs="?", const="", metavar="PATH",
                    help="time the background data loader (decoding, crops, flips, colour noise) "
                         "on the dataset at PATH instead of the ops; without PATH on a small "

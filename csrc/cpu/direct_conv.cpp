@@ -1,0 +1,310 @@
+// The direct convolution's driver (direct_conv.h): padding, weight packing, threading and the
+// layout changes between NCHW tensors and the kernels' [position][16 or 32 channels] tiles.
+#include "cpu/direct_conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "core/check.h"
+#include "core/tensor.h"
+#include "cpu/blas.h"
+#include "cpu/direct_conv_kernels.h"
+
+namespace convnet::direct_conv {
+
+namespace {
+
+enum class Algorithm { automatic, gemm, direct };
+std::atomic<Algorithm> g_algorithm{Algorithm::automatic};
+std::atomic<std::int64_t> g_calls{0};
+
+// Channel blocks: 32 channels (two vectors) at a time, a last block of 16 where the count is
+// an odd multiple of 16.
+struct Blocks {
+    explicit Blocks(std::int64_t channels) : count((channels + 31) / 32), channels(channels) {}
+    int lanes(int b) const { return int(std::min<std::int64_t>(32, channels - 32 * b)); }
+    int count;
+    std::int64_t channels;
+};
+
+// The common eligibility: stride 1, AVX-512, and (unless pinned to "direct") an image for
+// every thread, since the direct path parallelises over images only.
+bool eligible(const ConvGeometry& g) {
+    const Algorithm a = g_algorithm.load();
+    if (a == Algorithm::gemm || !cpu_supported()) return false;
+    if (g.stride_h != 1 || g.stride_w != 1) return false;
+    return a == Algorithm::direct || g.n >= omp_get_max_threads();
+}
+
+// dst[k][y][x] = src[k][y - top][x - left] where that lies inside src (h x w), else 0; dst is
+// channels x hp x wp.
+void pad_copy(const float* src, std::int64_t channels, std::int64_t h, std::int64_t w, float* dst,
+              std::int64_t hp, std::int64_t wp, std::int64_t top, std::int64_t left) {
+    for (std::int64_t k = 0; k < channels; ++k)
+        for (std::int64_t y = 0; y < hp; ++y) {
+            float* row = dst + (k * hp + y) * wp;
+            const std::int64_t sy = y - top;
+            if (sy < 0 || sy >= h) {
+                std::fill(row, row + wp, 0.f);
+                continue;
+            }
+            const float* srow = src + (k * h + sy) * w;
+            for (std::int64_t x = 0; x < wp; ++x) {
+                const std::int64_t sx = x - left;
+                row[x] = sx >= 0 && sx < w ? srow[sx] : 0.f;
+            }
+        }
+}
+
+Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h,
+                std::int64_t out_w) {
+    const std::int64_t hp = out_h + g.kh - 1, wp = out_w + g.kw - 1;
+    return Problem{int(channels), int(g.kh), int(g.kw), int(out_h), int(out_w), int(wp), hp * wp};
+}
+
+// Runs body(item, thread) for items 0..count-1 on the OpenMP threads, statically scheduled so
+// that partial sums are the same from run to run.
+template <typename Body>
+void parallel_items(std::int64_t count, Body&& body) {
+    const int threads = blas::threads_for(count);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t i = 0; i < count; ++i) body(i, omp_get_thread_num());
+}
+
+// One output plane tile by tile: rows of `out_w` outputs split into near-equal tiles of at most
+// the kernel's longest, each written to rowbuf[x][lanes] and handed to store(y, rowbuf).
+template <typename Store>
+void forward_plane(const float* padded, const float* wblock, int lanes, const Problem& p,
+                   float* rowbuf, Store&& store) {
+    const int nv = lanes / 16;
+    const int longest = nv == 2 ? kMaxRow2 : kMaxRow1;
+    const int tiles = (p.ow + longest - 1) / longest;
+    const int tile = (p.ow + tiles - 1) / tiles;
+    for (int y = 0; y < p.oh; ++y) {
+        for (int x0 = 0; x0 < p.ow; x0 += tile) {
+            const int count = std::min(tile, p.ow - x0);
+            avx512::forward_row_tile(nv, count, padded + std::int64_t(y) * p.wp + x0, wblock, p,
+                                     rowbuf + std::int64_t(x0) * lanes);
+        }
+        store(y, rowbuf);
+    }
+}
+
+}  // namespace
+
+void set_algorithm(const std::string& name) {
+    if (name == "auto")
+        g_algorithm = Algorithm::automatic;
+    else if (name == "gemm")
+        g_algorithm = Algorithm::gemm;
+    else if (name == "direct")
+        g_algorithm = Algorithm::direct;
+    else
+        throw ArgumentError(detail::concat("conv algorithm must be 'auto', 'gemm' or 'direct', got '",
+                                           name, "'"));
+}
+
+std::string algorithm() {
+    switch (g_algorithm.load()) {
+        case Algorithm::gemm: return "gemm";
+        case Algorithm::direct: return "direct";
+        default: return "auto";
+    }
+}
+
+bool cpu_supported() {
+    static const bool avx512 = __builtin_cpu_supports("avx512f");
+    return avx512;
+}
+
+std::int64_t calls() { return g_calls.load(); }
+
+bool use_forward(const ConvGeometry& g) {
+    return eligible(g) && g.filters_per_group() % 16 == 0;
+}
+
+bool use_backward_data(const ConvGeometry& g) {
+    // The flipped kernel needs padding of kh-1-pad >= 0 on each side.
+    return eligible(g) && g.channels_per_group() % 16 == 0 && g.pad_h <= g.kh - 1 &&
+           g.pad_w <= g.kw - 1;
+}
+
+bool use_backward_filter(const ConvGeometry& g) {
+    return eligible(g) && g.filters_per_group() % 16 == 0;
+}
+
+void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g) {
+    ++g_calls;
+    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
+    const std::int64_t taps = g.kh * g.kw, positions = g.oh * g.ow;
+    const Problem p = problem(cg, g, g.oh, g.ow);
+    const Blocks blocks(fg);
+    // Weights per group and block as [c][i][j][lanes].
+    Tensor packed = Tensor::empty({g.groups * fg * cg * taps});
+    float* wp = packed.data<float>();
+    for (int grp = 0; grp < g.groups; ++grp)
+        for (int blk = 0; blk < blocks.count; ++blk) {
+            const int lanes = blocks.lanes(blk);
+            float* dst = wp + (grp * fg + 32 * blk) * cg * taps;
+            for (std::int64_t ct = 0; ct < cg * taps; ++ct)
+                for (int l = 0; l < lanes; ++l)
+                    dst[ct * lanes + l] = w[(grp * fg + 32 * blk + l) * cg * taps + ct];
+        }
+    const int threads = blas::threads_for(g.n * g.groups);
+    Tensor scratch = Tensor::empty({threads, cg * p.channel_stride + g.ow * 32});
+    parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
+        const std::int64_t n = item / g.groups;
+        const int grp = int(item % g.groups);
+        float* padded = scratch.data<float>() + t * scratch.dim(1);
+        float* rowbuf = padded + cg * p.channel_stride;
+        pad_copy(x + (n * g.c + grp * cg) * g.h * g.w, cg, g.h, g.w, padded, g.oh + g.kh - 1,
+                 p.wp, g.pad_h, g.pad_w);
+        for (int blk = 0; blk < blocks.count; ++blk) {
+            const int lanes = blocks.lanes(blk);
+            const std::int64_t f0 = grp * fg + 32 * blk;
+            float* out = y + (n * g.f + f0) * positions;
+            forward_plane(padded, wp + f0 * cg * taps, lanes, p, rowbuf,
+                          [&](int row, const float* buf) {
+                              for (int l = 0; l < lanes; ++l) {
+                                  const float bias = b ? b[f0 + l] : 0.f;
+                                  float* dst = out + l * positions + std::int64_t(row) * g.ow;
+                                  for (std::int64_t xo = 0; xo < g.ow; ++xo)
+                                      dst[xo] = buf[xo * lanes + l] + bias;
+                              }
+                          });
+        }
+    });
+}
+
+void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta) {
+    ++g_calls;
+    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
+    const std::int64_t taps = g.kh * g.kw, pixels = g.h * g.w;
+    // The forward loop over dy padded by kh-1-pad (kw-1-pad) before, producing dx's h x w.
+    const Problem p = problem(fg, g, g.h, g.w);
+    const Blocks blocks(cg);
+    // Flipped kernel per group and channel block as [f][i][j][lanes of c].
+    Tensor packed = Tensor::empty({g.groups * fg * cg * taps});
+    float* wp = packed.data<float>();
+    for (int grp = 0; grp < g.groups; ++grp)
+        for (int blk = 0; blk < blocks.count; ++blk) {
+            const int lanes = blocks.lanes(blk);
+            float* dst = wp + (grp * cg + 32 * blk) * fg * taps;
+            for (std::int64_t f = 0; f < fg; ++f)
+                for (std::int64_t i = 0; i < g.kh; ++i)
+                    for (std::int64_t j = 0; j < g.kw; ++j)
+                        for (int l = 0; l < lanes; ++l)
+                            dst[((f * g.kh + i) * g.kw + j) * lanes + l] =
+                                w[(((grp * fg + f) * cg + 32 * blk + l) * g.kh + g.kh - 1 - i) *
+                                      g.kw + g.kw - 1 - j];
+        }
+    const int threads = blas::threads_for(g.n * g.groups);
+    Tensor scratch = Tensor::empty({threads, fg * p.channel_stride + g.w * 32});
+    parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
+        const std::int64_t n = item / g.groups;
+        const int grp = int(item % g.groups);
+        float* padded = scratch.data<float>() + t * scratch.dim(1);
+        float* rowbuf = padded + fg * p.channel_stride;
+        pad_copy(dy + (n * g.f + grp * fg) * g.oh * g.ow, fg, g.oh, g.ow, padded,
+                 g.h + g.kh - 1, p.wp, g.kh - 1 - g.pad_h, g.kw - 1 - g.pad_w);
+        for (int blk = 0; blk < blocks.count; ++blk) {
+            const int lanes = blocks.lanes(blk);
+            const std::int64_t c0 = grp * cg + 32 * blk;
+            float* out = dx + (n * g.c + c0) * pixels;
+            forward_plane(padded, wp + c0 * fg * taps, lanes, p, rowbuf,
+                          [&](int row, const float* buf) {
+                              for (int l = 0; l < lanes; ++l) {
+                                  float* dst = out + l * pixels + std::int64_t(row) * g.w;
+                                  if (beta == 0.f)
+                                      for (std::int64_t xo = 0; xo < g.w; ++xo)
+                                          dst[xo] = buf[xo * lanes + l];
+                                  else
+                                      for (std::int64_t xo = 0; xo < g.w; ++xo)
+                                          dst[xo] = beta * dst[xo] + buf[xo * lanes + l];
+                              }
+                          });
+        }
+    });
+}
+
+void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,
+                     float beta) {
+    ++g_calls;
+    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
+    const std::int64_t taps = g.kh * g.kw, positions = g.oh * g.ow;
+    const Problem p = problem(cg, g, g.oh, g.ow);
+    const Blocks blocks(fg);
+    const std::int64_t dw_size = g.f * cg * taps;  // packed like forward(): [grp][blk][c][i][j][l]
+    const int threads = blas::threads_for(g.n);
+    Tensor partial = Tensor::zeros({threads, dw_size + g.f});
+    Tensor scratch = Tensor::empty({threads, cg * p.channel_stride + positions * 32});
+    // Each thread sums whole images (static schedule: the same images every run).
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t n = 0; n < g.n; ++n) {
+        const int t = omp_get_thread_num();
+        float* padded = scratch.data<float>() + t * scratch.dim(1);
+        float* dyt = padded + cg * p.channel_stride;
+        float* dw_t = partial.data<float>() + t * partial.dim(1);
+        float* db_t = dw_t + dw_size;
+        for (int grp = 0; grp < g.groups; ++grp) {
+            if (dw)
+                pad_copy(x + (n * g.c + grp * cg) * g.h * g.w, cg, g.h, g.w, padded,
+                         g.oh + g.kh - 1, p.wp, g.pad_h, g.pad_w);
+            for (int blk = 0; blk < blocks.count; ++blk) {
+                const int lanes = blocks.lanes(blk), nv = lanes / 16;
+                const std::int64_t f0 = grp * fg + 32 * blk;
+                const float* dyb = dy + (n * g.f + f0) * positions;
+                for (int l = 0; l < lanes; ++l) {
+                    const float* src = dyb + l * positions;
+                    float sum = 0.f;
+                    for (std::int64_t q = 0; q < positions; ++q) {
+                        dyt[q * lanes + l] = src[q];
+                        sum += src[q];
+                    }
+                    db_t[f0 + l] += sum;
+                }
+                if (!dw) continue;
+                float* dwb = dw_t + f0 * cg * taps;
+                const int tj = int(std::min<std::int64_t>(g.kw, kMaxTapsJ));
+                for (int c = 0; c < cg; ++c)
+                    for (int j0 = 0; j0 < g.kw; j0 += tj) {
+                        const int cols = std::min<int>(tj, int(g.kw) - j0);
+                        const int ti = std::max(1, std::min(kMaxTapsI,
+                                                            kMaxFilterAccumulators / (cols * nv)));
+                        for (int i0 = 0; i0 < g.kh; i0 += ti)
+                            avx512::filter_grad_tile(nv, std::min<int>(ti, int(g.kh) - i0), cols,
+                                                     padded, dyt, p, c, i0, j0, dwb);
+                    }
+            }
+        }
+    }
+    // Sum the threads' partials and unpack [grp][blk][c][i][j][l] into dw[f][c][i][j].
+    const float* parts = partial.data<float>();
+    auto total = [&](std::int64_t offset) {
+        float sum = 0.f;
+        for (int t = 0; t < threads; ++t) sum += parts[t * partial.dim(1) + offset];
+        return sum;
+    };
+    if (dw)
+        for (int grp = 0; grp < g.groups; ++grp)
+            for (int blk = 0; blk < blocks.count; ++blk) {
+                const int lanes = blocks.lanes(blk);
+                const std::int64_t f0 = grp * fg + 32 * blk;
+                for (std::int64_t ct = 0; ct < cg * taps; ++ct)
+                    for (int l = 0; l < lanes; ++l) {
+                        const float sum = total(f0 * cg * taps + ct * lanes + l);
+                        float& out = dw[(f0 + l) * cg * taps + ct];
+                        out = beta == 0.f ? sum : beta * out + sum;
+                    }
+            }
+    if (db)
+        for (std::int64_t f = 0; f < g.f; ++f) {
+            const float sum = total(dw_size + f);
+            db[f] = beta == 0.f ? sum : beta * db[f] + sum;
+        }
+}
+
+}  // namespace convnet::direct_conv

@@ -1,0 +1,124 @@
+// The inner loops of the direct convolution (direct_conv.h) in AVX-512, this file alone compiled
+// with -mavx512f -mfma (CMakeLists.txt) and called only after the CPU says it has AVX-512F.
+// It includes no header with inline functions it calls (only <immintrin.h>, <cstdint>, <utility>
+// for integer_sequence), so no inline function of a shared header is compiled here with AVX-512
+// instructions and then picked by the linker for the rest of the library.
+//
+// Registers hold a tile of outputs for 16 or 32 output channels (one or two 16-float vectors,
+// "nv"): in the forward tile, R positions of one output row; in the filter-gradient tile, TI x TJ
+// kernel taps. Each step of the inner loop loads the nv weight (or gradient) vectors once and
+// broadcasts one input value per tile row, so each load feeds several FMAs and the FMA units,
+// not the loads, set the pace.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "cpu/direct_conv_kernels.h"
+
+namespace convnet::direct_conv::avx512 {
+
+namespace {
+
+// acc[r][v] over all input channels and taps for R consecutive outputs of one row.
+template <int R, int NV>
+void forward_tile(const float* in, const float* w, const Problem& p, float* out) {
+    __m512 acc[R][NV];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int c = 0; c < p.c; ++c)
+        for (int i = 0; i < p.kh; ++i) {
+            const float* row = in + c * p.channel_stride + i * p.wp;
+            for (int j = 0; j < p.kw; ++j, w += NV * 16) {
+                __m512 wv[NV];
+                for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + v * 16);
+                for (int r = 0; r < R; ++r) {
+                    const __m512 x = _mm512_set1_ps(row[r + j]);
+                    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
+                }
+            }
+        }
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + (r * NV + v) * 16, acc[r][v]);
+}
+
+// dw[c][i0 + ti][j0 + tj][lanes] += sum over output positions of in[c][oy + i][ox + j] * dy[pos].
+template <int TI, int TJ, int NV>
+void filter_tile(const float* in, const float* dy, const Problem& p, int c, int i0, int j0,
+                 float* dw) {
+    __m512 acc[TI][TJ][NV];
+    for (int a = 0; a < TI; ++a)
+        for (int b = 0; b < TJ; ++b)
+            for (int v = 0; v < NV; ++v) acc[a][b][v] = _mm512_setzero_ps();
+    const float* base = in + c * p.channel_stride + i0 * p.wp + j0;
+    for (int oy = 0; oy < p.oh; ++oy) {
+        const float* row = base + oy * p.wp;
+        const float* g = dy + std::int64_t(oy) * p.ow * NV * 16;
+        for (int ox = 0; ox < p.ow; ++ox, g += NV * 16) {
+            __m512 gv[NV];
+            for (int v = 0; v < NV; ++v) gv[v] = _mm512_loadu_ps(g + v * 16);
+            for (int a = 0; a < TI; ++a)
+                for (int b = 0; b < TJ; ++b) {
+                    const __m512 x = _mm512_set1_ps(row[a * p.wp + ox + b]);
+                    for (int v = 0; v < NV; ++v)
+                        acc[a][b][v] = _mm512_fmadd_ps(x, gv[v], acc[a][b][v]);
+                }
+        }
+    }
+    for (int a = 0; a < TI; ++a)
+        for (int b = 0; b < TJ; ++b) {
+            float* d = dw + ((std::int64_t(c) * p.kh + i0 + a) * p.kw + j0 + b) * NV * 16;
+            for (int v = 0; v < NV; ++v)
+                _mm512_storeu_ps(d + v * 16, _mm512_add_ps(_mm512_loadu_ps(d + v * 16), acc[a][b][v]));
+        }
+}
+
+// Tables of instantiations, so that a run-time tile size picks a compile-time kernel.
+using ForwardTile = void (*)(const float*, const float*, const Problem&, float*);
+template <int NV, int... R>
+struct ForwardTable {
+    static constexpr ForwardTile at[] = {&forward_tile<R + 1, NV>...};
+};
+template <int NV, int... R>
+constexpr const ForwardTile* forward_table(std::integer_sequence<int, R...>) {
+    return ForwardTable<NV, R...>::at;
+}
+
+using FilterTile = void (*)(const float*, const float*, const Problem&, int, int, int, float*);
+template <int TI, int NV, int... TJ>
+struct FilterRow {
+    static constexpr FilterTile at[] = {&filter_tile<TI, TJ + 1, NV>...};
+};
+template <int TI, int NV, int... TJ>
+constexpr const FilterTile* filter_row(std::integer_sequence<int, TJ...>) {
+    return FilterRow<TI, NV, TJ...>::at;
+}
+template <int NV, int... TI>
+struct FilterTable {
+    static constexpr const FilterTile* at[] = {
+        filter_row<TI + 1, NV>(std::make_integer_sequence<int, kMaxTapsJ>{})...};
+};
+template <int NV, int... TI>
+constexpr const FilterTile* const* filter_table(std::integer_sequence<int, TI...>) {
+    return FilterTable<NV, TI...>::at;
+}
+
+}  // namespace
+
+void forward_row_tile(int nv, int r, const float* in, const float* w, const Problem& p,
+                      float* out) {
+    static const ForwardTile* const one = forward_table<1>(std::make_integer_sequence<int, kMaxRow1>{});
+    static const ForwardTile* const two = forward_table<2>(std::make_integer_sequence<int, kMaxRow2>{});
+    (nv == 2 ? two : one)[r - 1](in, w, p, out);
+}
+
+void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
+                      int c, int i0, int j0, float* dw) {
+    static const FilterTile* const* const one =
+        filter_table<1>(std::make_integer_sequence<int, kMaxTapsI>{});
+    static const FilterTile* const* const two =
+        filter_table<2>(std::make_integer_sequence<int, kMaxTapsI>{});
+    (nv == 2 ? two : one)[ti - 1][tj - 1](in, dy, p, c, i0, j0, dw);
+}
+
+}  // namespace convnet::direct_conv::avx512

@@ -1,0 +1,38 @@
+// The interface between the direct convolution's driver (direct_conv.cpp) and its vector inner
+// loops (direct_conv_avx512.cpp). Plain data and pointers only: the kernel file is compiled for
+// AVX-512 and must not share inline functions with the rest of the library.
+#pragma once
+
+#include <cstdint>
+
+namespace convnet::direct_conv {
+
+// One image and group, on an input already padded (zeros around it) so that no tap falls
+// outside: channel k's row y starts at in + k*channel_stride + y*wp.
+struct Problem {
+    int c;                        // input channels
+    int kh, kw;                   // taps
+    int oh, ow;                   // outputs (stride 1)
+    int wp;                       // padded row length
+    std::int64_t channel_stride;  // padded rows * wp
+};
+
+// Largest forward row tile for one and for two 16-channel vectors (accumulators R*nv, plus the
+// weights and one broadcast, within the 32 vector registers), and the largest filter-gradient
+// tile of taps.
+constexpr int kMaxRow1 = 28, kMaxRow2 = 14, kMaxTapsI = 4, kMaxTapsJ = 7;
+// At most this many accumulators in a filter-gradient tile (ti * tj * nv).
+constexpr int kMaxFilterAccumulators = 28;
+
+namespace avx512 {
+// out[r][lanes] for outputs (y, x0 + r), r < count <= kMaxRow{nv}, of nv*16 output channels: in
+// points at padded input (y, x0) of channel 0, w at the block's packed weights [c][kh][kw][lanes].
+void forward_row_tile(int nv, int count, const float* in, const float* w, const Problem& p,
+                      float* out);
+// dw[c][i0 + a][j0 + b][lanes] += sum over outputs of in[c][y + i0 + a][x + j0 + b] * dy[y][x]
+// for a < ti, b < tj; dy is [oh][ow][lanes] of this block's output channels.
+void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
+                      int c, int i0, int j0, float* dw);
+}  // namespace avx512
+
+}  // namespace convnet::direct_conv
