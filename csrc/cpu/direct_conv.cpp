@@ -30,13 +30,18 @@ struct Blocks {
     std::int64_t channels;
 };
 
-// The common eligibility: stride 1, AVX-512, and (unless pinned to "direct") an image for
-// every thread, since the direct path parallelises over images only.
+// Above this many filters per group the GEMMs are no longer skinny and OpenBLAS wins (AlexNet's
+// conv2-5, 128-384 filters: im2col + GEMM 5-15% faster on an AVX-512 Xeon, bench of 2026-12-05).
+constexpr std::int64_t kMaxDirectFilters = 64;
+
+// The common eligibility: stride 1, AVX-512, and (unless pinned to "direct") few filters per
+// group and an image for every thread, since the direct path parallelises over images only.
 bool eligible(const ConvGeometry& g) {
     const Algorithm a = g_algorithm.load();
     if (a == Algorithm::gemm || !cpu_supported()) return false;
     if (g.stride_h != 1 || g.stride_w != 1) return false;
-    return a == Algorithm::direct || g.n >= omp_get_max_threads();
+    return a == Algorithm::direct ||
+           (g.n >= omp_get_max_threads() && g.filters_per_group() <= kMaxDirectFilters);
 }
 
 // dst[k][y][x] = src[k][y - top][x - left] where that lies inside src (h x w), else 0; dst is

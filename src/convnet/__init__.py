@@ -50,8 +50,8 @@ def get_precision() -> str:
 
 def set_cpu_conv_algorithm(name: str) -> None:
     """How CPU convolutions run: "auto" (the default: the direct AVX-512 convolution for stride-1
-    float32 layers where the CPU has it and the batch gives every thread an image, im2col + GEMM
-    elsewhere), "gemm" (always im2col + GEMM) or "direct" (direct wherever the layer fits, any
+    float32 layers with at most 64 filters per group where the CPU has AVX-512 and the batch gives
+    every thread an image, im2col + GEMM elsewhere), "gemm" (always im2col + GEMM) or "direct" (direct wherever the layer fits, any
     batch). Results agree to float32 rounding; only speed differs."""
     _core.set_cpu_conv_algorithm(name)
 

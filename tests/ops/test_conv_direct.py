@@ -92,14 +92,19 @@ def test_direct_matches_gemm(rng, algorithm, case, beta):
         assert_close(d, a, FP32_REL_TOL, what=f"{what}, direct vs gemm, beta={beta}")
 
 
-def test_auto_takes_the_direct_path_for_a_full_batch_and_gemm_for_stride_2(rng, algorithm):
+def test_auto_takes_the_direct_path_only_for_few_filters_stride_1_and_a_full_batch(rng,
+                                                                                  algorithm):
     algorithm("auto")
-    x = f32(rng.standard_normal((convnet.get_num_threads() * 2, 16, 8, 8)))[0]
+    threads = convnet.get_num_threads()
+    x = f32(rng.standard_normal((threads * 2, 16, 8, 8)))[0]
     w = f32(rng.standard_normal((32, 16, 3, 3)))[0]
     before = _core.cpu_direct_conv_calls()
     ops.conv_forward(x, w, padding=1)
     assert _core.cpu_direct_conv_calls() == before + 1
-    ops.conv_forward(x, w, padding=1, stride=2)
+    ops.conv_forward(x, w, padding=1, stride=2)  # strided: GEMM
+    ops.conv_forward(x, f32(rng.standard_normal((128, 16, 3, 3)))[0], padding=1)  # fat: GEMM
+    if threads > 1:
+        ops.conv_forward(x[:1], w, padding=1)  # fewer images than threads: GEMM
     assert _core.cpu_direct_conv_calls() == before + 1
 
 
