@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
 #include <string>
 
 #include "api.h"
@@ -74,23 +75,26 @@ void bind_norm_pool_ops(py::module_& m) {
     m.def("pool_output_size", &pool_output_size, py::arg("size"), py::arg("window"),
           py::arg("stride"), py::arg("start"), py::arg("outputs"));
     m.def("pool_forward", [](const Tensor& x, const Tensor& y, const std::string& mode, int size_h,
-                             int size_w, int stride_h, int stride_w, int start_h, int start_w) {
+                             int size_w, int stride_h, int stride_w, int start_h, int start_w,
+                             const std::optional<Tensor>& winners) {
         const PoolParams p =
             pool_params(mode, size_h, size_w, stride_h, stride_w, start_h, start_w);
         py::gil_scoped_release release;
-        pool_forward(x, y, p);
+        pool_forward(x, y, p, winners.value_or(Tensor()));
     }, py::arg("x"), py::arg("y"), py::arg("mode"), py::arg("size_h"), py::arg("size_w"),
-       py::arg("stride_h"), py::arg("stride_w"), py::arg("start_h"), py::arg("start_w"));
+       py::arg("stride_h"), py::arg("stride_w"), py::arg("start_h"), py::arg("start_w"),
+       py::arg("winners") = py::none());
     m.def("pool_backward", [](const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
                               const std::string& mode, int size_h, int size_w, int stride_h,
-                              int stride_w, int start_h, int start_w, float beta_acc) {
+                              int stride_w, int start_h, int start_w, float beta_acc,
+                              const std::optional<Tensor>& winners) {
         const PoolParams p =
             pool_params(mode, size_h, size_w, stride_h, stride_w, start_h, start_w);
         py::gil_scoped_release release;
-        pool_backward(x, y, dy, dx, p, beta_acc);
+        pool_backward(x, y, dy, dx, p, beta_acc, winners.value_or(Tensor()));
     }, py::arg("x"), py::arg("y"), py::arg("dy"), py::arg("dx"), py::arg("mode"), py::arg("size_h"),
        py::arg("size_w"), py::arg("stride_h"), py::arg("stride_w"), py::arg("start_h"),
-       py::arg("start_w"), py::arg("beta_acc") = 0.f);
+       py::arg("start_w"), py::arg("beta_acc") = 0.f, py::arg("winners") = py::none());
 }
 
 }  // namespace convnet::bindings

@@ -90,6 +90,13 @@ int threads_for(std::int64_t work_items) {
         1, std::min<std::int64_t>(work_items, omp_get_max_threads())));
 }
 
+Tensor thread_rows(int threads, std::int64_t elements, DType dtype) {
+    constexpr std::int64_t kLine = 64;  // bytes; the allocator aligns to it
+    const std::int64_t per_line = kLine / std::int64_t(dtype_size(dtype));
+    const std::int64_t row = (std::max<std::int64_t>(elements, 1) + per_line - 1) / per_line * per_line;
+    return Tensor::empty({threads, threads > 1 ? row + per_line : row}, dtype);
+}
+
 }  // namespace convnet::blas
 
 namespace convnet {

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace convnet::blas {
 
 // C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, all row-major.
@@ -16,5 +18,10 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
 
 // How many OpenMP threads a loop over `work_items` independent items should use.
 int threads_for(std::int64_t work_items);
+
+// A per-thread workspace: `threads` rows of at least `elements` each, every row on cache lines of
+// its own (rows padded to whole lines plus one), so that threads writing their rows never share a
+// line. Row t starts at data + t * dim(1).
+Tensor thread_rows(int threads, std::int64_t elements, DType dtype = DType::f32);
 
 }  // namespace convnet::blas

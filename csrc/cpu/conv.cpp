@@ -34,7 +34,7 @@ struct ConvPlan {
     explicit ConvPlan(const ConvGeometry& g)
         : positions(g.oh * g.ow), patch(g.patch_size()), cg(g.channels_per_group()),
           fg(g.filters_per_group()), pointwise(is_pointwise(g)), threads(blas::threads_for(g.n)),
-          cols(Tensor::empty({threads, pointwise ? 1 : patch * positions}, dtype_of<T>())) {}
+          cols(blas::thread_rows(threads, pointwise ? 1 : patch * positions, dtype_of<T>())) {}
     T* col(int thread) const { return cols.data<T>() + thread * cols.dim(1); }
 
     std::int64_t positions, patch, cg, fg;
@@ -120,10 +120,11 @@ void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvG
     const bool pointwise = plan.pointwise;
     // Each thread sums its images' gradients into its own (dw, db); the sums are added at the end.
     const std::int64_t dw_size = g.f * patch;
-    Tensor partial = Tensor::zeros({plan.threads, dw_size + g.f}, dtype_of<T>());
+    Tensor partial = blas::thread_rows(plan.threads, dw_size + g.f, dtype_of<T>());
+    std::fill(partial.data<T>(), partial.data<T>() + partial.numel(), T(0));
     for_each_image(g.n, plan.threads, [&](std::int64_t n, int t) {
         T* col = plan.col(t);
-        T* dw_t = partial.data<T>() + t * (dw_size + g.f);
+        T* dw_t = partial.data<T>() + t * partial.dim(1);
         T* db_t = dw_t + dw_size;
         for (int grp = 0; grp < g.groups; ++grp) {
             const T* xg = x + (n * g.c + grp * cg) * g.h * g.w;
@@ -147,7 +148,7 @@ void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvG
     auto reduce = [&](T* out, std::int64_t offset, std::int64_t count) {
         for (std::int64_t i = 0; i < count; ++i) {
             T sum = 0;
-            for (int t = 0; t < plan.threads; ++t) sum += partial.data<T>()[t * (dw_size + g.f) + offset + i];
+            for (int t = 0; t < plan.threads; ++t) sum += partial.data<T>()[t * partial.dim(1) + offset + i];
             out[i] = beta == T(0) ? sum : beta * out[i] + sum;
         }
     };

@@ -159,7 +159,7 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
                     dst[ct * lanes + l] = w[(grp * fg + 32 * blk + l) * cg * taps + ct];
         }
     const int threads = blas::threads_for(g.n * g.groups);
-    Tensor scratch = Tensor::empty({threads, cg * p.channel_stride + g.ow * 32});
+    Tensor scratch = blas::thread_rows(threads, cg * p.channel_stride + g.ow * 32);
     parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
         const std::int64_t n = item / g.groups;
         const int grp = int(item % g.groups);
@@ -207,7 +207,7 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
                                       g.kw + g.kw - 1 - j];
         }
     const int threads = blas::threads_for(g.n * g.groups);
-    Tensor scratch = Tensor::empty({threads, fg * p.channel_stride + g.w * 32});
+    Tensor scratch = blas::thread_rows(threads, fg * p.channel_stride + g.w * 32);
     parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
         const std::int64_t n = item / g.groups;
         const int grp = int(item % g.groups);
@@ -244,8 +244,9 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
     const Blocks blocks(fg);
     const std::int64_t dw_size = g.f * cg * taps;  // packed like forward(): [grp][blk][c][i][j][l]
     const int threads = blas::threads_for(g.n);
-    Tensor partial = Tensor::zeros({threads, dw_size + g.f});
-    Tensor scratch = Tensor::empty({threads, cg * p.channel_stride + positions * 32});
+    Tensor partial = blas::thread_rows(threads, dw_size + g.f);
+    std::fill(partial.data<float>(), partial.data<float>() + partial.numel(), 0.f);
+    Tensor scratch = blas::thread_rows(threads, cg * p.channel_stride + positions * 32);
     // Each thread sums whole images (static schedule: the same images every run).
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (std::int64_t n = 0; n < g.n; ++n) {

@@ -25,17 +25,23 @@ public:
     }
 
     void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
-        pool_forward(in[0], out, p_);
+        // On the CPU, max pooling keeps each window's winner for backward (ops/pool.h): one
+        // buffer per batch shape, reused from step to step.
+        if (p_.mode == PoolMode::max && out.device().is_cpu() &&
+            (!winners_.defined() || winners_.numel() != out.numel()))
+            winners_ = Tensor::empty(out.shape(), DType::f32);
+        pool_forward(in[0], out, p_, winners_);
     }
 
     void backward(const std::vector<Tensor>& in, const Tensor& out, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
                   const StepContext&) override {
-        if (din[0].defined()) pool_backward(in[0], out, dout, din[0], p_, beta[0]);
+        if (din[0].defined()) pool_backward(in[0], out, dout, din[0], p_, beta[0], winners_);
     }
 
 private:
     PoolParams p_;
+    Tensor winners_;  // int32 per output, in a 4-byte tensor; CPU max pooling only
 };
 }  // namespace
 

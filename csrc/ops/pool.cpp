@@ -44,21 +44,35 @@ static void check_geometry(const Tensor& x, const Tensor& y, const PoolParams& p
                       " input");
 }
 
-void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p) {
+// The winners buffer as int32 (it is a 4-byte-element tensor of y's shape), or null where it is
+// not given, not a CPU tensor, or not max pooling.
+static std::int32_t* winners_of(const Tensor& winners, const Tensor& y, const PoolParams& p,
+                                const char* op) {
+    if (!winners.defined() || !y.device().is_cpu() || p.mode != PoolMode::max) return nullptr;
+    CONVNET_ARG_CHECK(winners.device().is_cpu() && dtype_size(winners.dtype()) == 4 &&
+                          winners.numel() == y.numel(),
+                      op, ": winners must be a CPU tensor of ", y.numel(), " 4-byte elements");
+    return static_cast<std::int32_t*>(winners.raw());
+}
+
+void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p, const Tensor& winners) {
     const char* op = "pool_forward";
     check_geometry(x, y, p, op);
+    std::int32_t* const won = winners_of(winners, y, p, op);
     const std::int64_t maps = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3);
     const std::int64_t oh = y.dim(2), ow = y.dim(3);
     ops_detail::run_on_device(
-        op, x, CONVNET_CPU(pool_forward_cpu<T>(x.data<T>(), y.data<T>(), maps, h, w, oh, ow, p)),
+        op, x,
+        CONVNET_CPU(pool_forward_cpu<T>(x.data<T>(), y.data<T>(), maps, h, w, oh, ow, p, won)),
         CONVNET_CUDA(
             pool_forward_cuda(x.data<float>(), y.data<float>(), maps, h, w, oh, ow, p, nullptr)));
 }
 
 void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
-                   const PoolParams& p, float beta) {
+                   const PoolParams& p, float beta, const Tensor& winners) {
     const char* op = "pool_backward";
     check_geometry(x, y, p, op);
+    const std::int32_t* const won = winners_of(winners, y, p, op);
     expect(dy, op, "dy", x.dtype(), x.device());
     expect_shape(dy, op, "dy", y.shape());
     expect(dx, op, "dx", x.dtype(), x.device());
@@ -68,7 +82,7 @@ void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU(pool_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), maps,
-                                         h, w, oh, ow, p, T(beta))),
+                                         h, w, oh, ow, p, T(beta), won)),
         CONVNET_CUDA(pool_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
                                         dx.data<float>(), maps, h, w, oh, ow, p, beta, nullptr)));
 }

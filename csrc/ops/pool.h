@@ -25,18 +25,24 @@ struct PoolParams {
 std::int64_t pool_output_size(std::int64_t size, int window, int stride, int start,
                               std::int64_t outputs);
 
-void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p);
+// winners (optional, CPU max pooling only; ignored elsewhere): a 4-byte-element tensor of y's
+// shape that forward fills with each window's winner, the in-plane index of its only maximum or
+// -1 where several inputs tie for it, and backward then reads instead of searching every window
+// again. Results are the same with or without it.
+void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p,
+                  const Tensor& winners = Tensor());
 void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
-                   const PoolParams& p, float beta = 0.f);
+                   const PoolParams& p, float beta = 0.f, const Tensor& winners = Tensor());
 
-// planes = N*C images of H x W pooled to OH x OW.
+// planes = N*C images of H x W pooled to OH x OW; winners may be null.
 template <typename T>
 void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std::int64_t w,
-                      std::int64_t oh, std::int64_t ow, const PoolParams& p);
+                      std::int64_t oh, std::int64_t ow, const PoolParams& p,
+                      std::int32_t* winners = nullptr);
 template <typename T>
 void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                        std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
-                       const PoolParams& p, T beta);
+                       const PoolParams& p, T beta, const std::int32_t* winners = nullptr);
 
 // CUDA launchers (kernels/pool.cu), float32, same arguments as the CPU functions.
 void pool_forward_cuda(const float* x, float* y, std::int64_t planes, std::int64_t h,

@@ -249,3 +249,52 @@ def test_max_pool_gpu_ties_all_receive_the_gradient(rng, window, beta_acc):
 @pytest.mark.parametrize("shape", [(2, 96, 55, 55), (3, 256, 13, 13)], ids=shape_id)
 def test_pool_gpu_alexnet_shapes(rng, mode, shape):
     _check_gpu(rng.standard_normal(shape).astype(np.float32), mode, GPU_WINDOWS[0], 1.0, rng)
+
+
+# ---- the winners the pooling layer keeps on the CPU (ops/pool.h) ---------------------------------
+
+def _core_pool(x, size, stride, start, outputs, dy, beta, winners):
+    """Max pooling forward and backward through _core, with or without a winners buffer."""
+    sz, st, sa, oh, ow, _ = _geometry(x.shape, size, stride, start, outputs)
+    t = _core.Tensor.from_numpy
+    y = t(np.full(x.shape[:2] + (oh, ow), np.nan, x.dtype))
+    won = t(np.full(x.shape[:2] + (oh, ow), -7, np.int32).view(np.float32)) if winners else None
+    geometry = ("max", sz[0], sz[1], st[0], st[1], sa[0], sa[1])
+    _core.pool_forward(t(x), y, *geometry, winners=won)
+    dx = t(beta_start := np.linspace(-1, 1, x.size).reshape(x.shape).astype(x.dtype))
+    _core.pool_backward(t(x), y, t(dy.astype(x.dtype)), dx, *geometry, beta_acc=beta,
+                        winners=won)
+    return y.numpy(), dx.numpy(), (won.numpy().view(np.int32) if winners else None), beta_start
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_max_pool_with_winners_is_bit_identical_to_the_search(rng, case, dtype):
+    # Values from {0, 1, 2}: most windows tie, some do not; -inf and NaN appear too.
+    xs, window = case
+    x = rng.integers(0, 3, xs).astype(dtype)
+    x.flat[rng.integers(0, x.size, 2)] = -np.inf
+    x.flat[rng.integers(0, x.size, 1)] = np.nan
+    sz, st, sa, oh, ow, _ = _geometry(xs, *window)
+    dy = rng.standard_normal(xs[:2] + (oh, ow))
+    for beta in (0.0, 1.0):
+        y0, dx0, _, _ = _core_pool(x, *window, dy, beta, winners=False)
+        y1, dx1, won, _ = _core_pool(x, *window, dy, beta, winners=True)
+        np.testing.assert_array_equal(y1, y0)
+        np.testing.assert_array_equal(dx1, dx0)
+    # A winner is the only input of its window equal to the maximum; -1 marks a tie.
+    planes = x.reshape(-1, xs[2] * xs[3])
+    won = won.reshape(planes.shape[0], -1)
+    y = y0.reshape(planes.shape[0], -1)
+    assert (won >= -1).all() and (won < xs[2] * xs[3]).all()
+    for plane, o in zip(*np.nonzero(won >= 0)):
+        assert planes[plane, won[plane, o]] == y[plane, o]
+    assert (won == -1).any() and (won >= 0).any()
+
+
+def test_winners_of_the_wrong_size_are_refused(rng):
+    x = f32(rng.standard_normal((1, 2, 5, 5)))[0]
+    t = _core.Tensor.from_numpy
+    with pytest.raises(ValueError, match="winners must be a CPU tensor of 8 4-byte elements"):
+        _core.pool_forward(t(x), t(np.zeros((1, 2, 2, 2), np.float32)), "max", 3, 3, 2, 2, 0, 0,
+                           winners=t(np.zeros(3, np.float32)))

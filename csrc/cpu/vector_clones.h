@@ -1,0 +1,15 @@
+// Loops over contiguous memory (the memory-bound ops) compiled twice, for AVX-512 and for the
+// baseline x86-64 the library is built for, the CPU picking one when the library loads (GCC's
+// target_clones, an ifunc). Put it on a small function with internal linkage whose body is an
+// always-inline template, and the template's loops are vectorised 16 floats wide where the CPU
+// allows. Unlike a file built with -mavx512f, nothing shared with the rest of the library is
+// compiled for AVX-512: only the clone's own body.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define CONVNET_VECTOR_CLONES __attribute__((target_clones("avx512f", "default")))
+#else
+#define CONVNET_VECTOR_CLONES
+#endif
+#define CONVNET_ALWAYS_INLINE __attribute__((always_inline)) inline
