@@ -48,19 +48,20 @@ bool eligible(const ConvGeometry& g) {
 // channels x hp x wp.
 void pad_copy(const float* src, std::int64_t channels, std::int64_t h, std::int64_t w, float* dst,
               std::int64_t hp, std::int64_t wp, std::int64_t top, std::int64_t left) {
+    // The source columns that land inside dst, and where.
+    const std::int64_t x0 = std::max<std::int64_t>(0, left), x1 = std::min(wp, left + w);
     for (std::int64_t k = 0; k < channels; ++k)
         for (std::int64_t y = 0; y < hp; ++y) {
             float* row = dst + (k * hp + y) * wp;
             const std::int64_t sy = y - top;
-            if (sy < 0 || sy >= h) {
+            if (sy < 0 || sy >= h || x1 <= x0) {
                 std::fill(row, row + wp, 0.f);
                 continue;
             }
-            const float* srow = src + (k * h + sy) * w;
-            for (std::int64_t x = 0; x < wp; ++x) {
-                const std::int64_t sx = x - left;
-                row[x] = sx >= 0 && sx < w ? srow[sx] : 0.f;
-            }
+            std::fill(row, row + x0, 0.f);
+            std::copy(src + (k * h + sy) * w + (x0 - left), src + (k * h + sy) * w + (x1 - left),
+                      row + x0);
+            std::fill(row + x1, row + wp, 0.f);
         }
 }
 
@@ -264,26 +265,32 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
                 const std::int64_t f0 = grp * fg + 32 * blk;
                 const float* dyb = dy + (n * g.f + f0) * positions;
                 for (int l = 0; l < lanes; ++l) {
-                    const float* src = dyb + l * positions;
                     float sum = 0.f;
-                    for (std::int64_t q = 0; q < positions; ++q) {
-                        dyt[q * lanes + l] = src[q];
-                        sum += src[q];
-                    }
+                    for (std::int64_t q = 0; q < positions; ++q) sum += dyb[l * positions + q];
                     db_t[f0 + l] += sum;
+                }
+                // dy (lanes x positions) to [position][lane], 16 positions at a time so that
+                // the rows written stay in L1 while every lane fills them.
+                for (std::int64_t q0 = 0; q0 < positions; q0 += 16) {
+                    const std::int64_t q1 = std::min(positions, q0 + 16);
+                    for (int l = 0; l < lanes; ++l)
+                        for (std::int64_t q = q0; q < q1; ++q)
+                            dyt[q * lanes + l] = dyb[l * positions + q];
                 }
                 if (!dw) continue;
                 float* dwb = dw_t + f0 * cg * taps;
+                // Tiles of ti kernel rows (counted over channels and tap rows, so that a tile
+                // spans channels rather than leaving each channel's last row alone) by tj taps.
                 const int tj = int(std::min<std::int64_t>(g.kw, kMaxTapsJ));
-                for (int c = 0; c < cg; ++c)
-                    for (int j0 = 0; j0 < g.kw; j0 += tj) {
-                        const int cols = std::min<int>(tj, int(g.kw) - j0);
-                        const int ti = std::max(1, std::min(kMaxTapsI,
-                                                            kMaxFilterAccumulators / (cols * nv)));
-                        for (int i0 = 0; i0 < g.kh; i0 += ti)
-                            avx512::filter_grad_tile(nv, std::min<int>(ti, int(g.kh) - i0), cols,
-                                                     padded, dyt, p, c, i0, j0, dwb);
-                    }
+                const int kernel_rows = int(cg * g.kh);
+                for (int j0 = 0; j0 < g.kw; j0 += tj) {
+                    const int cols = std::min<int>(tj, int(g.kw) - j0);
+                    const int ti = std::max(1, std::min(kMaxTapsI,
+                                                        kMaxFilterAccumulators / (cols * nv)));
+                    for (int r0 = 0; r0 < kernel_rows; r0 += ti)
+                        avx512::filter_grad_tile(nv, std::min(ti, kernel_rows - r0), cols, padded,
+                                                 dyt, p, r0, j0, dwb);
+                }
             }
         }
     }

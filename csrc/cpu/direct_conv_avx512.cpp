@@ -42,24 +42,27 @@ void forward_tile(const float* in, const float* w, const Problem& p, float* out)
         for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + (r * NV + v) * 16, acc[r][v]);
 }
 
-// dw[c][i0 + ti][j0 + tj][lanes] += sum over output positions of in[c][oy + i][ox + j] * dy[pos].
+// dw[r][j0 + b][lanes] += sum over outputs of in(r)[y][x + j0 + b] * dy[y][x], for the TI kernel
+// rows r = row0 .. row0 + TI - 1 counted over (channel, tap row), so that a tile may span channels.
 template <int TI, int TJ, int NV>
-void filter_tile(const float* in, const float* dy, const Problem& p, int c, int i0, int j0,
-                 float* dw) {
+void filter_tile(const float* in, const float* dy, const Problem& p, int row0, int j0, float* dw) {
     __m512 acc[TI][TJ][NV];
     for (int a = 0; a < TI; ++a)
         for (int b = 0; b < TJ; ++b)
             for (int v = 0; v < NV; ++v) acc[a][b][v] = _mm512_setzero_ps();
-    const float* base = in + c * p.channel_stride + i0 * p.wp + j0;
+    const float* rows[TI];
+    for (int a = 0; a < TI; ++a) {
+        const int r = row0 + a;
+        rows[a] = in + (r / p.kh) * p.channel_stride + (r % p.kh) * p.wp + j0;
+    }
     for (int oy = 0; oy < p.oh; ++oy) {
-        const float* row = base + oy * p.wp;
         const float* g = dy + std::int64_t(oy) * p.ow * NV * 16;
         for (int ox = 0; ox < p.ow; ++ox, g += NV * 16) {
             __m512 gv[NV];
             for (int v = 0; v < NV; ++v) gv[v] = _mm512_loadu_ps(g + v * 16);
             for (int a = 0; a < TI; ++a)
                 for (int b = 0; b < TJ; ++b) {
-                    const __m512 x = _mm512_set1_ps(row[a * p.wp + ox + b]);
+                    const __m512 x = _mm512_set1_ps(rows[a][oy * p.wp + ox + b]);
                     for (int v = 0; v < NV; ++v)
                         acc[a][b][v] = _mm512_fmadd_ps(x, gv[v], acc[a][b][v]);
                 }
@@ -67,7 +70,7 @@ void filter_tile(const float* in, const float* dy, const Problem& p, int c, int 
     }
     for (int a = 0; a < TI; ++a)
         for (int b = 0; b < TJ; ++b) {
-            float* d = dw + ((std::int64_t(c) * p.kh + i0 + a) * p.kw + j0 + b) * NV * 16;
+            float* d = dw + ((std::int64_t(row0) + a) * p.kw + j0 + b) * NV * 16;
             for (int v = 0; v < NV; ++v)
                 _mm512_storeu_ps(d + v * 16, _mm512_add_ps(_mm512_loadu_ps(d + v * 16), acc[a][b][v]));
         }
@@ -84,7 +87,7 @@ constexpr const ForwardTile* forward_table(std::integer_sequence<int, R...>) {
     return ForwardTable<NV, R...>::at;
 }
 
-using FilterTile = void (*)(const float*, const float*, const Problem&, int, int, int, float*);
+using FilterTile = void (*)(const float*, const float*, const Problem&, int, int, float*);
 template <int TI, int NV, int... TJ>
 struct FilterRow {
     static constexpr FilterTile at[] = {&filter_tile<TI, TJ + 1, NV>...};
@@ -113,12 +116,12 @@ void forward_row_tile(int nv, int r, const float* in, const float* w, const Prob
 }
 
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
-                      int c, int i0, int j0, float* dw) {
+                      int row0, int j0, float* dw) {
     static const FilterTile* const* const one =
         filter_table<1>(std::make_integer_sequence<int, kMaxTapsI>{});
     static const FilterTile* const* const two =
         filter_table<2>(std::make_integer_sequence<int, kMaxTapsI>{});
-    (nv == 2 ? two : one)[ti - 1][tj - 1](in, dy, p, c, i0, j0, dw);
+    (nv == 2 ? two : one)[ti - 1][tj - 1](in, dy, p, row0, j0, dw);
 }
 
 }  // namespace convnet::direct_conv::avx512

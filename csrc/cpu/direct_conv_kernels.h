@@ -20,7 +20,7 @@ struct Problem {
 // Largest forward row tile for one and for two 16-channel vectors (accumulators R*nv, plus the
 // weights and one broadcast, within the 32 vector registers), and the largest filter-gradient
 // tile of taps.
-constexpr int kMaxRow1 = 28, kMaxRow2 = 14, kMaxTapsI = 4, kMaxTapsJ = 7;
+constexpr int kMaxRow1 = 24, kMaxRow2 = 12, kMaxTapsI = 4, kMaxTapsJ = 7;
 // At most this many accumulators in a filter-gradient tile (ti * tj * nv).
 constexpr int kMaxFilterAccumulators = 28;
 
@@ -29,10 +29,11 @@ namespace avx512 {
 // points at padded input (y, x0) of channel 0, w at the block's packed weights [c][kh][kw][lanes].
 void forward_row_tile(int nv, int count, const float* in, const float* w, const Problem& p,
                       float* out);
-// dw[c][i0 + a][j0 + b][lanes] += sum over outputs of in[c][y + i0 + a][x + j0 + b] * dy[y][x]
-// for a < ti, b < tj; dy is [oh][ow][lanes] of this block's output channels.
+// dw[r][j0 + b][lanes] += sum over outputs of in[c][y + i][x + j0 + b] * dy[y][x] for the kernel
+// rows r = c*kh + i from row0 to row0 + ti - 1 (a tile may span channels) and b < tj; dw is
+// [c][kh][kw][lanes], dy is [oh][ow][lanes] of this block's output channels.
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
-                      int c, int i0, int j0, float* dw);
+                      int row0, int j0, float* dw);
 }  // namespace avx512
 
 }  // namespace convnet::direct_conv
