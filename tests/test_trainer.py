@@ -203,3 +203,39 @@ def test_check_grads_still_fails_a_wrong_gradient(tiny_cfg, capsys, monkeypatch)
     assert main(tiny_cfg + ["--check-grads"] + SMALL) == 1
     out = capsys.readouterr().out
     assert "gradient check FAILED" in out and "at step 1e-08" in out
+
+
+def test_tests_during_training_take_the_test_set_in_turn_and_the_last_takes_all(
+        tiny_cfg, monkeypatch):
+    import convnet.trainer as trainer_module
+    seen, real = [], trainer_module.Loader
+
+    def spy(data, split, indices, *args, **kwargs):
+        if split == "test":
+            seen.append([int(i) for i in indices])
+        return real(data, split, indices, *args, **kwargs)
+    monkeypatch.setattr(trainer_module, "Loader", spy)
+    net = convnet.Net.from_cfg(tiny_cfg[1], tiny_cfg[3], seed=1)
+    data = SyntheticDataset((3, 9, 8), classes=4, train_size=24, test_size=10)
+    Trainer(net, data, TrainOptions(epochs=2, batch_size=4, test_freq=2, test_batches=1,
+                                    progress=False), log=lambda line: None).run()
+    # 12 batches, a test every 2: five of one batch each, in turn round the 10 images, and the
+    # last on all of them.
+    assert seen == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1], [2, 3, 4, 5], [6, 7, 8, 9],
+                    list(range(10))]
+
+
+def test_a_resumed_run_takes_the_same_test_batches(tmp_path, tiny_cfg):
+    full, part = tmp_path / "full.npz", tmp_path / "part.npz"
+    small = [a if a != "16" else "40" for a in SMALL]  # 40 test images, 8 per test
+    common = ["--test-freq", "2", "--test-batches", "1"]
+    assert main(tiny_cfg + small + common + ["--epochs", "2", "--save-path", str(full)]) == 0
+    assert main(tiny_cfg + small + common + ["--epochs", "1", "--save-path", str(part)]) == 0
+    assert main(["-f", str(part), "--params", tiny_cfg[3]] + small +
+                ["--epochs", "2", "--save-path", str(part)]) == 0
+    history = [checkpoint.load(path)[0]["trainer"]["history"] for path in (full, part)]
+    assert len(history[0]) == len(history[1]) == 6
+    # The same tests, but at step 6, where the one-epoch run ended and so tested on all 40.
+    for i, (a, b) in enumerate(zip(*history)):
+        a, b = ({k: v for k, v in h.items() if k != "time"} for h in (a, b))
+        assert (a != b) if b["step"] == 6 else (a == b), (i, a, b)

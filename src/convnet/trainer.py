@@ -36,7 +36,9 @@ class TrainOptions:
     epochs: int = 1
     batch_size: int = 128
     test_freq: int = 50            # batches between evaluations (and checkpoints)
-    test_batches: Optional[int] = None   # test batches per evaluation (None: the whole test set)
+    test_batches: Optional[int] = 2      # test batches per periodic evaluation, taken in turn
+                                         # through the test set (None: all of it each time);
+                                         # the last evaluation of a run always sees all of it
     save_path: Optional[str] = None
     lr_schedule: str = "config"    # "config": the params file's schedules; "paper": also /10 on
     lr_patience: int = 3           #   a plateau of the test error, at most lr_max_drops times;
@@ -102,17 +104,23 @@ class Trainer:
 
     # ---- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self, multiview: Optional[bool] = None) -> dict:
-        """Each cost layer's mean loss and error rates over the test set (or its first
-        test_batches batches). multiview: the paper's ten views per image, softmax averaged."""
+    def evaluate(self, multiview: Optional[bool] = None, *, whole: bool = True) -> dict:
+        """Each cost layer's mean loss and error rates over the test set. whole=False (the tests
+        during training): the next test_batches batches of it instead, in turn, as cuda-convnet
+        tested on one test batch at a time, so that testing costs a small share of training;
+        which ones is a function of how many tests the run has done, so a resumed run goes on
+        where it stopped. multiview: the paper's ten views per image, softmax averaged."""
         multiview = self.opt.multiview if multiview is None else multiview
         n = self.data.size("test")
-        if self.opt.test_batches is not None:
-            n = min(n, self.opt.test_batches * self.opt.batch_size)
+        indices = np.arange(n)
+        if not whole and self.opt.test_batches is not None:
+            count = min(n, self.opt.test_batches * self.opt.batch_size)
+            start = len(self.state.history) * count % max(n, 1)
+            indices = (start + np.arange(count)) % n
         if multiview:
-            return self._evaluate_views(n)
+            return self._evaluate_views(indices)
         totals, count = {}, 0
-        with Loader(self.data, "test", np.arange(n), self.opt.batch_size, key=None,
+        with Loader(self.data, "test", indices, self.opt.batch_size, key=None,
                     workers=self.opt.workers, reuse_buffers=True,
                     pinned=self.net.device != "cpu") as loader:
             for _, x, y in loader:
@@ -125,7 +133,7 @@ class Trainer:
             out.setdefault(layer, {})[k] = v / max(count, 1)
         return out
 
-    def _evaluate_views(self, n) -> dict:
+    def _evaluate_views(self, indices) -> dict:
         if not hasattr(self.data, "views"):
             raise ValueError("multiview testing needs a dataset with crops (a data layer smaller "
                              "than the images, or --inner-size)")
@@ -134,9 +142,9 @@ class Trainer:
             raise ValueError("multiview testing needs a cost.logreg layer")
         topk = int(cost.get("topk", 1)) if cost.params else 1
         loss = top1 = topkerr = 0.0
+        n = len(indices)
         for start in range(0, n, self.opt.batch_size):
-            views, y = self.data.views("test", np.arange(start, min(start + self.opt.batch_size,
-                                                                        n)))
+            views, y = self.data.views("test", indices[start:start + self.opt.batch_size])
             probs = np.mean([self.net.predict(v) for v in views], axis=0, dtype=np.float64)
             picked = probs[np.arange(len(y)), y]
             loss += float(-np.log(np.maximum(picked, 1e-300)).sum())
@@ -217,7 +225,7 @@ class Trainer:
 
     def _test_and_save(self, recent, done, total):
         st, opt = self.state, self.opt
-        test = self.evaluate()
+        test = self.evaluate(whole=done == total)
         entry = {"step": self.net.step, "epoch": st.epoch + st.batch / self.batches_per_epoch,
                  "lr_scale": self.net.lr_scale, "time": time.time()}
         for layer in recent[0]:

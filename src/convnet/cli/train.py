@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mini", type=int, default=32, help="mini-batch size")
     g.add_argument("--test-freq", type=int, default=20, help="test (and save) every this many "
                    "batches")
+    g.add_argument("--test-batches", type=int, default=2, metavar="N",
+                   help="mini-batches of the test set per test during training, taken in turn "
+                        "through it (0: all of it every time); the run's last test sees all of "
+                        "it")
     g.add_argument("--test-only", action="store_true", help="evaluate -f's run on its test "
                    "data and exit, writing nothing")
     g.add_argument("--lr-schedule", choices=["config", "paper", "step", "exp"], default="config",
@@ -284,6 +288,8 @@ def main(argv=None) -> int:
     for name in ("epochs", "mini", "test_freq"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be >= 1")
+    if args.test_batches is not None and args.test_batches < 0:
+        fail("--test-batches must be >= 0 (0: the whole test set every time)")
     if devices is not None:
         # One GPU takes every logical device; a list maps the config's gpu=0, 1, ... in order
         # (cuda-convnet2's --gpu), and 0,0 puts both columns on one GPU.
@@ -302,6 +308,7 @@ def main(argv=None) -> int:
     if args.check_grads:
         return check_grads(net, data)
     options = TrainOptions(epochs=args.epochs, batch_size=args.mini, test_freq=args.test_freq,
+                           test_batches=args.test_batches or None,
                            lr_schedule=args.lr_schedule,
                            lr_patience=args.lr_patience, lr_max_drops=args.lr_max_drops,
                            lr_step=args.lr_step, lr_gamma=args.lr_gamma,

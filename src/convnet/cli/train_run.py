@@ -12,6 +12,7 @@ from .. import runs
 # the same run on the same data. The training options are the checkpoint's TrainOptions (command
 # line name: field); the data options are its options["data"].
 TRAINING_OPTIONS = {"epochs": "epochs", "mini": "batch_size", "test_freq": "test_freq",
+                    "test_batches": "test_batches",
                     "lr_schedule": "lr_schedule", "lr_patience": "lr_patience",
                     "lr_max_drops": "lr_max_drops", "lr_step": "lr_step", "lr_gamma": "lr_gamma",
                     "multiview_test": "multiview"}
