@@ -45,100 +45,148 @@ int threads_for_planes(std::int64_t planes, std::int64_t outputs_per_plane) {
 // nothing: a window whose maximum is -inf is a tie either way. Selects are written as masks, not
 // branches: which input wins is data and would be mispredicted, and GCC vectorises the integer
 // selects only in this form. NaN never wins (it compares false), as in a plain max loop.
+// Every loop runs over whole blocks of kBlock lanes (the scratch rows are padded to them, and
+// the down pass reads up to kBlock - 1 values past a row, into the next row; the plane's last
+// row is first copied to a padded row so that nothing past the tensor is read): the rows of
+// small images (28, 14, 7 wide) are otherwise mostly scalar remainder loops.
+constexpr std::int64_t kBlock = 16;
+
+std::int64_t round_up(std::int64_t n, std::int64_t m) { return (n + m - 1) / m * m; }
+
 struct MaxPoolRows {
     MaxPoolRows(std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
                 const PoolParams& p)
-        : rows(oh, p.size_h, p.stride_h, p.start_h, h), w(w), oh(oh), ow(ow), stride(p.stride_w),
-          size(p.size_w), left(std::max<std::int64_t>(0, -p.start_w)),
-          padded(left + w + std::max<std::int64_t>(0, p.start_w + (ow - 1) * stride + size - w)),
-          phase_len((padded + stride - 1) / stride), first(p.start_w + left),
-          lanes(w + stride * phase_len + ow) {}
+        : rows(oh, p.size_h, p.stride_h, p.start_h, h), h(h), w(w), oh(oh), ow(ow),
+          stride(p.stride_w), size(p.size_w), left(std::max<std::int64_t>(0, -p.start_w)),
+          w_pad(round_up(w, kBlock)), ow_pad(round_up(ow, kBlock)) {
+        const std::int64_t padded =
+            left + w + std::max<std::int64_t>(0, p.start_w + (ow - 1) * stride + size - w);
+        phase_len = (padded + stride - 1) / stride;
+        phase_row = phase_len + ow_pad;
+        down_len = std::max(phase_len * stride, left + w_pad);
+        first = p.start_w + left;
+        lanes = down_len + stride * phase_row + ow_pad + w_pad;
+    }
     Windows rows;
-    std::int64_t w, oh, ow, stride, size;
-    std::int64_t left, padded, phase_len;
-    std::int64_t first;  // padded column of output 0's first input
-    // Scratch per plane, `lanes` values (T) and 2 * `lanes` int32 marks: the down pass (w),
-    // the phases (stride * phase_len) and the outputs of a row (ow).
+    std::int64_t h, w, oh, ow, stride, size, left, w_pad, ow_pad;
+    std::int64_t phase_len;  // columns per phase, padding included
+    std::int64_t phase_row;  // a phase's scratch row: phase_len, then -inf for the last runs
+    std::int64_t down_len;   // the down pass's row: `left` padding, the columns, padding
+    std::int64_t first;      // padded column of output 0's first input
+    // Scratch per thread: `lanes` values (T) and 2 * `lanes` int32 marks, laid out as the down
+    // pass's row, the phases, the outputs of a row, and (values only) a copy of a last row.
     std::int64_t lanes;
 };
 
 template <typename T>
+CONVNET_ALWAYS_INLINE void fill_marks(T* v, std::int32_t* at, std::int32_t* tie, std::int64_t n) {
+    for (std::int64_t i = 0; i < n; ++i) {
+        v[i] = -std::numeric_limits<T>::infinity();
+        at[i] = -1;
+        tie[i] = 0;
+    }
+}
+
+// Sets up a thread's scratch for MaxPoolRows g: the paddings that no pass writes.
+template <typename T>
+void max_pool_scratch(const MaxPoolRows& g, T* values, std::int32_t* marks) {
+    fill_marks(values, marks, marks + g.lanes, g.lanes);
+}
+
+template <typename T>
 CONVNET_ALWAYS_INLINE void max_pool_plane(const T* xp, T* yp, std::int32_t* wp,
-                                          const MaxPoolRows& g, T* down, std::int32_t* down_at) {
+                                          const MaxPoolRows& g, bool last_plane, T* values,
+                                          std::int32_t* marks) {
     constexpr T lowest = -std::numeric_limits<T>::infinity();
-    const std::int64_t w = g.w, ow = g.ow, s = g.stride, phase_len = g.phase_len;
-    T* phase = down + w;
-    T* best = phase + s * phase_len;
-    std::int32_t* phase_at = down_at + w;
-    std::int32_t* at = phase_at + s * phase_len;
+    const std::int64_t w = g.w, s = g.stride, phase_row = g.phase_row;
+    T* down = values + g.left;  // column ix of the down pass at down[ix]
+    T* phase = values + g.down_len;
+    T* best = phase + s * phase_row;
+    T* last_row = best + g.ow_pad;
+    std::int32_t* down_at = marks + g.left;
+    std::int32_t* phase_at = marks + g.down_len;
+    std::int32_t* at = phase_at + s * phase_row;
     std::int32_t* down_tie = down_at + g.lanes;
-    std::int32_t* phase_tie = down_tie + w;
-    std::int32_t* tie = phase_tie + s * phase_len;
+    std::int32_t* phase_tie = phase_at + g.lanes;
+    std::int32_t* tie = at + g.lanes;
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-        for (std::int64_t ix = 0; ix < w; ++ix) {
-            down[ix] = lowest;
-            down_at[ix] = -1;
-            down_tie[ix] = 0;
-        }
+        fill_marks(down, down_at, down_tie, g.w_pad);
         for (std::int64_t iy = g.rows.lo[oy]; iy < g.rows.hi[oy]; ++iy) {
             const T* row = xp + iy * w;
+            if (last_plane && iy == g.h - 1 && g.w_pad > w) {
+                for (std::int64_t ix = 0; ix < g.w_pad; ++ix) last_row[ix] = ix < w ? row[ix] : lowest;
+                row = last_row;
+            }
             const std::int32_t base = std::int32_t(iy * w);
-            for (std::int64_t ix = 0; ix < w; ++ix) {
-                const T v = row[ix], b = down[ix];
-                const std::int32_t gt = -std::int32_t(v > b), eq = std::int32_t(v == b);
-                down_tie[ix] = (down_tie[ix] | eq) & ~gt;
-                down_at[ix] = (down_at[ix] & ~gt) | ((base + std::int32_t(ix)) & gt);
-                down[ix] = v > b ? v : b;
-            }
+            for (std::int64_t i0 = 0; i0 < g.w_pad; i0 += kBlock)
+                for (std::int64_t ix = i0; ix < i0 + kBlock; ++ix) {
+                    const T v = row[ix], b = down[ix];
+                    const std::int32_t gt = -std::int32_t(v > b), eq = std::int32_t(v == b);
+                    down_tie[ix] = (down_tie[ix] | eq) & ~gt;
+                    down_at[ix] = (down_at[ix] & ~gt) | ((base + std::int32_t(ix)) & gt);
+                    down[ix] = v > b ? v : b;
+                }
         }
-        for (std::int64_t k = 0, i = 0; k < s; ++k)
-            for (std::int64_t ix = k - g.left; ix < phase_len * s + k - g.left; ix += s, ++i) {
-                const bool inside = ix >= 0 && ix < w;
-                phase[i] = inside ? down[ix] : lowest;
-                phase_at[i] = inside ? down_at[ix] : -1;
-                phase_tie[i] = inside ? down_tie[ix] : 0;
-            }
-        for (std::int64_t ox = 0; ox < ow; ++ox) {
-            best[ox] = lowest;
-            at[ox] = -1;
-            tie[ox] = 0;
+        // Columns read past the row's end are padding again.
+        fill_marks(down + w, down_at + w, down_tie + w, g.down_len - g.left - w);
+        const T* dv = values;
+        const std::int32_t* da = marks;
+        const std::int32_t* dt = marks + g.lanes;
+        for (std::int64_t k = 0; k < s; ++k) {
+            T* pv = phase + k * phase_row;
+            std::int32_t* pa = phase_at + k * phase_row;
+            std::int32_t* pt = phase_tie + k * phase_row;
+            if (s == 2)  // the usual overlapping pooling: a stride the vectoriser knows
+                for (std::int64_t i = 0; i < g.phase_len; ++i) {
+                    pv[i] = dv[2 * i + k];
+                    pa[i] = da[2 * i + k];
+                    pt[i] = dt[2 * i + k];
+                }
+            else
+                for (std::int64_t i = 0; i < g.phase_len; ++i) {
+                    pv[i] = dv[s * i + k];
+                    pa[i] = da[s * i + k];
+                    pt[i] = dt[s * i + k];
+                }
         }
+        fill_marks(best, at, tie, g.ow_pad);
         for (std::int64_t kx = 0; kx < g.size; ++kx) {
-            const std::int64_t run = ((g.first + kx) % s) * phase_len + (g.first + kx) / s;
+            const std::int64_t run = ((g.first + kx) % s) * phase_row + (g.first + kx) / s;
             const T* pv = phase + run;
             const std::int32_t* pa = phase_at + run;
             const std::int32_t* pt = phase_tie + run;
-            for (std::int64_t ox = 0; ox < ow; ++ox) {
-                const T v = pv[ox], b = best[ox];
-                const std::int32_t gt = -std::int32_t(v > b), eq = std::int32_t(v == b);
-                tie[ox] = (pt[ox] & gt) | ((tie[ox] | eq) & ~gt);
-                at[ox] = (pa[ox] & gt) | (at[ox] & ~gt);
-                best[ox] = v > b ? v : b;
-            }
+            for (std::int64_t o0 = 0; o0 < g.ow_pad; o0 += kBlock)
+                for (std::int64_t ox = o0; ox < o0 + kBlock; ++ox) {
+                    const T v = pv[ox], b = best[ox];
+                    const std::int32_t gt = -std::int32_t(v > b), eq = std::int32_t(v == b);
+                    tie[ox] = (pt[ox] & gt) | ((tie[ox] | eq) & ~gt);
+                    at[ox] = (pa[ox] & gt) | (at[ox] & ~gt);
+                    best[ox] = v > b ? v : b;
+                }
         }
-        for (std::int64_t ox = 0; ox < ow; ++ox) yp[oy * ow + ox] = best[ox];
+        for (std::int64_t ox = 0; ox < g.ow; ++ox) yp[oy * g.ow + ox] = best[ox];
         if (wp)
-            for (std::int64_t ox = 0; ox < ow; ++ox) wp[oy * ow + ox] = tie[ox] ? -1 : at[ox];
+            for (std::int64_t ox = 0; ox < g.ow; ++ox) wp[oy * g.ow + ox] = tie[ox] ? -1 : at[ox];
     }
 }
 
 CONVNET_VECTOR_CLONES void max_pool_plane_f32(const float* xp, float* yp, std::int32_t* wp,
-                                              const MaxPoolRows& g, float* values,
-                                              std::int32_t* marks) {
-    max_pool_plane(xp, yp, wp, g, values, marks);
+                                              const MaxPoolRows& g, bool last_plane,
+                                              float* values, std::int32_t* marks) {
+    max_pool_plane(xp, yp, wp, g, last_plane, values, marks);
 }
 CONVNET_VECTOR_CLONES void max_pool_plane_f64(const double* xp, double* yp, std::int32_t* wp,
-                                              const MaxPoolRows& g, double* values,
-                                              std::int32_t* marks) {
-    max_pool_plane(xp, yp, wp, g, values, marks);
+                                              const MaxPoolRows& g, bool last_plane,
+                                              double* values, std::int32_t* marks) {
+    max_pool_plane(xp, yp, wp, g, last_plane, values, marks);
 }
 void max_pool_plane_any(const float* xp, float* yp, std::int32_t* wp, const MaxPoolRows& g,
-                        float* values, std::int32_t* marks) {
-    max_pool_plane_f32(xp, yp, wp, g, values, marks);
+                        bool last_plane, float* values, std::int32_t* marks) {
+    max_pool_plane_f32(xp, yp, wp, g, last_plane, values, marks);
 }
 void max_pool_plane_any(const double* xp, double* yp, std::int32_t* wp, const MaxPoolRows& g,
-                        double* values, std::int32_t* marks) {
-    max_pool_plane_f64(xp, yp, wp, g, values, marks);
+                        bool last_plane, double* values, std::int32_t* marks) {
+    max_pool_plane_f64(xp, yp, wp, g, last_plane, values, marks);
 }
 
 template <typename T>
@@ -149,13 +197,17 @@ void max_pool_forward_with_winners(const T* x, T* y, std::int64_t planes, std::i
     const int threads = threads_for_planes(planes, oh * ow);
     Tensor values = blas::thread_rows(threads, g.lanes, dtype_of<T>());
     Tensor marks = blas::thread_rows(threads, 2 * g.lanes);  // int32 positions and ties
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
+#pragma omp parallel num_threads(threads)
+    {
         const int t = omp_get_thread_num();
-        max_pool_plane_any(x + plane * h * w, y + plane * oh * ow,
-                           winners ? winners + plane * oh * ow : nullptr, g,
-                           values.data<T>() + t * values.dim(1),
-                           static_cast<std::int32_t*>(marks.raw()) + t * marks.dim(1));
+        T* v = values.data<T>() + t * values.dim(1);
+        std::int32_t* m = static_cast<std::int32_t*>(marks.raw()) + t * marks.dim(1);
+        max_pool_scratch(g, v, m);
+#pragma omp for schedule(static)
+        for (std::int64_t plane = 0; plane < planes; ++plane)
+            max_pool_plane_any(x + plane * h * w, y + plane * oh * ow,
+                               winners ? winners + plane * oh * ow : nullptr, g,
+                               plane == planes - 1, v, m);
     }
 }
 

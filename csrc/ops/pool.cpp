@@ -48,8 +48,9 @@ static void check_geometry(const Tensor& x, const Tensor& y, const PoolParams& p
 // not given, not a CPU tensor, or not max pooling.
 static std::int32_t* winners_of(const Tensor& winners, const Tensor& y, const PoolParams& p,
                                 const char* op) {
-    if (!winners.defined() || !y.device().is_cpu() || p.mode != PoolMode::max) return nullptr;
-    CONVNET_ARG_CHECK(winners.device().is_cpu() && dtype_size(winners.dtype()) == 4 &&
+    const Device host = Device::cpu();
+    if (!winners.defined() || y.device() != host || p.mode != PoolMode::max) return nullptr;
+    CONVNET_ARG_CHECK(winners.device() == host && dtype_size(winners.dtype()) == 4 &&
                           winners.numel() == y.numel(),
                       op, ": winners must be a CPU tensor of ", y.numel(), " 4-byte elements");
     return static_cast<std::int32_t*>(winners.raw());
