@@ -174,12 +174,9 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
             float* out = y + (n * g.f + f0) * positions;
             forward_plane(padded, wp + f0 * cg * taps, lanes, p, rowbuf,
                           [&](int row, const float* buf) {
-                              for (int l = 0; l < lanes; ++l) {
-                                  const float bias = b ? b[f0 + l] : 0.f;
-                                  float* dst = out + l * positions + std::int64_t(row) * g.ow;
-                                  for (std::int64_t xo = 0; xo < g.ow; ++xo)
-                                      dst[xo] = buf[xo * lanes + l] + bias;
-                              }
+                              avx512::store_transposed(buf, int(g.ow), lanes, b ? b + f0 : nullptr,
+                                                       0.f, out + std::int64_t(row) * g.ow,
+                                                       positions);
                           });
         }
     });
@@ -222,15 +219,8 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
             float* out = dx + (n * g.c + c0) * pixels;
             forward_plane(padded, wp + c0 * fg * taps, lanes, p, rowbuf,
                           [&](int row, const float* buf) {
-                              for (int l = 0; l < lanes; ++l) {
-                                  float* dst = out + l * pixels + std::int64_t(row) * g.w;
-                                  if (beta == 0.f)
-                                      for (std::int64_t xo = 0; xo < g.w; ++xo)
-                                          dst[xo] = buf[xo * lanes + l];
-                                  else
-                                      for (std::int64_t xo = 0; xo < g.w; ++xo)
-                                          dst[xo] = beta * dst[xo] + buf[xo * lanes + l];
-                              }
+                              avx512::store_transposed(buf, int(g.w), lanes, nullptr, beta,
+                                                       out + std::int64_t(row) * g.w, pixels);
                           });
         }
     });

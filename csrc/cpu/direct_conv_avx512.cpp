@@ -11,6 +11,9 @@
 // not the loads, set the pace.
 #include <immintrin.h>
 
+// GCC 12 warns inside its own unpack intrinsics (their _mm512_undefined_ps operand).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <cstdint>
 #include <utility>
 
@@ -106,7 +109,58 @@ constexpr const FilterTile* const* filter_table(std::integer_sequence<int, TI...
     return FilterTable<NV, TI...>::at;
 }
 
+// r[i] = column i of the 16 x 16 matrix whose row j is r[j] (in place).
+inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    // Now r[4a + b] holds, in each 128-bit lane q, element b of rows 4a..4a+3 restricted to
+    // columns 4q..4q+3. Gather the lanes across the four groups.
+    for (int b = 0; b < 4; ++b) {
+        const __m512 x0 = _mm512_shuffle_f32x4(r[b], r[4 + b], 0x88);   // lanes 0,2 of each
+        const __m512 x1 = _mm512_shuffle_f32x4(r[b], r[4 + b], 0xdd);   // lanes 1,3
+        const __m512 x2 = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], 0x88);
+        const __m512 x3 = _mm512_shuffle_f32x4(r[8 + b], r[12 + b], 0xdd);
+        t[b] = _mm512_shuffle_f32x4(x0, x2, 0x88);        // column block 0
+        t[4 + b] = _mm512_shuffle_f32x4(x1, x3, 0x88);    // column block 1
+        t[8 + b] = _mm512_shuffle_f32x4(x0, x2, 0xdd);    // column block 2
+        t[12 + b] = _mm512_shuffle_f32x4(x1, x3, 0xdd);   // column block 3
+    }
+    for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
 }  // namespace
+
+void store_transposed(const float* buf, int count, int lanes, const float* bias, float beta,
+                      float* out, std::int64_t out_stride) {
+    for (int x0 = 0; x0 < count; x0 += 16) {
+        const int n = count - x0 < 16 ? count - x0 : 16;
+        const __mmask16 mask = __mmask16((1u << n) - 1u);
+        for (int l0 = 0; l0 < lanes; l0 += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; ++j)
+                r[j] = j < n ? _mm512_loadu_ps(buf + std::int64_t(x0 + j) * lanes + l0)
+                             : _mm512_setzero_ps();
+            transpose16(r);
+            for (int l = 0; l < 16; ++l) {
+                float* dst = out + std::int64_t(l0 + l) * out_stride + x0;
+                __m512 v = r[l];
+                if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[l0 + l]));
+                if (beta != 0.f)
+                    v = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, dst), v);
+                _mm512_mask_storeu_ps(dst, mask, v);
+            }
+        }
+    }
+}
 
 void forward_row_tile(int nv, int r, const float* in, const float* w, const Problem& p,
                       float* out) {

@@ -29,6 +29,11 @@ namespace avx512 {
 // points at padded input (y, x0) of channel 0, w at the block's packed weights [c][kh][kw][lanes].
 void forward_row_tile(int nv, int count, const float* in, const float* w, const Problem& p,
                       float* out);
+// out[l * out_stride + x] = beta * out[...] + buf[x * lanes + l] + bias[l] for x < count and
+// l < lanes (16 or 32): a row of row-tile outputs into its NCHW rows, 16 x 16 blocks transposed
+// in registers. bias may be null; beta 0 ignores out's values.
+void store_transposed(const float* buf, int count, int lanes, const float* bias, float beta,
+                      float* out, std::int64_t out_stride);
 // dw[r][j0 + b][lanes] += sum over outputs of in[c][y + i][x + j0 + b] * dy[y][x] for the kernel
 // rows r = c*kh + i from row0 to row0 + ti - 1 (a tile may span channels) and b < tj; dw is
 // [c][kh][kw][lanes], dy is [oh][ow][lanes] of this block's output channels.
