@@ -254,19 +254,8 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
                 const int lanes = blocks.lanes(blk), nv = lanes / 16;
                 const std::int64_t f0 = grp * fg + 32 * blk;
                 const float* dyb = dy + (n * g.f + f0) * positions;
-                for (int l = 0; l < lanes; ++l) {
-                    float sum = 0.f;
-                    for (std::int64_t q = 0; q < positions; ++q) sum += dyb[l * positions + q];
-                    db_t[f0 + l] += sum;
-                }
-                // dy (lanes x positions) to [position][lane], 16 positions at a time so that
-                // the rows written stay in L1 while every lane fills them.
-                for (std::int64_t q0 = 0; q0 < positions; q0 += 16) {
-                    const std::int64_t q1 = std::min(positions, q0 + 16);
-                    for (int l = 0; l < lanes; ++l)
-                        for (std::int64_t q = q0; q < q1; ++q)
-                            dyt[q * lanes + l] = dyb[l * positions + q];
-                }
+                avx512::transpose_to_positions(dyb, positions, lanes, positions, dyt);
+                if (db) avx512::add_position_sums(dyt, lanes, positions, db_t + f0);
                 if (!dw) continue;
                 float* dwb = dw_t + f0 * cg * taps;
                 // Tiles of ti kernel rows (counted over channels and tap rows, so that a tile

@@ -162,6 +162,37 @@ void store_transposed(const float* buf, int count, int lanes, const float* bias,
     }
 }
 
+void transpose_to_positions(const float* src, std::int64_t src_stride, int lanes,
+                            std::int64_t positions, float* dst) {
+    for (std::int64_t q0 = 0; q0 < positions; q0 += 16) {
+        const std::int64_t n = positions - q0 < 16 ? positions - q0 : 16;
+        const __mmask16 mask = __mmask16((1u << n) - 1u);
+        for (int l0 = 0; l0 < lanes; l0 += 16) {
+            __m512 r[16];
+            for (int l = 0; l < 16; ++l)
+                r[l] = _mm512_maskz_loadu_ps(mask, src + std::int64_t(l0 + l) * src_stride + q0);
+            transpose16(r);
+            for (std::int64_t q = 0; q < n; ++q) _mm512_storeu_ps(dst + (q0 + q) * lanes + l0, r[q]);
+        }
+    }
+}
+
+void add_position_sums(const float* dyt, int lanes, std::int64_t positions, float* sums) {
+    for (int l0 = 0; l0 < lanes; l0 += 16) {
+        // Four running sums so that the additions are not one chain of dependent adds.
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                         _mm512_setzero_ps()};
+        std::int64_t q = 0;
+        for (; q + 4 <= positions; q += 4)
+            for (int k = 0; k < 4; ++k)
+                acc[k] = _mm512_add_ps(acc[k], _mm512_loadu_ps(dyt + (q + k) * lanes + l0));
+        for (; q < positions; ++q)
+            acc[0] = _mm512_add_ps(acc[0], _mm512_loadu_ps(dyt + q * lanes + l0));
+        const __m512 total = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+        _mm512_storeu_ps(sums + l0, _mm512_add_ps(_mm512_loadu_ps(sums + l0), total));
+    }
+}
+
 void forward_row_tile(int nv, int r, const float* in, const float* w, const Problem& p,
                       float* out) {
     static const ForwardTile* const one = forward_table<1>(std::make_integer_sequence<int, kMaxRow1>{});

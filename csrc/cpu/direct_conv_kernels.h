@@ -34,6 +34,12 @@ void forward_row_tile(int nv, int count, const float* in, const float* w, const 
 // in registers. bias may be null; beta 0 ignores out's values.
 void store_transposed(const float* buf, int count, int lanes, const float* bias, float beta,
                       float* out, std::int64_t out_stride);
+// dst[q * lanes + l] = src[l * src_stride + q] for q < positions, l < lanes (16 or 32): an output
+// gradient block into the filter-gradient tiles' [position][channel] order.
+void transpose_to_positions(const float* src, std::int64_t src_stride, int lanes,
+                            std::int64_t positions, float* dst);
+// sums[l] += sum over q < positions of dyt[q * lanes + l], for l < lanes (16 or 32).
+void add_position_sums(const float* dyt, int lanes, std::int64_t positions, float* sums);
 // dw[r][j0 + b][lanes] += sum over outputs of in[c][y + i][x + j0 + b] * dy[y][x] for the kernel
 // rows r = c*kh + i from row0 to row0 + ti - 1 (a tile may span channels) and b < tj; dw is
 // [c][kh][kw][lanes], dy is [oh][ow][lanes] of this block's output channels.
