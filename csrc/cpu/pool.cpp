@@ -284,22 +284,57 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
     }
 }
 
+// Average pooling's gradient is separable: every input of an output's window receives the
+// output's share, dy over the window's in-image pixel count. Per output row, the shares are
+// summed across (spread over the input columns each window covers), then that row is added down
+// to each input row of the window: a contiguous, vectorised add.
+template <typename T>
+void avg_pool_backward(const T* dy, T* dx, std::int64_t planes, std::int64_t h, std::int64_t w,
+                       std::int64_t oh, std::int64_t ow, const PoolParams& p, T beta) {
+    const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
+    const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
+    const int threads = threads_for_planes(planes, oh * ow);
+    Tensor scratch = blas::thread_rows(threads, w, dtype_of<T>());
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t plane = 0; plane < planes; ++plane) {
+        T* across = scratch.data<T>() + omp_get_thread_num() * scratch.dim(1);
+        const T* dyp = dy + plane * oh * ow;
+        T* dxp = dx + plane * h * w;
+        if (beta == T(0))
+            std::fill(dxp, dxp + h * w, T(0));
+        else if (beta != T(1))
+            for (std::int64_t i = 0; i < h * w; ++i) dxp[i] *= beta;
+        for (std::int64_t oy = 0; oy < oh; ++oy) {
+            const std::int64_t y0 = rows.lo[oy], y1 = rows.hi[oy];
+            std::fill(across, across + w, T(0));
+            for (std::int64_t ox = 0; ox < ow; ++ox) {
+                const std::int64_t x0 = cols.lo[ox], x1 = cols.hi[ox];
+                const T share = dyp[oy * ow + ox] / T((y1 - y0) * (x1 - x0));
+                for (std::int64_t ix = x0; ix < x1; ++ix) across[ix] += share;
+            }
+            for (std::int64_t iy = y0; iy < y1; ++iy)
+                for (std::int64_t ix = 0; ix < w; ++ix) dxp[iy * w + ix] += across[ix];
+        }
+    }
+}
+
 // Max pooling sends each output's gradient to every input of its window equal to the maximum
-// (ties all receive it, as in cuda-convnet and our CUDA kernel). Per output row, the outputs'
-// maxima and gradients are first spread over the input columns, one row per window offset k
-// (an input column lies at offset k of at most one window); then each input row of the window
-// takes, column by column, the gradient of every offset whose maximum it equals: a
-// branch-free loop over contiguous memory, where a per-window loop would mispredict once per
-// window and not vectorise. Contributions arrive in output order, as in a per-window loop.
+// (ties all receive it, as in cuda-convnet and our CUDA kernel). Without the winners forward
+// kept (the op called on its own), per output row the outputs' maxima and gradients are first
+// spread over the input columns, one row per window offset k (an input column lies at offset k
+// of at most one window); then each input row of the window takes, column by column, the
+// gradient of every offset whose maximum it equals: a branch-free loop over contiguous memory,
+// where a per-window loop would mispredict once per window and not vectorise. Contributions
+// arrive in output order, as in a per-window loop.
 template <typename T>
 void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                        std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
                        const PoolParams& p, T beta, const std::int32_t* winners) {
-    if (winners && p.mode == PoolMode::max)
+    if (p.mode == PoolMode::avg) return avg_pool_backward(dy, dx, planes, h, w, oh, ow, p, beta);
+    if (winners)
         return max_pool_backward_from_winners(x, y, dy, dx, planes, h, w, oh, ow, p, beta, winners);
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
-    const bool is_max = p.mode == PoolMode::max;
     const int offsets = p.size_w;
     const int threads = threads_for_planes(planes, oh * ow);
     Tensor scratch = blas::thread_rows(threads, 2 * offsets * w, dtype_of<T>());
@@ -316,32 +351,26 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
         else if (beta != T(1))
             for (std::int64_t i = 0; i < h * w; ++i) dxp[i] *= beta;
         for (std::int64_t oy = 0; oy < oh; ++oy) {
-            const std::int64_t y0 = rows.lo[oy], y1 = rows.hi[oy];
             std::fill(maxima, maxima + offsets * w, std::numeric_limits<T>::quiet_NaN());
             std::fill(grads, grads + offsets * w, T(0));
             for (std::int64_t ox = 0; ox < ow; ++ox) {
                 const std::int64_t first = std::int64_t(p.start_w) + ox * p.stride_w;
-                const T g = is_max ? dyp[oy * ow + ox]
-                                   : dyp[oy * ow + ox] / T((y1 - y0) * (cols.hi[ox] - cols.lo[ox]));
                 for (std::int64_t ix = cols.lo[ox]; ix < cols.hi[ox]; ++ix) {
                     maxima[(ix - first) * w + ix] = yp[oy * ow + ox];
-                    grads[(ix - first) * w + ix] = g;
+                    grads[(ix - first) * w + ix] = dyp[oy * ow + ox];
                 }
             }
-            for (std::int64_t iy = y0; iy < y1; ++iy) {
+            for (std::int64_t iy = rows.lo[oy]; iy < rows.hi[oy]; ++iy) {
                 const T* row = xp + iy * w;
                 T* drow = dxp + iy * w;
                 // Higher offsets belong to earlier outputs: k descending adds in output order.
                 for (int k = offsets - 1; k >= 0; --k) {
                     const T* m = maxima + k * w;
                     const T* g = grads + k * w;
-                    if (is_max)
-                        for (std::int64_t ix = 0; ix < w; ++ix) {
-                            const T share = g[ix];  // loaded unconditionally: the select vectorises
-                            drow[ix] += row[ix] == m[ix] ? share : T(0);
-                        }
-                    else
-                        for (std::int64_t ix = 0; ix < w; ++ix) drow[ix] += g[ix];
+                    for (std::int64_t ix = 0; ix < w; ++ix) {
+                        const T share = g[ix];  // loaded unconditionally: the select vectorises
+                        drow[ix] += row[ix] == m[ix] ? share : T(0);
+                    }
                 }
             }
         }
