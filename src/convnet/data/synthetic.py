@@ -1,7 +1,8 @@
 """A built-in dataset for trying a net without downloading anything: deterministic, learnable and
 of any image size. Class k's images are an oriented sine grating (angle k*pi/K) on a background
 tinted with the class's colour, with a random phase, a random offset of the tint and pixel noise,
-so that both colour and orientation carry the label. The noise of an image is a window, at a
+so that both colour and orientation carry the label. The random numbers of image i are a hash of
+(seed, split, i, draw). The noise of an image is a window, at a
 random offset, into one bank of normal deviates drawn once from the seed: drawing fresh deviates
 for every pixel cost more than the small nets' training step. Values are on the scale of mean-subtracted
 8-bit RGB (a standard deviation of about 50), the input the paper's nets and initialisations were
@@ -11,6 +12,15 @@ a split is a pure function of
 the images an uninterrupted one would."""
 
 import numpy as np
+
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(z):
+    """SplitMix64's finaliser on an array of uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 class SyntheticDataset:
@@ -38,33 +48,45 @@ class SyntheticDataset:
         return self.sizes[split]
 
     def label(self, split: str, index: int) -> int:
-        return int(self._rng(split, index).integers(self.classes))
+        return int(self._labels(self._uniforms(split, [index]))[0])
 
-    def _rng(self, split, index):
-        return np.random.default_rng([self.seed, 0 if split == "train" else 1, index])
+    # Per image: the label, two uniforms for the grating's frequency (one normal deviate, by
+    # Box-Muller), the phase, two per channel for the tint's offset, and the noise's offset.
+    def _draws(self) -> int:
+        return 5 + 2 * self.shape[0]
+
+    def _uniforms(self, split, indices):
+        """Uniforms in [0, 1), one row of _draws() per index: SplitMix64 of (seed, split, index,
+        column), so that each image is a pure function of those and a batch is made in a few
+        array operations."""
+        width = np.uint64(self._draws())
+        base = _mix(np.array([self.seed * 2 + (0 if split == "train" else 1)], np.uint64))
+        rows = np.asarray(indices, np.uint64)[:, None] * width
+        keys = _mix((rows + np.arange(width, dtype=np.uint64) + base) * np.uint64(_GOLDEN))
+        return (keys >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+    def _labels(self, u):
+        return np.minimum((u[:, 0] * self.classes).astype(np.int64), self.classes - 1)
 
     def image(self, split: str, index: int):
         images, labels = self.batch(split, [index])
         return images[0], int(labels[0])
 
     def batch(self, split: str, indices):
-        """Images (float32, N x C x H x W) and labels. Each image's random numbers come from its
-        own generator (a pure function of seed, split and index); the arithmetic runs on the
-        whole batch at once in float32: the loader makes batches on the cores that train, so
-        their cost is the trainer's."""
+        """Images (float32, N x C x H x W) and labels, computed for the whole batch at once in
+        float32: the loader makes batches on the cores that train, so their cost is the
+        trainer's."""
         f32 = np.float32
         n, (c, h, w) = len(indices), self.shape
+        u = self._uniforms(split, indices)
+        labels = self._labels(u)
+        normal = lambda a, b: np.sqrt(-2.0 * np.log1p(-a)) * np.cos(2 * np.pi * b)  # noqa: E731
+        freq = ((3.0 + 0.5 * normal(u[:, 1], u[:, 2])) * np.pi).astype(f32)
+        phase = (2 * np.pi * u[:, 3]).astype(f32)
+        tint = normal(u[:, 4:4 + c], u[:, 4 + c:4 + 2 * c]).astype(f32)
+        starts = (u[:, 4 + 2 * c] * (self._bank.size - c * h * w + 1)).astype(np.int64)
         images = np.empty((n, c, h, w), f32)
-        labels = np.empty(n, np.int64)
-        freq, phase = np.empty(n, f32), np.empty(n, f32)
-        tint = np.empty((n, c), f32)
-        for j, i in enumerate(indices):
-            rng = self._rng(split, int(i))
-            labels[j] = rng.integers(self.classes)
-            freq[j] = (3.0 + 0.5 * rng.standard_normal()) * np.pi
-            phase[j] = rng.uniform(0, 2 * np.pi)
-            tint[j] = rng.standard_normal(c, dtype=f32)
-            start = int(rng.integers(self._bank.size - c * h * w + 1))
+        for j, start in enumerate(starts):
             images[j] = self._bank[start:start + c * h * w].reshape(c, h, w)
         angle = (np.pi / self.classes) * labels
         yy, xx = self._grid
