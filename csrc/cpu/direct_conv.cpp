@@ -99,6 +99,53 @@ void forward_plane(const float* padded, const float* wblock, int lanes, const Pr
     }
 }
 
+// Weights packed for the row tiles, one group: per block of 16 or 32 output channels,
+// [input channel][i][j][lanes]; weight(o, k, i, j) reads the tap of output o and input k.
+template <typename Weight>
+void pack_row_tiles(std::int64_t outs, std::int64_t ins, const ConvGeometry& g, float* dst,
+                    Weight&& weight) {
+    const Blocks blocks(outs);
+    for (int blk = 0; blk < blocks.count; ++blk)
+        for (std::int64_t k = 0; k < ins; ++k)
+            for (std::int64_t i = 0; i < g.kh; ++i)
+                for (std::int64_t j = 0; j < g.kw; ++j)
+                    for (int l = 0; l < blocks.lanes(blk); ++l)
+                        *dst++ = weight(32 * blk + l, k, i, j);
+}
+
+// One direction by row tiles, for every image and group: the group's `ins` input planes (of
+// in_total per image, in_h x in_w, at in) padded by (top, left), convolved with `packed` (per
+// group and block of output channels, [ins][kh][kw][lanes]) into its `outs` output planes (of
+// out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution.
+void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
+                     std::int64_t in_total, std::int64_t ins, std::int64_t in_h, std::int64_t in_w,
+                     std::int64_t top, std::int64_t left, const float* packed, std::int64_t outs,
+                     std::int64_t out_total, const float* bias, float beta, float* out) {
+    const Blocks blocks(outs);
+    const std::int64_t taps = g.kh * g.kw, plane = std::int64_t(p.oh) * p.ow;
+    const int threads = blas::threads_for(g.n * g.groups);
+    Tensor scratch = blas::thread_rows(threads, ins * p.channel_stride + std::int64_t(p.ow) * 32);
+    parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
+        const std::int64_t n = item / g.groups;
+        const int grp = int(item % g.groups);
+        float* padded = scratch.data<float>() + t * scratch.dim(1);
+        float* rowbuf = padded + ins * p.channel_stride;
+        pad_copy(in + (n * in_total + grp * ins) * in_h * in_w, ins, in_h, in_w, padded,
+                 p.oh + g.kh - 1, p.wp, top, left);
+        for (int blk = 0; blk < blocks.count; ++blk) {
+            const int lanes = blocks.lanes(blk);
+            const std::int64_t o0 = grp * outs + 32 * blk;
+            float* dst = out + (n * out_total + o0) * plane;
+            forward_plane(padded, packed + o0 * ins * taps, lanes, p, rowbuf,
+                          [&](int row, const float* buf) {
+                              avx512::store_transposed(buf, p.ow, lanes,
+                                                       bias ? bias + o0 : nullptr, beta,
+                                                       dst + std::int64_t(row) * p.ow, plane);
+                          });
+        }
+    });
+}
+
 }  // namespace
 
 void set_algorithm(const std::string& name) {
@@ -145,85 +192,35 @@ bool use_backward_filter(const ConvGeometry& g) {
 void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
-    const std::int64_t taps = g.kh * g.kw, positions = g.oh * g.ow;
-    const Problem p = problem(cg, g, g.oh, g.ow);
-    const Blocks blocks(fg);
-    // Weights per group and block as [c][i][j][lanes].
+    const std::int64_t taps = g.kh * g.kw;
     Tensor packed = Tensor::empty({g.groups * fg * cg * taps});
-    float* wp = packed.data<float>();
-    for (int grp = 0; grp < g.groups; ++grp)
-        for (int blk = 0; blk < blocks.count; ++blk) {
-            const int lanes = blocks.lanes(blk);
-            float* dst = wp + (grp * fg + 32 * blk) * cg * taps;
-            for (std::int64_t ct = 0; ct < cg * taps; ++ct)
-                for (int l = 0; l < lanes; ++l)
-                    dst[ct * lanes + l] = w[(grp * fg + 32 * blk + l) * cg * taps + ct];
-        }
-    const int threads = blas::threads_for(g.n * g.groups);
-    Tensor scratch = blas::thread_rows(threads, cg * p.channel_stride + g.ow * 32);
-    parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
-        const std::int64_t n = item / g.groups;
-        const int grp = int(item % g.groups);
-        float* padded = scratch.data<float>() + t * scratch.dim(1);
-        float* rowbuf = padded + cg * p.channel_stride;
-        pad_copy(x + (n * g.c + grp * cg) * g.h * g.w, cg, g.h, g.w, padded, g.oh + g.kh - 1,
-                 p.wp, g.pad_h, g.pad_w);
-        for (int blk = 0; blk < blocks.count; ++blk) {
-            const int lanes = blocks.lanes(blk);
-            const std::int64_t f0 = grp * fg + 32 * blk;
-            float* out = y + (n * g.f + f0) * positions;
-            forward_plane(padded, wp + f0 * cg * taps, lanes, p, rowbuf,
-                          [&](int row, const float* buf) {
-                              avx512::store_transposed(buf, int(g.ow), lanes, b ? b + f0 : nullptr,
-                                                       0.f, out + std::int64_t(row) * g.ow,
-                                                       positions);
-                          });
-        }
-    });
+    for (int grp = 0; grp < g.groups; ++grp) {
+        const float* wg = w + grp * fg * cg * taps;
+        pack_row_tiles(fg, cg, g, packed.data<float>() + grp * fg * cg * taps,
+                       [&](std::int64_t f, std::int64_t c, std::int64_t i, std::int64_t j) {
+                           return wg[((f * cg + c) * g.kh + i) * g.kw + j];
+                       });
+    }
+    row_tile_planes(g, problem(cg, g, g.oh, g.ow), x, g.c, cg, g.h, g.w, g.pad_h, g.pad_w,
+                    packed.data<float>(), fg, g.f, b, 0.f, y);
 }
 
+// The forward loop over dy padded by kh-1-pad (kw-1-pad) before, with the kernel flipped and its
+// channel axes swapped, producing dx's h x w.
 void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
-    const std::int64_t taps = g.kh * g.kw, pixels = g.h * g.w;
-    // The forward loop over dy padded by kh-1-pad (kw-1-pad) before, producing dx's h x w.
-    const Problem p = problem(fg, g, g.h, g.w);
-    const Blocks blocks(cg);
-    // Flipped kernel per group and channel block as [f][i][j][lanes of c].
+    const std::int64_t taps = g.kh * g.kw;
     Tensor packed = Tensor::empty({g.groups * fg * cg * taps});
-    float* wp = packed.data<float>();
-    for (int grp = 0; grp < g.groups; ++grp)
-        for (int blk = 0; blk < blocks.count; ++blk) {
-            const int lanes = blocks.lanes(blk);
-            float* dst = wp + (grp * cg + 32 * blk) * fg * taps;
-            for (std::int64_t f = 0; f < fg; ++f)
-                for (std::int64_t i = 0; i < g.kh; ++i)
-                    for (std::int64_t j = 0; j < g.kw; ++j)
-                        for (int l = 0; l < lanes; ++l)
-                            dst[((f * g.kh + i) * g.kw + j) * lanes + l] =
-                                w[(((grp * fg + f) * cg + 32 * blk + l) * g.kh + g.kh - 1 - i) *
-                                      g.kw + g.kw - 1 - j];
-        }
-    const int threads = blas::threads_for(g.n * g.groups);
-    Tensor scratch = blas::thread_rows(threads, fg * p.channel_stride + g.w * 32);
-    parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
-        const std::int64_t n = item / g.groups;
-        const int grp = int(item % g.groups);
-        float* padded = scratch.data<float>() + t * scratch.dim(1);
-        float* rowbuf = padded + fg * p.channel_stride;
-        pad_copy(dy + (n * g.f + grp * fg) * g.oh * g.ow, fg, g.oh, g.ow, padded,
-                 g.h + g.kh - 1, p.wp, g.kh - 1 - g.pad_h, g.kw - 1 - g.pad_w);
-        for (int blk = 0; blk < blocks.count; ++blk) {
-            const int lanes = blocks.lanes(blk);
-            const std::int64_t c0 = grp * cg + 32 * blk;
-            float* out = dx + (n * g.c + c0) * pixels;
-            forward_plane(padded, wp + c0 * fg * taps, lanes, p, rowbuf,
-                          [&](int row, const float* buf) {
-                              avx512::store_transposed(buf, int(g.w), lanes, nullptr, beta,
-                                                       out + std::int64_t(row) * g.w, pixels);
-                          });
-        }
-    });
+    for (int grp = 0; grp < g.groups; ++grp) {
+        const float* wg = w + grp * fg * cg * taps;
+        pack_row_tiles(cg, fg, g, packed.data<float>() + grp * cg * fg * taps,
+                       [&](std::int64_t c, std::int64_t f, std::int64_t i, std::int64_t j) {
+                           return wg[((f * cg + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
+                       });
+    }
+    row_tile_planes(g, problem(fg, g, g.h, g.w), dy, g.f, fg, g.oh, g.ow, g.kh - 1 - g.pad_h,
+                    g.kw - 1 - g.pad_w, packed.data<float>(), cg, g.c, nullptr, beta, dx);
 }
 
 void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,

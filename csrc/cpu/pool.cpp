@@ -32,6 +32,15 @@ constexpr DType dtype_of() {
     return sizeof(T) == 4 ? DType::f32 : DType::f64;
 }
 
+// dx = beta * dx, the start of a gradient that the windows then add into.
+template <typename T>
+void start_gradient(T* dx, std::int64_t n, T beta) {
+    if (beta == T(0))
+        std::fill(dx, dx + n, T(0));
+    else if (beta != T(1))
+        for (std::int64_t i = 0; i < n; ++i) dx[i] *= beta;
+}
+
 int threads_for_planes(std::int64_t planes, std::int64_t outputs_per_plane) {
     return blas::threads_for(planes * outputs_per_plane / 4096 + 1);
 }
@@ -230,10 +239,7 @@ void max_pool_backward_from_winners(const T* x, const T* y, const T* dy, T* dx,
         const T* dyp = dy + plane * oh * ow;
         const std::int32_t* wp = winners + plane * oh * ow;
         T* dxp = dx + plane * h * w;
-        if (beta == T(0))
-            std::fill(dxp, dxp + h * w, T(0));
-        else if (beta != T(1))
-            for (std::int64_t i = 0; i < h * w; ++i) dxp[i] *= beta;
+        start_gradient(dxp, h * w, beta);
         for (std::int64_t o = 0; o < oh * ow; ++o) {
             const T g = dyp[o];
             if (wp[o] >= 0) {
@@ -300,10 +306,7 @@ void avg_pool_backward(const T* dy, T* dx, std::int64_t planes, std::int64_t h, 
         T* across = scratch.data<T>() + omp_get_thread_num() * scratch.dim(1);
         const T* dyp = dy + plane * oh * ow;
         T* dxp = dx + plane * h * w;
-        if (beta == T(0))
-            std::fill(dxp, dxp + h * w, T(0));
-        else if (beta != T(1))
-            for (std::int64_t i = 0; i < h * w; ++i) dxp[i] *= beta;
+        start_gradient(dxp, h * w, beta);
         for (std::int64_t oy = 0; oy < oh; ++oy) {
             const std::int64_t y0 = rows.lo[oy], y1 = rows.hi[oy];
             std::fill(across, across + w, T(0));
@@ -346,10 +349,7 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
         const T* yp = y + plane * oh * ow;
         const T* dyp = dy + plane * oh * ow;
         T* dxp = dx + plane * h * w;
-        if (beta == T(0))
-            std::fill(dxp, dxp + h * w, T(0));
-        else if (beta != T(1))
-            for (std::int64_t i = 0; i < h * w; ++i) dxp[i] *= beta;
+        start_gradient(dxp, h * w, beta);
         for (std::int64_t oy = 0; oy < oh; ++oy) {
             std::fill(maxima, maxima + offsets * w, std::numeric_limits<T>::quiet_NaN());
             std::fill(grads, grads + offsets * w, T(0));
