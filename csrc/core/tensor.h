@@ -18,6 +18,12 @@ enum class DType { f32, f64 };
 
 std::size_t dtype_size(DType dtype);
 const char* dtype_name(DType dtype);
+// The DType of a C++ element type, float or double (the CPU code's templates).
+template <typename T>
+constexpr DType dtype_of() {
+    static_assert(sizeof(T) == 4 || sizeof(T) == 8, "dtype_of: float or double");
+    return sizeof(T) == 4 ? DType::f32 : DType::f64;
+}
 
 using Shape = std::vector<std::int64_t>;
 std::string shape_str(const Shape& shape);

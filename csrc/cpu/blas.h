@@ -4,6 +4,8 @@
 // need. A large GEMM called outside a parallel region is split across our threads here.
 #pragma once
 
+#include <omp.h>
+
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -18,6 +20,18 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
 
 // How many OpenMP threads a loop over `work_items` independent items should use.
 int threads_for(std::int64_t work_items);
+
+// Runs body(item, thread) for items 0..count-1 on `threads` OpenMP threads. Static scheduling
+// fixes which thread takes which items, so per-thread partial sums are the same from run to run.
+template <typename Body>
+void for_each_item(std::int64_t count, int threads, Body&& body) {
+    if (threads <= 1) {
+        for (std::int64_t i = 0; i < count; ++i) body(i, 0);
+        return;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (std::int64_t i = 0; i < count; ++i) body(i, omp_get_thread_num());
+}
 
 // A per-thread workspace: `threads` rows of at least `elements` each, every row on cache lines of
 // its own (rows padded to whole lines plus one), so that threads writing their rows never share a

@@ -3,8 +3,6 @@
 // OpenBLAS GEMMs on its own im2col workspace; with one image, the GEMMs use OpenBLAS's threads.
 // A 1x1, stride-1, unpadded convolution skips im2col: the image already is the column matrix.
 // Stride-1 float layers go to the direct convolution instead where it fits (direct_conv.h).
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -20,11 +18,6 @@ namespace {
 bool is_pointwise(const ConvGeometry& g) {
     return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
            g.pad_w == 0 && g.oh == g.h && g.ow == g.w;
-}
-
-template <typename T>
-constexpr DType dtype_of() {
-    return sizeof(T) == 4 ? DType::f32 : DType::f64;
 }
 
 // The sizes every direction uses, and one im2col workspace per thread (from the caching
@@ -57,18 +50,6 @@ T row_sum(const T* x, std::int64_t n) {
     return total;
 }
 
-// Runs body(image, thread) for every image, on `threads` OpenMP threads (OpenBLAS itself is
-// always single-threaded, blas.h). Static scheduling fixes which thread sums which
-// images into its partial weight gradient, so results are the same from run to run.
-template <typename Body>
-void for_each_image(std::int64_t images, int threads, Body&& body) {
-    if (threads <= 1) {
-        for (std::int64_t i = 0; i < images; ++i) body(i, 0);
-        return;
-    }
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t i = 0; i < images; ++i) body(i, omp_get_thread_num());
-}
 }  // namespace
 
 template <typename T>
@@ -78,7 +59,7 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
-    for_each_image(g.n, plan.threads, [&](std::int64_t n, int t) {
+    blas::for_each_item(g.n, plan.threads, [&](std::int64_t n, int t) {
         T* col = plan.col(t);
         for (int grp = 0; grp < g.groups; ++grp) {
             const T* xg = x + (n * g.c + grp * cg) * g.h * g.w;
@@ -103,7 +84,7 @@ void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& 
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
-    for_each_image(g.n, plan.threads, [&](std::int64_t n, int t) {
+    blas::for_each_item(g.n, plan.threads, [&](std::int64_t n, int t) {
         T* col = plan.col(t);
         T* dxn = dx + n * g.c * g.h * g.w;
         if (!pointwise) {
@@ -136,7 +117,7 @@ void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvG
     const std::int64_t dw_size = g.f * patch;
     Tensor partial = blas::thread_rows(plan.threads, dw_size + g.f, dtype_of<T>());
     std::fill(partial.data<T>(), partial.data<T>() + partial.numel(), T(0));
-    for_each_image(g.n, plan.threads, [&](std::int64_t n, int t) {
+    blas::for_each_item(g.n, plan.threads, [&](std::int64_t n, int t) {
         T* col = plan.col(t);
         T* dw_t = partial.data<T>() + t * partial.dim(1);
         T* db_t = dw_t + dw_size;

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 
 #include "core/check.h"
 #include "core/tensor.h"
@@ -71,15 +70,6 @@ Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h
     return Problem{int(channels), int(g.kh), int(g.kw), int(out_h), int(out_w), int(wp), hp * wp};
 }
 
-// Runs body(item, thread) for items 0..count-1 on the OpenMP threads, statically scheduled so
-// that partial sums are the same from run to run.
-template <typename Body>
-void parallel_items(std::int64_t count, Body&& body) {
-    const int threads = blas::threads_for(count);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t i = 0; i < count; ++i) body(i, omp_get_thread_num());
-}
-
 // One output plane tile by tile: rows of `out_w` outputs split into near-equal tiles of at most
 // the kernel's longest, each written to rowbuf[x][lanes] and handed to store(y, rowbuf).
 template <typename Store>
@@ -99,18 +89,22 @@ void forward_plane(const float* padded, const float* wblock, int lanes, const Pr
     }
 }
 
-// Weights packed for the row tiles, one group: per block of 16 or 32 output channels,
-// [input channel][i][j][lanes]; weight(o, k, i, j) reads the tap of output o and input k.
+// Weights packed for the row tiles: per group, and per block of 16 or 32 of its output channels,
+// [input channel][i][j][lanes]; weight(grp, o, k, i, j) reads the tap of output o and input k.
 template <typename Weight>
-void pack_row_tiles(std::int64_t outs, std::int64_t ins, const ConvGeometry& g, float* dst,
-                    Weight&& weight) {
+Tensor pack_row_tiles(const ConvGeometry& g, std::int64_t outs, std::int64_t ins,
+                      Weight&& weight) {
+    Tensor packed = Tensor::empty({g.groups * outs * ins * g.kh * g.kw});
+    float* dst = packed.data<float>();
     const Blocks blocks(outs);
-    for (int blk = 0; blk < blocks.count; ++blk)
-        for (std::int64_t k = 0; k < ins; ++k)
-            for (std::int64_t i = 0; i < g.kh; ++i)
-                for (std::int64_t j = 0; j < g.kw; ++j)
-                    for (int l = 0; l < blocks.lanes(blk); ++l)
-                        *dst++ = weight(32 * blk + l, k, i, j);
+    for (int grp = 0; grp < g.groups; ++grp)
+        for (int blk = 0; blk < blocks.count; ++blk)
+            for (std::int64_t k = 0; k < ins; ++k)
+                for (std::int64_t i = 0; i < g.kh; ++i)
+                    for (std::int64_t j = 0; j < g.kw; ++j)
+                        for (int l = 0; l < blocks.lanes(blk); ++l)
+                            *dst++ = weight(grp, 32 * blk + l, k, i, j);
+    return packed;
 }
 
 // One direction by row tiles, for every image and group: the group's `ins` input planes (of
@@ -125,7 +119,7 @@ void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
     const std::int64_t taps = g.kh * g.kw, plane = std::int64_t(p.oh) * p.ow;
     const int threads = blas::threads_for(g.n * g.groups);
     Tensor scratch = blas::thread_rows(threads, ins * p.channel_stride + std::int64_t(p.ow) * 32);
-    parallel_items(g.n * g.groups, [&](std::int64_t item, int t) {
+    blas::for_each_item(g.n * g.groups, threads, [&](std::int64_t item, int t) {
         const std::int64_t n = item / g.groups;
         const int grp = int(item % g.groups);
         float* padded = scratch.data<float>() + t * scratch.dim(1);
@@ -192,15 +186,10 @@ bool use_backward_filter(const ConvGeometry& g) {
 void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
-    const std::int64_t taps = g.kh * g.kw;
-    Tensor packed = Tensor::empty({g.groups * fg * cg * taps});
-    for (int grp = 0; grp < g.groups; ++grp) {
-        const float* wg = w + grp * fg * cg * taps;
-        pack_row_tiles(fg, cg, g, packed.data<float>() + grp * fg * cg * taps,
-                       [&](std::int64_t f, std::int64_t c, std::int64_t i, std::int64_t j) {
-                           return wg[((f * cg + c) * g.kh + i) * g.kw + j];
-                       });
-    }
+    const Tensor packed = pack_row_tiles(g, fg, cg, [&](int grp, std::int64_t f, std::int64_t c,
+                                                          std::int64_t i, std::int64_t j) {
+        return w[(((grp * fg + f) * cg + c) * g.kh + i) * g.kw + j];
+    });
     row_tile_planes(g, problem(cg, g, g.oh, g.ow), x, g.c, cg, g.h, g.w, g.pad_h, g.pad_w,
                     packed.data<float>(), fg, g.f, b, 0.f, y);
 }
@@ -210,15 +199,10 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
 void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
-    const std::int64_t taps = g.kh * g.kw;
-    Tensor packed = Tensor::empty({g.groups * fg * cg * taps});
-    for (int grp = 0; grp < g.groups; ++grp) {
-        const float* wg = w + grp * fg * cg * taps;
-        pack_row_tiles(cg, fg, g, packed.data<float>() + grp * cg * fg * taps,
-                       [&](std::int64_t c, std::int64_t f, std::int64_t i, std::int64_t j) {
-                           return wg[((f * cg + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
-                       });
-    }
+    const Tensor packed = pack_row_tiles(g, cg, fg, [&](int grp, std::int64_t c, std::int64_t f,
+                                                          std::int64_t i, std::int64_t j) {
+        return w[(((grp * fg + f) * cg + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
+    });
     row_tile_planes(g, problem(fg, g, g.h, g.w), dy, g.f, fg, g.oh, g.ow, g.kh - 1 - g.pad_h,
                     g.kw - 1 - g.pad_w, packed.data<float>(), cg, g.c, nullptr, beta, dx);
 }
@@ -236,9 +220,7 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
     std::fill(partial.data<float>(), partial.data<float>() + partial.numel(), 0.f);
     Tensor scratch = blas::thread_rows(threads, cg * p.channel_stride + positions * 32);
     // Each thread sums whole images (static schedule: the same images every run).
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t n = 0; n < g.n; ++n) {
-        const int t = omp_get_thread_num();
+    blas::for_each_item(g.n, threads, [&](std::int64_t n, int t) {
         float* padded = scratch.data<float>() + t * scratch.dim(1);
         float* dyt = padded + cg * p.channel_stride;
         float* dw_t = partial.data<float>() + t * partial.dim(1);
@@ -269,7 +251,7 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
                 }
             }
         }
-    }
+    });
     // Sum the threads' partials and unpack [grp][blk][c][i][j][l] into dw[f][c][i][j].
     const float* parts = partial.data<float>();
     auto total = [&](std::int64_t offset) {

@@ -12,11 +12,6 @@
 namespace convnet {
 
 namespace {
-template <typename T>
-constexpr DType dtype_of() {
-    return sizeof(T) == 4 ? DType::f32 : DType::f64;
-}
-
 // patches[p][n][k] for group `grp`; col is scratch of K*P.
 template <typename T>
 void gather_patches(const T* x, T* patches, T* col, const ConvGeometry& g, int grp) {

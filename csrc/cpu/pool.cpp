@@ -27,11 +27,6 @@ struct Windows {
     std::vector<std::int64_t> lo, hi;
 };
 
-template <typename T>
-constexpr DType dtype_of() {
-    return sizeof(T) == 4 ? DType::f32 : DType::f64;
-}
-
 // dx = beta * dx, the start of a gradient that the windows then add into.
 template <typename T>
 void start_gradient(T* dx, std::int64_t n, T beta) {
@@ -43,6 +38,18 @@ void start_gradient(T* dx, std::int64_t n, T beta) {
 
 int threads_for_planes(std::int64_t planes, std::int64_t outputs_per_plane) {
     return blas::threads_for(planes * outputs_per_plane / 4096 + 1);
+}
+
+// Runs body(plane, scratch) for every (image, channel) plane on the threads, each thread with a
+// scratch row of `scratch_len` T of its own.
+template <typename T, typename Body>
+void for_each_plane(std::int64_t planes, std::int64_t outputs_per_plane,
+                    std::int64_t scratch_len, Body&& body) {
+    const int threads = threads_for_planes(planes, outputs_per_plane);
+    Tensor scratch = blas::thread_rows(threads, scratch_len, dtype_of<T>());
+    blas::for_each_item(planes, threads, [&](std::int64_t plane, int t) {
+        body(plane, scratch.data<T>() + t * scratch.dim(1));
+    });
 }
 
 // Max pooling, recording each window's winner where asked (pool.h), in two passes that vectorise.
@@ -232,8 +239,7 @@ void max_pool_backward_from_winners(const T* x, const T* y, const T* dy, T* dx,
                                     const std::int32_t* winners) {
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
-#pragma omp parallel for num_threads(threads_for_planes(planes, oh * ow)) schedule(static)
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
+    blas::for_each_item(planes, threads_for_planes(planes, oh * ow), [&](std::int64_t plane, int) {
         const T* xp = x + plane * h * w;
         const T* yp = y + plane * oh * ow;
         const T* dyp = dy + plane * oh * ow;
@@ -252,7 +258,7 @@ void max_pool_backward_from_winners(const T* x, const T* y, const T* dy, T* dx,
                 for (std::int64_t ix = cols.lo[ox]; ix < cols.hi[ox]; ++ix)
                     dxp[iy * w + ix] += xp[iy * w + ix] == m ? g : T(0);
         }
-    }
+    });
 }
 
 // Average pooling, each output row in two passes that vectorise: down the window's rows over the
@@ -265,11 +271,7 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
         return max_pool_forward_with_winners(x, y, planes, h, w, oh, ow, p, winners);
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
-    const int threads = threads_for_planes(planes, oh * ow);
-    Tensor scratch = blas::thread_rows(threads, w, dtype_of<T>());
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
-        T* down = scratch.data<T>() + omp_get_thread_num() * scratch.dim(1);
+    for_each_plane<T>(planes, oh * ow, w, [&](std::int64_t plane, T* down) {
         const T* xp = x + plane * h * w;
         T* yp = y + plane * oh * ow;
         for (std::int64_t oy = 0; oy < oh; ++oy) {
@@ -287,7 +289,7 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
                 yp[oy * ow + ox] = out;
             }
         }
-    }
+    });
 }
 
 // Average pooling's gradient is separable: every input of an output's window receives the
@@ -299,11 +301,7 @@ void avg_pool_backward(const T* dy, T* dx, std::int64_t planes, std::int64_t h, 
                        std::int64_t oh, std::int64_t ow, const PoolParams& p, T beta) {
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
-    const int threads = threads_for_planes(planes, oh * ow);
-    Tensor scratch = blas::thread_rows(threads, w, dtype_of<T>());
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
-        T* across = scratch.data<T>() + omp_get_thread_num() * scratch.dim(1);
+    for_each_plane<T>(planes, oh * ow, w, [&](std::int64_t plane, T* across) {
         const T* dyp = dy + plane * oh * ow;
         T* dxp = dx + plane * h * w;
         start_gradient(dxp, h * w, beta);
@@ -318,7 +316,7 @@ void avg_pool_backward(const T* dy, T* dx, std::int64_t planes, std::int64_t h, 
             for (std::int64_t iy = y0; iy < y1; ++iy)
                 for (std::int64_t ix = 0; ix < w; ++ix) dxp[iy * w + ix] += across[ix];
         }
-    }
+    });
 }
 
 // Max pooling sends each output's gradient to every input of its window equal to the maximum
@@ -339,11 +337,8 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     const int offsets = p.size_w;
-    const int threads = threads_for_planes(planes, oh * ow);
-    Tensor scratch = blas::thread_rows(threads, 2 * offsets * w, dtype_of<T>());
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (std::int64_t plane = 0; plane < planes; ++plane) {
-        T* maxima = scratch.data<T>() + omp_get_thread_num() * scratch.dim(1);  // [k][ix]
+    for_each_plane<T>(planes, oh * ow, 2 * offsets * w, [&](std::int64_t plane, T* maxima) {
+        // maxima and grads: [k][ix]
         T* grads = maxima + offsets * w;                                          // [k][ix]
         const T* xp = x + plane * h * w;
         const T* yp = y + plane * oh * ow;
@@ -374,7 +369,7 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
                 }
             }
         }
-    }
+    });
 }
 
 template void pool_forward_cpu<float>(const float*, float*, std::int64_t, std::int64_t,

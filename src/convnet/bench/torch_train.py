@@ -4,6 +4,8 @@ pooling geometry, normalisations and neurons, so PyTorch does the same work per 
 PyTorch's own initialisation. A layer type it cannot translate raises NotImplementedError naming
 the layer, and the benchmark reports that net's PyTorch column as missing."""
 
+import time
+
 from convnet.config.values import norm_alpha, parse_neuron
 
 
@@ -126,7 +128,6 @@ def step_function(net, batch_x, labels, threads):
             opt.zero_grad(set_to_none=True)
             model(x, y).backward()
             opt.step()
-        import time
         step()  # warm-up: oneDNN primitives are created on first use
         start = time.perf_counter()
         for _ in range(3):

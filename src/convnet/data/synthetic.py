@@ -23,6 +23,11 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
+def _normal(a, b):
+    """Standard normal deviates from two arrays of uniforms in [0, 1) (Box-Muller)."""
+    return np.sqrt(-2.0 * np.log1p(-a)) * np.cos(2 * np.pi * b)
+
+
 class SyntheticDataset:
     def __init__(self, shape=(3, 32, 32), classes: int = 10, train_size: int = 2560,
                  test_size: int = 512, seed: int = 0, scale: float = 50.0):
@@ -80,10 +85,9 @@ class SyntheticDataset:
         n, (c, h, w) = len(indices), self.shape
         u = self._uniforms(split, indices)
         labels = self._labels(u)
-        normal = lambda a, b: np.sqrt(-2.0 * np.log1p(-a)) * np.cos(2 * np.pi * b)  # noqa: E731
-        freq = ((3.0 + 0.5 * normal(u[:, 1], u[:, 2])) * np.pi).astype(f32)
+        freq = ((3.0 + 0.5 * _normal(u[:, 1], u[:, 2])) * np.pi).astype(f32)
         phase = (2 * np.pi * u[:, 3]).astype(f32)
-        tint = normal(u[:, 4:4 + c], u[:, 4 + c:4 + 2 * c]).astype(f32)
+        tint = _normal(u[:, 4:4 + c], u[:, 4 + c:4 + 2 * c]).astype(f32)
         starts = (u[:, 4 + 2 * c] * (self._bank.size - c * h * w + 1)).astype(np.int64)
         images = np.empty((n, c, h, w), f32)
         for j, start in enumerate(starts):
