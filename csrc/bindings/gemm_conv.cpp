@@ -69,7 +69,10 @@ void bind_gemm_conv_ops(py::module_& m) {
                                  const std::string& rule) {
         return conv_output_size(size, kernel, stride, padding, conv_size_rule_from_name(rule));
     }, py::arg("size"), py::arg("kernel"), py::arg("stride"), py::arg("padding"), py::arg("rule"));
-    def_filter_op(m, "conv_forward", "conv_backward", &conv_geometry, &conv_forward,
+    // The binding has no neuron argument (the layer graph fuses neurons, not Python callers).
+    def_filter_op(m, "conv_forward", "conv_backward", &conv_geometry,
+                  +[](const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
+                      const ConvGeometry& g) { conv_forward(x, w, b, y, g); },
                   &conv_backward);
     def_filter_op(m, "local_forward", "local_backward", &local_geometry, &local_forward,
                   &local_backward);

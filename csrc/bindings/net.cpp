@@ -142,6 +142,8 @@ void bind_net(py::module_& m) {
             // A copy: the net reuses its activation buffers on the next step.
             return tensor_to_numpy(n.output(i).to(Device::cpu()));
         }, py::arg("layer"))
+        .def("set_neuron_fusion", &Net::set_neuron_fusion, py::arg("on"))
+        .def("fused_neuron", &Net::fused_neuron, py::arg("layer"))
         .def("set_profiling", &Net::set_profiling, py::arg("on"))
         .def("layer_times", [](const Net& n) {
             py::list out;

@@ -11,6 +11,7 @@
 #include "cpu/direct_conv.h"
 #include "cpu/im2col.h"
 #include "ops/conv.h"
+#include "ops/neuron.h"
 
 namespace convnet {
 
@@ -53,9 +54,10 @@ T row_sum(const T* x, std::int64_t n) {
 }  // namespace
 
 template <typename T>
-void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
+void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g,
+                      const NeuronParams* neuron) {
     if constexpr (std::is_same_v<T, float>)
-        if (direct_conv::use_forward(g)) return direct_conv::forward(x, w, b, y, g);
+        if (direct_conv::use_forward(g)) return direct_conv::forward(x, w, b, y, g, neuron);
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
@@ -74,6 +76,7 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
                     for (std::int64_t p = 0; p < positions; ++p) row[p] += bias;
                 }
         }
+        if (neuron) neuron_in_place_cpu(y + n * g.f * positions, g.f * positions, *neuron);
     });
 }
 
@@ -149,7 +152,8 @@ void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvG
 }
 
 #define CONVNET_INSTANTIATE(T)                                                                  \
-    template void conv_forward_cpu<T>(const T*, const T*, const T*, T*, const ConvGeometry&);   \
+    template void conv_forward_cpu<T>(const T*, const T*, const T*, T*, const ConvGeometry&,    \
+                                      const NeuronParams*);                                     \
     template void conv_backward_data_cpu<T>(const T*, const T*, T*, const ConvGeometry&, T);    \
     template void conv_backward_filter_cpu<T>(const T*, const T*, T*, T*, const ConvGeometry&, T);
 CONVNET_INSTANTIATE(float)

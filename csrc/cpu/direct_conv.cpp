@@ -11,6 +11,8 @@
 #include "core/tensor.h"
 #include "cpu/blas.h"
 #include "cpu/direct_conv_kernels.h"
+#include "cpu/vector_clones.h"
+#include "ops/neuron.h"
 
 namespace convnet::direct_conv {
 
@@ -110,11 +112,13 @@ Tensor pack_row_tiles(const ConvGeometry& g, std::int64_t outs, std::int64_t ins
 // One direction by row tiles, for every image and group: the group's `ins` input planes (of
 // in_total per image, in_h x in_w, at in) padded by (top, left), convolved with `packed` (per
 // group and block of output channels, [ins][kh][kw][lanes]) into its `outs` output planes (of
-// out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution.
+// out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution, then the neuron
+// (where given) over the group's planes of the image, still in cache.
 void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
                      std::int64_t in_total, std::int64_t ins, std::int64_t in_h, std::int64_t in_w,
                      std::int64_t top, std::int64_t left, const float* packed, std::int64_t outs,
-                     std::int64_t out_total, const float* bias, float beta, float* out) {
+                     std::int64_t out_total, const float* bias, float beta, float* out,
+                     const NeuronParams* neuron = nullptr) {
     const Blocks blocks(outs);
     const std::int64_t taps = g.kh * g.kw, plane = std::int64_t(p.oh) * p.ow;
     const int threads = blas::threads_for(g.n * g.groups);
@@ -137,6 +141,8 @@ void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
                                                        dst + std::int64_t(row) * p.ow, plane);
                           });
         }
+        if (neuron)
+            neuron_in_place_cpu(out + (n * out_total + grp * outs) * plane, outs * plane, *neuron);
     });
 }
 
@@ -162,10 +168,7 @@ std::string algorithm() {
     }
 }
 
-bool cpu_supported() {
-    static const bool avx512 = __builtin_cpu_supports("avx512f");
-    return avx512;
-}
+bool cpu_supported() { return cpu_has_avx512f(); }
 
 std::int64_t calls() { return g_calls.load(); }
 
@@ -183,7 +186,8 @@ bool use_backward_filter(const ConvGeometry& g) {
     return eligible(g) && g.filters_per_group() % 16 == 0;
 }
 
-void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g) {
+void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g,
+             const NeuronParams* neuron) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
     const Tensor packed = pack_row_tiles(g, fg, cg, [&](int grp, std::int64_t f, std::int64_t c,
@@ -191,7 +195,7 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
         return w[(((grp * fg + f) * cg + c) * g.kh + i) * g.kw + j];
     });
     row_tile_planes(g, problem(cg, g, g.oh, g.ow), x, g.c, cg, g.h, g.w, g.pad_h, g.pad_w,
-                    packed.data<float>(), fg, g.f, b, 0.f, y);
+                    packed.data<float>(), fg, g.f, b, 0.f, y, neuron);
 }
 
 // The forward loop over dy padded by kh-1-pad (kw-1-pad) before, with the kernel flipped and its

@@ -31,7 +31,9 @@ bool use_forward(const ConvGeometry& g);
 bool use_backward_data(const ConvGeometry& g);
 bool use_backward_filter(const ConvGeometry& g);
 
-void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g);
+// neuron (optional) is applied to each image's output once it is complete (ops/conv.h).
+void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g,
+             const NeuronParams* neuron = nullptr);
 void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta);
 // dw and db may be null (that gradient is skipped).
 void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "core/tensor.h"
 #include "cpu/blas.h"
+#include "cpu/pool_kernels.h"
 #include "cpu/vector_clones.h"
+#include "ops/neuron.h"
 #include "ops/pool.h"
 
 namespace convnet {
@@ -208,9 +211,23 @@ void max_pool_plane_any(const double* xp, double* yp, std::int32_t* wp, const Ma
 template <typename T>
 void max_pool_forward_with_winners(const T* x, T* y, std::int64_t planes, std::int64_t h,
                                    std::int64_t w, std::int64_t oh, std::int64_t ow,
-                                   const PoolParams& p, std::int32_t* winners) {
+                                   const PoolParams& p, std::int32_t* winners,
+                                   const NeuronParams* neuron) {
     const MaxPoolRows g(h, w, oh, ow, p);
     const int threads = threads_for_planes(planes, oh * ow);
+    if constexpr (std::is_same_v<T, float>)
+        if (cpu_has_avx512f() && pool_avx512::takes(p.stride_w, p.size_w)) {
+            const pool_avx512::MaxPlane plane_geometry{h, w, oh, ow, p.stride_w, p.size_w,
+                                                       p.start_w, g.rows.lo.data(),
+                                                       g.rows.hi.data()};
+            blas::for_each_item(planes, threads, [&](std::int64_t plane, int) {
+                pool_avx512::max_plane(x + plane * h * w, y + plane * oh * ow,
+                                       winners ? winners + plane * oh * ow : nullptr,
+                                       plane_geometry);
+                if (neuron) neuron_in_place_cpu(y + plane * oh * ow, oh * ow, *neuron);
+            });
+            return;
+        }
     Tensor values = blas::thread_rows(threads, g.lanes, dtype_of<T>());
     Tensor marks = blas::thread_rows(threads, 2 * g.lanes);  // int32 positions and ties
 #pragma omp parallel num_threads(threads)
@@ -220,10 +237,12 @@ void max_pool_forward_with_winners(const T* x, T* y, std::int64_t planes, std::i
         std::int32_t* m = static_cast<std::int32_t*>(marks.raw()) + t * marks.dim(1);
         max_pool_scratch(g, v, m);
 #pragma omp for schedule(static)
-        for (std::int64_t plane = 0; plane < planes; ++plane)
+        for (std::int64_t plane = 0; plane < planes; ++plane) {
             max_pool_plane_any(x + plane * h * w, y + plane * oh * ow,
                                winners ? winners + plane * oh * ow : nullptr, g,
                                plane == planes - 1, v, m);
+            if (neuron) neuron_in_place_cpu(y + plane * oh * ow, oh * ow, *neuron);
+        }
     }
 }
 
@@ -231,9 +250,11 @@ void max_pool_forward_with_winners(const T* x, T* y, std::int64_t planes, std::i
 
 // Each output's gradient goes to its window's winner; a window without one (a tie) searches for
 // every input equal to its maximum, as the plain backward does. Outputs are taken in order, so
-// each input sums its contributions in the same order as there.
+// each input sums its contributions in the same order as there. The maximum of a tied window is
+// found again from x, in forward's order of comparisons: y is not read, so that a layer may write
+// a neuron's output in place of y (pool.h).
 template <typename T>
-void max_pool_backward_from_winners(const T* x, const T* y, const T* dy, T* dx,
+void max_pool_backward_from_winners(const T* x, const T* dy, T* dx,
                                     std::int64_t planes, std::int64_t h, std::int64_t w,
                                     std::int64_t oh, std::int64_t ow, const PoolParams& p, T beta,
                                     const std::int32_t* winners) {
@@ -241,7 +262,6 @@ void max_pool_backward_from_winners(const T* x, const T* y, const T* dy, T* dx,
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     blas::for_each_item(planes, threads_for_planes(planes, oh * ow), [&](std::int64_t plane, int) {
         const T* xp = x + plane * h * w;
-        const T* yp = y + plane * oh * ow;
         const T* dyp = dy + plane * oh * ow;
         const std::int32_t* wp = winners + plane * oh * ow;
         T* dxp = dx + plane * h * w;
@@ -252,8 +272,11 @@ void max_pool_backward_from_winners(const T* x, const T* y, const T* dy, T* dx,
                 dxp[wp[o]] += g;
                 continue;
             }
-            const T m = yp[o];
             const std::int64_t oy = o / ow, ox = o % ow;
+            T m = -std::numeric_limits<T>::infinity();
+            for (std::int64_t iy = rows.lo[oy]; iy < rows.hi[oy]; ++iy)
+                for (std::int64_t ix = cols.lo[ox]; ix < cols.hi[ox]; ++ix)
+                    m = xp[iy * w + ix] > m ? xp[iy * w + ix] : m;
             for (std::int64_t iy = rows.lo[oy]; iy < rows.hi[oy]; ++iy)
                 for (std::int64_t ix = cols.lo[ox]; ix < cols.hi[ox]; ++ix)
                     dxp[iy * w + ix] += xp[iy * w + ix] == m ? g : T(0);
@@ -266,9 +289,9 @@ void max_pool_backward_from_winners(const T* x, const T* y, const T* dy, T* dx,
 template <typename T>
 void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std::int64_t w,
                       std::int64_t oh, std::int64_t ow, const PoolParams& p,
-                      std::int32_t* winners) {
+                      std::int32_t* winners, const NeuronParams* neuron) {
     if (p.mode == PoolMode::max)
-        return max_pool_forward_with_winners(x, y, planes, h, w, oh, ow, p, winners);
+        return max_pool_forward_with_winners(x, y, planes, h, w, oh, ow, p, winners, neuron);
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     for_each_plane<T>(planes, oh * ow, w, [&](std::int64_t plane, T* down) {
@@ -289,6 +312,7 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
                 yp[oy * ow + ox] = out;
             }
         }
+        if (neuron) neuron_in_place_cpu(yp, oh * ow, *neuron);
     });
 }
 
@@ -333,7 +357,7 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
                        const PoolParams& p, T beta, const std::int32_t* winners) {
     if (p.mode == PoolMode::avg) return avg_pool_backward(dy, dx, planes, h, w, oh, ow, p, beta);
     if (winners)
-        return max_pool_backward_from_winners(x, y, dy, dx, planes, h, w, oh, ow, p, beta, winners);
+        return max_pool_backward_from_winners(x, dy, dx, planes, h, w, oh, ow, p, beta, winners);
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     const int offsets = p.size_w;
@@ -374,10 +398,10 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
 
 template void pool_forward_cpu<float>(const float*, float*, std::int64_t, std::int64_t,
                                       std::int64_t, std::int64_t, std::int64_t,
-                                      const PoolParams&, std::int32_t*);
+                                      const PoolParams&, std::int32_t*, const NeuronParams*);
 template void pool_forward_cpu<double>(const double*, double*, std::int64_t, std::int64_t,
                                        std::int64_t, std::int64_t, std::int64_t,
-                                       const PoolParams&, std::int32_t*);
+                                       const PoolParams&, std::int32_t*, const NeuronParams*);
 template void pool_backward_cpu<float>(const float*, const float*, const float*, float*,
                                        std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                        std::int64_t, const PoolParams&, float, const std::int32_t*);

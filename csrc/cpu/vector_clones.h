@@ -13,3 +13,11 @@
 #define CONVNET_VECTOR_CLONES
 #endif
 #define CONVNET_ALWAYS_INLINE __attribute__((always_inline)) inline
+
+namespace convnet {
+// Whether this CPU runs the loops of the files built with -mavx512f (*_avx512.cpp).
+inline bool cpu_has_avx512f() {
+    static const bool avx512 = __builtin_cpu_supports("avx512f");
+    return avx512;
+}
+}  // namespace convnet

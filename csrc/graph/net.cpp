@@ -125,6 +125,30 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
         const int s = c.inputs[1];
         if (layers_[s]->is_softmax() && readers[s] == 1 && !edges_[s][0].copy) fused_[i] = s;
     }
+    fused_neuron_.assign(configs.size(), -1);
+    fused_producer_.assign(configs.size(), -1);
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+        const NeuronParams* neuron = layers_[i]->neuron();
+        if (!neuron || neuron_gradient_reads_input(neuron->type) || edges_[i][0].copy) continue;
+        const int p = configs[i].inputs[0];
+        const Layer& producer = *layers_[p];
+        if (readers[p] != 1 || producer.is_data() || producer.is_cost() ||
+            producer.is_softmax() || producer.neuron() || producer.backward_reads_output() ||
+            fused_producer_[p] >= 0)
+            continue;
+        fused_neuron_[p] = int(i);
+        fused_producer_[i] = p;
+    }
+}
+
+const Tensor& Net::output(int i) const {
+    const Tensor& out = acts_.at(i);
+    if (last_forward_fused_ && fused_neuron_[i] >= 0)
+        throw Error(detail::concat("layer '", layers_[i]->name(), "': the last forward pass "
+                                   "wrote only the output of '", layers_[fused_neuron_[i]]->name(),
+                                   "' (the neuron fused into it); a forward pass without the "
+                                   "costs (Net.features) keeps every layer's output"));
+    return out;
 }
 
 void Net::set_profiling(bool on) {
@@ -213,17 +237,24 @@ void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool
         use_device(layer_devices_[data_layers_[j]]);
         acts_[data_layers_[j]].copy_from(batch[j]);
     }
+    const bool fuse = run_costs && fuse_neurons_;
     for (int i = 0; i < size(); ++i) {
         Layer& layer = *layers_[i];
         if (layer.is_data() || (layer.is_cost() && !run_costs)) continue;
+        if (fuse && fused_producer_[i] >= 0) continue;  // written by its producer
         use_device(layer_devices_[i]);
         std::vector<Tensor> in;
+        const int neuron = fuse ? fused_neuron_[i] : -1;
         timed(i, &LayerTime::forward, [&] {
             forward_inputs(i, in);
-            layer.forward(in, acts_[i], ctx);
+            if (neuron >= 0)
+                layer.forward_with_neuron(in, acts_[neuron], *layers_[neuron]->neuron(), ctx);
+            else
+                layer.forward(in, acts_[i], ctx);
         });
     }
     costs_ran_ = run_costs;
+    last_forward_fused_ = fuse;
 }
 
 Shape Net::acts_shape(int i, std::int64_t batch) const {
@@ -256,7 +287,9 @@ void Net::backward(const StepContext& ctx) {
         for (std::size_t k = 0; k < inputs.size(); ++k) {
             const int j = inputs[k];
             const Edge& e = edges_[i][k];
-            in.push_back(e.copy ? e.act : acts_[j]);
+            // A fused neuron's input was not kept: its gradient reads only its output.
+            const bool fused = last_forward_fused_ && fused_producer_[i] >= 0;
+            in.push_back(e.copy ? e.act : acts_[fused ? i : j]);
             // A copy edge's gradient is written whole on this device and added over there.
             din.push_back(e.copy ? e.grad : grads_[j]);  // undefined for data layers
             beta.push_back(!e.copy && written[j] ? 1.f : 0.f);

@@ -8,6 +8,12 @@
 // into a buffer on the consumer's device (peer to peer between GPUs), backward copies the
 // gradient back and adds it on the producer's device. Logical devices that map to one physical
 // device (all on the CPU, say) still copy, so the CPU exercises the same code as two GPUs.
+// Neuron fusion: a neuron layer whose gradient needs only its output (relu, logistic, ...) and
+// whose input is the only reader of a layer that does not read its own output in backward (conv,
+// fc, pooling) is applied by that layer as it writes: in a forward pass that runs the costs (a
+// training or scoring step), the producer writes the neuron's output, the neuron layer is
+// skipped, and the producer's own output is not kept (output() refuses it until a forward pass
+// without costs). Backward is unchanged: the neuron's gradient reads its output for its input.
 // Between GPUs the copies run peer to peer where the devices can reach each other (the net enables
 // peer access between its GPUs) and through host memory where not, without blocking the host.
 #pragma once
@@ -46,7 +52,12 @@ public:
     // forward + backward + update.
     void train_step(const std::vector<Tensor>& batch, const StepContext& ctx);
 
-    const Tensor& output(int i) const { return acts_.at(i); }
+    // Layer i's output of the last forward pass; throws for a producer whose neuron was fused.
+    const Tensor& output(int i) const;
+    // Neuron fusion on (the default) or off; results are identical either way.
+    void set_neuron_fusion(bool on) { fuse_neurons_ = on; }
+    // The neuron layer fused into layer i, or -1.
+    int fused_neuron(int i) const { return fused_neuron_.at(i); }
 
     // The copy edges: producer, consumer, and how the last copy went ("cpu": both on the CPU,
     // "device": within one GPU, "peer": GPU to GPU directly, "host": through host memory; before
@@ -89,6 +100,9 @@ private:
     // fuses_with_softmax(): cost.logreg; same device, input not copied), or -1: backward then
     // goes from the cost to the softmax's input in one step.
     std::vector<int> fused_;
+    // fused_neuron_[p] = the neuron layer fused into layer p, fused_producer_[n] = p, else -1.
+    std::vector<int> fused_neuron_, fused_producer_;
+    bool fuse_neurons_ = true, last_forward_fused_ = false;
     DType dtype_;
     std::vector<Device> devices_, layer_devices_;
     std::int64_t batch_ = -1;

@@ -11,6 +11,7 @@
 #include "ops/conv.h"
 #include "ops/eltwise.h"
 #include "ops/local.h"
+#include "ops/neuron.h"
 
 namespace convnet {
 
@@ -70,16 +71,15 @@ public:
     }
 
     void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
-        // Bias with input 0 where the op takes it (shared conv bias, local's per-position bias).
-        const bool op_bias = local_ || !unshared_bias_;
-        run_forward(0, in[0], op_bias ? bias().value : Tensor(), out);
-        for (std::size_t i = 1; i < in.size(); ++i) {
-            Tensor part = Tensor::empty(out.shape(), out.dtype(), out.device());
-            run_forward(i, in[i], Tensor(), part);
-            eltsum_forward({out, part}, {1.0, 1.0}, out);
-        }
-        if (!op_bias) bias_add_forward(out, bias().value);
+        run_all(in, out, nullptr);
     }
+
+    void forward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                             const NeuronParams& neuron, const StepContext&) override {
+        run_all(in, out, &neuron);
+    }
+
+    bool backward_reads_output() const override { return false; }
 
     void backward(const std::vector<Tensor>& in, const Tensor&, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
@@ -126,12 +126,30 @@ private:
         return 1 + (span + p.stride - 1) / p.stride;
     }
 
-    void run_forward(std::size_t i, const Tensor& x, const Tensor& b, const Tensor& y) {
+    // Every input's convolution summed, the bias, then the neuron where one is fused: inside the
+    // convolution where it is the last step (one shared-bias conv input), else as a pass.
+    void run_all(const std::vector<Tensor>& in, const Tensor& out, const NeuronParams* neuron) {
+        // Bias with input 0 where the op takes it (shared conv bias, local's per-position bias).
+        const bool op_bias = local_ || !unshared_bias_;
+        const bool op_neuron = !local_ && op_bias && in.size() == 1;
+        run_forward(0, in[0], op_bias ? bias().value : Tensor(), out,
+                    op_neuron ? neuron : nullptr);
+        for (std::size_t i = 1; i < in.size(); ++i) {
+            Tensor part = Tensor::empty(out.shape(), out.dtype(), out.device());
+            run_forward(i, in[i], Tensor(), part, nullptr);
+            eltsum_forward({out, part}, {1.0, 1.0}, out);
+        }
+        if (!op_bias) bias_add_forward(out, bias().value);
+        if (neuron && !op_neuron) neuron_forward(out, out, *neuron);
+    }
+
+    void run_forward(std::size_t i, const Tensor& x, const Tensor& b, const Tensor& y,
+                     const NeuronParams* neuron) {
         const ConvGeometry g = geometry(i, x, y);
         if (local_)
             local_forward(x, params_[i].value, b, y, g);
         else
-            conv_forward(x, params_[i].value, b, y, g);
+            conv_forward(x, params_[i].value, b, y, g, neuron);
     }
 
     ConvGeometry geometry(std::size_t i, const Tensor& x, const Tensor& y) const {

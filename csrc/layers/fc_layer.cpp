@@ -45,6 +45,8 @@ public:
         }
     }
 
+    bool backward_reads_output() const override { return false; }
+
     double flops_per_sample() const override { return flops_; }
 
 private:

@@ -3,6 +3,8 @@
 
 #include <mutex>
 
+#include "ops/neuron.h"
+
 namespace convnet {
 
 bool LayerConfig::has(const std::string& key) const {
@@ -39,6 +41,12 @@ const std::string& LayerConfig::string(const std::string& key) const {
         throw Error(detail::concat("layer '", name, "' (type ", type, "): missing key '", key,
                                    "'"));
     return it->second;
+}
+
+void Layer::forward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                                const NeuronParams& neuron, const StepContext& ctx) {
+    forward(in, out, ctx);
+    neuron_forward(out, out, neuron);
 }
 
 void Layer::shape_error(const std::string& what, const Shape& expected,

@@ -13,6 +13,7 @@
 
 #include "core/check.h"
 #include "core/tensor.h"
+#include "math/neuron_math.h"
 
 namespace convnet {
 
@@ -79,6 +80,16 @@ public:
     virtual void backward(const std::vector<Tensor>& in, const Tensor& out, const Tensor& dout,
                           const std::vector<Tensor>& din, const std::vector<float>& beta,
                           const StepContext& ctx) = 0;
+
+    // Neuron fusion (graph/net.h): forward, then y = neuron(y), written to `out`. The default
+    // runs the neuron as a second pass; conv and pool apply it while each piece of output is in
+    // cache.
+    virtual void forward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                                     const NeuronParams& neuron, const StepContext& ctx);
+    // Whether backward reads `out`: a layer that does not may have a neuron fused into it.
+    virtual bool backward_reads_output() const { return true; }
+    // The neuron a type=neuron layer applies; null for every other layer.
+    virtual const NeuronParams* neuron() const { return nullptr; }
 
     // What the net treats specially, asked once when it is built (never by type= string).
     virtual bool is_cost() const { return false; }

@@ -26,6 +26,8 @@ public:
         if (din[0].defined()) neuron_backward(in[0], out, dout, din[0], p_, beta[0]);
     }
 
+    const NeuronParams* neuron() const override { return &p_; }
+
 private:
     NeuronParams p_;
 };

@@ -25,12 +25,17 @@ public:
     }
 
     void forward(const std::vector<Tensor>& in, const Tensor& out, const StepContext&) override {
-        // On the CPU, max pooling keeps each window's winner for backward (ops/pool.h): one
-        // buffer per batch shape, reused from step to step.
-        if (p_.mode == PoolMode::max && out.device().is_cpu() &&
-            (!winners_.defined() || winners_.numel() != out.numel()))
-            winners_ = Tensor::empty(out.shape(), DType::f32);
-        pool_forward(in[0], out, p_, winners_);
+        run(in[0], out, nullptr);
+    }
+
+    void forward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                             const NeuronParams& neuron, const StepContext&) override {
+        run(in[0], out, &neuron);
+    }
+
+    // Average pooling never reads y; max pooling reads it only where no winners are kept (GPU).
+    bool backward_reads_output() const override {
+        return p_.mode == PoolMode::max && !device().is_cpu();
     }
 
     void backward(const std::vector<Tensor>& in, const Tensor& out, const Tensor& dout,
@@ -40,6 +45,15 @@ public:
     }
 
 private:
+    void run(const Tensor& x, const Tensor& out, const NeuronParams* neuron) {
+        // On the CPU, max pooling keeps each window's winner for backward (ops/pool.h): one
+        // buffer per batch shape, reused from step to step.
+        if (p_.mode == PoolMode::max && out.device().is_cpu() &&
+            (!winners_.defined() || winners_.numel() != out.numel()))
+            winners_ = Tensor::empty(out.shape(), DType::f32);
+        pool_forward(x, out, p_, winners_, neuron);
+    }
+
     PoolParams p_;
     Tensor winners_;  // int32 per output, in a 4-byte tensor; CPU max pooling only
 };

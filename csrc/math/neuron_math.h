@@ -68,6 +68,18 @@ CONVNET_HD T neuron_gradient(NeuronType type, T x, T y, T dy, T a, T b) {
     return dy;
 }
 
+// Whether neuron_gradient reads x. Where it does not, a layer may write the neuron's output in
+// place of its own (the net fuses the two, graph/net.h) and backward passes y for x.
+constexpr bool neuron_gradient_reads_input(NeuronType type) {
+    switch (type) {
+        case NeuronType::ident: case NeuronType::relu: case NeuronType::logistic:
+        case NeuronType::sqrt: case NeuronType::linear: case NeuronType::brelu:
+            return false;
+        default:
+            return true;
+    }
+}
+
 // Calls f(std::integral_constant<NeuronType, type>{}) so that the loops of the CPU path and the
 // kernels are instantiated per neuron type: branch-free, and vectorisable on the CPU.
 template <typename F>

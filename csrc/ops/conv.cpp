@@ -2,6 +2,7 @@
 #include "ops/conv.h"
 
 #include "ops/dispatch.h"
+#include "ops/neuron.h"
 
 namespace convnet {
 
@@ -52,7 +53,7 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, in
 }
 
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
-                  const ConvGeometry& g) {
+                  const ConvGeometry& g, const NeuronParams* neuron) {
     const char* op = "conv_forward";
     if (b.defined()) {
         expect(b, op, "b", x.dtype(), x.device(), 1);
@@ -60,9 +61,13 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tenso
     }
     ops_detail::run_on_device(
         op, x,
-        CONVNET_CPU(conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g)),
-        CONVNET_CUDA(conv_forward_cuda(x.data<float>(), w.data<float>(), b.data<float>(),
-                                       y.data<float>(), g, current_math_precision(), nullptr)));
+        CONVNET_CPU(conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g,
+                                        neuron)),
+        CONVNET_CUDA({
+            conv_forward_cuda(x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>(),
+                              g, current_math_precision(), nullptr);
+            if (neuron) neuron_forward(y, y, *neuron);
+        }));
 }
 
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,

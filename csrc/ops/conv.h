@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "math/neuron_math.h"
 #include "ops/precision.h"
 
 namespace convnet {
@@ -38,14 +39,16 @@ std::int64_t conv_output_size(std::int64_t size, std::int64_t kernel, int stride
 ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, int stride_h,
                            int stride_w, int pad_h, int pad_w, int groups, const char* op);
 
+// neuron (optional): y = neuron(conv + b), applied to each image's output while it is in cache.
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b /* may be undefined */,
-                  const Tensor& y, const ConvGeometry& g);
+                  const Tensor& y, const ConvGeometry& g, const NeuronParams* neuron = nullptr);
 // Any of dx, dw, db may be undefined to skip that gradient.
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
                    const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta = 0.f);
 
 template <typename T>
-void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g);
+void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g,
+                      const NeuronParams* neuron = nullptr);
 template <typename T>
 void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta);
 template <typename T>

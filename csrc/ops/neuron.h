@@ -22,6 +22,10 @@ void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const T
 
 template <typename T>
 void neuron_forward_cpu(const T* x, T* y, std::int64_t n, const NeuronParams& p);
+// y = neuron(y) on the calling thread: the epilogue of an op that runs its own threads and applies
+// the neuron to each piece of output while it is still in cache (conv and pool forward).
+template <typename T>
+void neuron_in_place_cpu(T* y, std::int64_t n, const NeuronParams& p);
 template <typename T>
 void neuron_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n,
                          const NeuronParams& p, T beta);

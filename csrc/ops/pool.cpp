@@ -2,6 +2,7 @@
 #include "ops/pool.h"
 
 #include "ops/dispatch.h"
+#include "ops/neuron.h"
 
 namespace convnet {
 
@@ -56,7 +57,8 @@ static std::int32_t* winners_of(const Tensor& winners, const Tensor& y, const Po
     return static_cast<std::int32_t*>(winners.raw());
 }
 
-void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p, const Tensor& winners) {
+void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p, const Tensor& winners,
+                  const NeuronParams* neuron) {
     const char* op = "pool_forward";
     check_geometry(x, y, p, op);
     std::int32_t* const won = winners_of(winners, y, p, op);
@@ -64,9 +66,12 @@ void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p, const T
     const std::int64_t oh = y.dim(2), ow = y.dim(3);
     ops_detail::run_on_device(
         op, x,
-        CONVNET_CPU(pool_forward_cpu<T>(x.data<T>(), y.data<T>(), maps, h, w, oh, ow, p, won)),
-        CONVNET_CUDA(
-            pool_forward_cuda(x.data<float>(), y.data<float>(), maps, h, w, oh, ow, p, nullptr)));
+        CONVNET_CPU(
+            pool_forward_cpu<T>(x.data<T>(), y.data<T>(), maps, h, w, oh, ow, p, won, neuron)),
+        CONVNET_CUDA({
+            pool_forward_cuda(x.data<float>(), y.data<float>(), maps, h, w, oh, ow, p, nullptr);
+            if (neuron) neuron_forward(y, y, *neuron);
+        }));
 }
 
 void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "math/neuron_math.h"
 
 namespace convnet {
 
@@ -28,9 +29,10 @@ std::int64_t pool_output_size(std::int64_t size, int window, int stride, int sta
 // winners (optional, CPU max pooling only; ignored elsewhere): a 4-byte-element tensor of y's
 // shape that forward fills with each window's winner, the in-plane index of its only maximum or
 // -1 where several inputs tie for it, and backward then reads instead of searching every window
-// again. Results are the same with or without it.
+// again (backward with winners does not read y). Results are the same with or without it.
+// neuron (optional): y = neuron(pool(x)), applied to each plane's output as it is written.
 void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p,
-                  const Tensor& winners = Tensor());
+                  const Tensor& winners = Tensor(), const NeuronParams* neuron = nullptr);
 void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
                    const PoolParams& p, float beta = 0.f, const Tensor& winners = Tensor());
 
@@ -38,7 +40,7 @@ void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
 template <typename T>
 void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std::int64_t w,
                       std::int64_t oh, std::int64_t ow, const PoolParams& p,
-                      std::int32_t* winners = nullptr);
+                      std::int32_t* winners = nullptr, const NeuronParams* neuron = nullptr);
 template <typename T>
 void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                        std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
