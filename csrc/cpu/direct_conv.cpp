@@ -72,23 +72,36 @@ Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h
     return Problem{int(channels), int(g.kh), int(g.kw), int(out_h), int(out_w), int(wp), hp * wp};
 }
 
+// The input channels of one pass over an output plane: as many as keep their packed weights
+// within this many bytes, so that they stay in L1 while every tile of the plane reuses them (a
+// whole block's weights, 100-200 KB for 32-64 channels of 5x5 taps, would stream from L2 for
+// each tile of a few outputs and leave the FMAs waiting).
+constexpr std::int64_t kWeightChunkBytes = 16 * 1024;
+
 // One output plane tile by tile: rows of `out_w` outputs split into near-equal tiles of at most
-// the kernel's longest, each written to rowbuf[x][lanes] and handed to store(y, rowbuf).
+// the kernel's longest, summed over the input channels a chunk at a time into planebuf
+// ([y][x][lanes], the whole plane); then each row is handed to store(y, row).
 template <typename Store>
 void forward_plane(const float* padded, const float* wblock, int lanes, const Problem& p,
-                   float* rowbuf, Store&& store) {
+                   float* planebuf, Store&& store) {
     const int nv = lanes / 16;
     const int longest = nv == 2 ? kMaxRow2 : kMaxRow1;
     const int tiles = (p.ow + longest - 1) / longest;
     const int tile = (p.ow + tiles - 1) / tiles;
-    for (int y = 0; y < p.oh; ++y) {
-        for (int x0 = 0; x0 < p.ow; x0 += tile) {
-            const int count = std::min(tile, p.ow - x0);
-            avx512::forward_row_tile(nv, count, padded + std::int64_t(y) * p.wp + x0, wblock, p,
-                                     rowbuf + std::int64_t(x0) * lanes);
-        }
-        store(y, rowbuf);
+    const std::int64_t taps = std::int64_t(p.kh) * p.kw;
+    const int chunk = int(std::max<std::int64_t>(1, kWeightChunkBytes / (taps * lanes * 4)));
+    for (int c0 = 0; c0 < p.c; c0 += chunk) {
+        Problem part = p;
+        part.c = std::min(chunk, p.c - c0);
+        const float* in = padded + c0 * p.channel_stride;
+        const float* w = wblock + c0 * taps * lanes;
+        for (int y = 0; y < p.oh; ++y)
+            for (int x0 = 0; x0 < p.ow; x0 += tile)
+                avx512::forward_row_tile(nv, std::min(tile, p.ow - x0),
+                                         in + std::int64_t(y) * p.wp + x0, w, part,
+                                         planebuf + (std::int64_t(y) * p.ow + x0) * lanes, c0 > 0);
     }
+    for (int y = 0; y < p.oh; ++y) store(y, planebuf + std::int64_t(y) * p.ow * lanes);
 }
 
 // Weights packed for the row tiles: per group, and per block of 16 or 32 of its output channels,
@@ -122,19 +135,19 @@ void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
     const Blocks blocks(outs);
     const std::int64_t taps = g.kh * g.kw, plane = std::int64_t(p.oh) * p.ow;
     const int threads = blas::threads_for(g.n * g.groups);
-    Tensor scratch = blas::thread_rows(threads, ins * p.channel_stride + std::int64_t(p.ow) * 32);
+    Tensor scratch = blas::thread_rows(threads, ins * p.channel_stride + plane * 32);
     blas::for_each_item(g.n * g.groups, threads, [&](std::int64_t item, int t) {
         const std::int64_t n = item / g.groups;
         const int grp = int(item % g.groups);
         float* padded = scratch.data<float>() + t * scratch.dim(1);
-        float* rowbuf = padded + ins * p.channel_stride;
+        float* planebuf = padded + ins * p.channel_stride;
         pad_copy(in + (n * in_total + grp * ins) * in_h * in_w, ins, in_h, in_w, padded,
                  p.oh + g.kh - 1, p.wp, top, left);
         for (int blk = 0; blk < blocks.count; ++blk) {
             const int lanes = blocks.lanes(blk);
             const std::int64_t o0 = grp * outs + 32 * blk;
             float* dst = out + (n * out_total + o0) * plane;
-            forward_plane(padded, packed + o0 * ins * taps, lanes, p, rowbuf,
+            forward_plane(padded, packed + o0 * ins * taps, lanes, p, planebuf,
                           [&](int row, const float* buf) {
                               avx512::store_transposed(buf, p.ow, lanes,
                                                        bias ? bias + o0 : nullptr, beta,

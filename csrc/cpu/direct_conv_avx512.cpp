@@ -23,22 +23,50 @@ namespace convnet::direct_conv::avx512 {
 
 namespace {
 
-// acc[r][v] over all input channels and taps for R consecutive outputs of one row.
+// One input value in every lane, broadcast straight from memory. Written with _mm512_set1_ps,
+// GCC sees that the tiles' sliding windows load each value again one tap later, keeps it in a
+// register and broadcasts register to register instead: a shuffle on port 5, which is also one
+// of the two AVX-512 FMA ports, so a tile with two FMAs per broadcast ran at 2/3 of the FMA
+// rate. A broadcast from memory is a load alone. The address goes in as a register and a
+// constant offset, not as a memory operand: with one, GCC must assume the asm may read the
+// accumulator array and writes it back to the stack before every broadcast. The kernels only
+// read memory that nothing writes while they run, so the asm needs no memory dependence.
+template <int Offset>
+inline __m512 broadcast(const float* base) {
+    __m512 v;
+    asm("vbroadcastss %c2(%1), %0" : "=v"(v) : "r"(base), "i"(Offset * 4));
+    return v;
+}
+
+// for_each<N>(f) calls f(std::integral_constant<int, i>) for i < N: a loop whose index is a
+// compile-time constant (broadcast's offset).
+template <typename F, int... I>
+inline void for_each_index(F&& f, std::integer_sequence<int, I...>) {
+    (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F>
+inline void for_each(F&& f) {
+    for_each_index(f, std::make_integer_sequence<int, N>{});
+}
+
+// acc[r][v] over p.c input channels and all taps for R consecutive outputs of one row, starting
+// from zero or (accumulate) from out.
 template <int R, int NV>
-void forward_tile(const float* in, const float* w, const Problem& p, float* out) {
+void forward_tile(const float* in, const float* w, const Problem& p, float* out, bool accumulate) {
     __m512 acc[R][NV];
     for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+        for (int v = 0; v < NV; ++v)
+            acc[r][v] = accumulate ? _mm512_loadu_ps(out + (r * NV + v) * 16) : _mm512_setzero_ps();
     for (int c = 0; c < p.c; ++c)
         for (int i = 0; i < p.kh; ++i) {
             const float* row = in + c * p.channel_stride + i * p.wp;
             for (int j = 0; j < p.kw; ++j, w += NV * 16) {
                 __m512 wv[NV];
                 for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + v * 16);
-                for (int r = 0; r < R; ++r) {
-                    const __m512 x = _mm512_set1_ps(row[r + j]);
+                for_each<R>([&](auto r) {
+                    const __m512 x = broadcast<r>(row + j);
                     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
-                }
+                });
             }
         }
     for (int r = 0; r < R; ++r)
@@ -63,12 +91,14 @@ void filter_tile(const float* in, const float* dy, const Problem& p, int row0, i
         for (int ox = 0; ox < p.ow; ++ox, g += NV * 16) {
             __m512 gv[NV];
             for (int v = 0; v < NV; ++v) gv[v] = _mm512_loadu_ps(g + v * 16);
-            for (int a = 0; a < TI; ++a)
-                for (int b = 0; b < TJ; ++b) {
-                    const __m512 x = _mm512_set1_ps(rows[a][oy * p.wp + ox + b]);
+            for (int a = 0; a < TI; ++a) {
+                const float* src = rows[a] + oy * p.wp + ox;
+                for_each<TJ>([&](auto b) {
+                    const __m512 x = broadcast<b>(src);
                     for (int v = 0; v < NV; ++v)
                         acc[a][b][v] = _mm512_fmadd_ps(x, gv[v], acc[a][b][v]);
-                }
+                });
+            }
         }
     }
     for (int a = 0; a < TI; ++a)
@@ -80,7 +110,7 @@ void filter_tile(const float* in, const float* dy, const Problem& p, int row0, i
 }
 
 // Tables of instantiations, so that a run-time tile size picks a compile-time kernel.
-using ForwardTile = void (*)(const float*, const float*, const Problem&, float*);
+using ForwardTile = void (*)(const float*, const float*, const Problem&, float*, bool);
 template <int NV, int... R>
 struct ForwardTable {
     static constexpr ForwardTile at[] = {&forward_tile<R + 1, NV>...};
@@ -194,10 +224,10 @@ void add_position_sums(const float* dyt, int lanes, std::int64_t positions, floa
 }
 
 void forward_row_tile(int nv, int r, const float* in, const float* w, const Problem& p,
-                      float* out) {
+                      float* out, bool accumulate) {
     static const ForwardTile* const one = forward_table<1>(std::make_integer_sequence<int, kMaxRow1>{});
     static const ForwardTile* const two = forward_table<2>(std::make_integer_sequence<int, kMaxRow2>{});
-    (nv == 2 ? two : one)[r - 1](in, w, p, out);
+    (nv == 2 ? two : one)[r - 1](in, w, p, out, accumulate);
 }
 
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,

@@ -25,10 +25,11 @@ constexpr int kMaxRow1 = 24, kMaxRow2 = 12, kMaxTapsI = 4, kMaxTapsJ = 7;
 constexpr int kMaxFilterAccumulators = 28;
 
 namespace avx512 {
-// out[r][lanes] for outputs (y, x0 + r), r < count <= kMaxRow{nv}, of nv*16 output channels: in
-// points at padded input (y, x0) of channel 0, w at the block's packed weights [c][kh][kw][lanes].
+// out[r][lanes] for outputs (y, x0 + r), r < count <= kMaxRow{nv}, of nv*16 output channels, summed
+// over p.c input channels: in points at padded input (y, x0) of the first, w at its packed
+// weights [c][kh][kw][lanes]. accumulate adds to out's values; else they are overwritten.
 void forward_row_tile(int nv, int count, const float* in, const float* w, const Problem& p,
-                      float* out);
+                      float* out, bool accumulate);
 // out[l * out_stride + x] = beta * out[...] + buf[x * lanes + l] + bias[l] for x < count and
 // l < lanes (16 or 32): a row of row-tile outputs into its NCHW rows, 16 x 16 blocks transposed
 // in registers. bias may be null; beta 0 ignores out's values.
