@@ -316,30 +316,105 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
     });
 }
 
+// The outputs whose windows hold each input position along one axis, as `depth` rows of `size`
+// indices: row k, position i holds the k-th covering output, or `none` past the last. The
+// covering outputs are contiguous and ascending, because the windows' bounds never decrease from
+// one output to the next.
+struct Covers {
+    Covers(const Windows& win, std::int64_t size, std::int64_t none) : size(size) {
+        const std::int64_t outputs = std::int64_t(win.lo.size());
+        std::vector<std::int64_t> lo(size), hi(size);
+        std::int64_t first = 0;
+        for (std::int64_t i = 0; i < size; ++i) {
+            while (first < outputs && win.hi[first] <= i) ++first;
+            std::int64_t last = first;
+            while (last < outputs && win.lo[last] <= i) ++last;
+            lo[i] = first, hi[i] = last;
+            depth = std::max(depth, last - first);
+        }
+        at.assign(depth * size, std::int32_t(none));
+        for (std::int64_t i = 0; i < size; ++i)
+            for (std::int64_t o = lo[i]; o < hi[i]; ++o) at[(o - lo[i]) * size + i] = std::int32_t(o);
+    }
+    std::int64_t size, depth = 0;
+    std::vector<std::int32_t> at;
+};
+
+template <typename T>
+CONVNET_ALWAYS_INLINE void avg_pool_plane_backward(const T* dyp, T* dxp, std::int64_t h,
+                                                   std::int64_t w, std::int64_t oh,
+                                                   std::int64_t ow, const Windows& rows,
+                                                   const Windows& cols, const Covers& row_covers,
+                                                   const Covers& col_covers, T beta, T* across) {
+    // across: [oy][ix]; share: ow values, then a 0 for `none`; cols_in: each window's columns.
+    T* share = across + oh * w;
+    T* cols_in = share + ow + 1;
+    share[ow] = T(0);
+    for (std::int64_t ox = 0; ox < ow; ++ox) cols_in[ox] = T(cols.hi[ox] - cols.lo[ox]);
+    for (std::int64_t oy = 0; oy < oh; ++oy) {
+        const T rows_in = T(rows.hi[oy] - rows.lo[oy]);
+        for (std::int64_t ox = 0; ox < ow; ++ox)
+            share[ox] = dyp[oy * ow + ox] / (rows_in * cols_in[ox]);
+        T* row = across + oy * w;
+        const std::int32_t* at = col_covers.at.data();
+#pragma omp simd
+        for (std::int64_t ix = 0; ix < w; ++ix) row[ix] = T(0) + share[at[ix]];
+        for (std::int64_t k = 1; k < col_covers.depth; ++k)
+#pragma omp simd
+            for (std::int64_t ix = 0; ix < w; ++ix) row[ix] += share[at[k * w + ix]];
+    }
+    for (std::int64_t iy = 0; iy < h; ++iy) {
+        T* drow = dxp + iy * w;
+        start_gradient(drow, w, beta);
+        for (std::int64_t k = 0; k < row_covers.depth; ++k) {
+            const std::int32_t oy = row_covers.at[k * h + iy];
+            if (oy == oh) break;
+            const T* row = across + oy * w;
+            for (std::int64_t ix = 0; ix < w; ++ix) drow[ix] += row[ix];
+        }
+    }
+}
+
+#define CONVNET_AVG_POOL_BACKWARD(T, NAME)                                                    \
+    CONVNET_VECTOR_CLONES void NAME(const T* dyp, T* dxp, std::int64_t h, std::int64_t w,     \
+                                    std::int64_t oh, std::int64_t ow, const Windows& rows,    \
+                                    const Windows& cols, const Covers& row_covers,            \
+                                    const Covers& col_covers, T beta, T* across) {            \
+        avg_pool_plane_backward(dyp, dxp, h, w, oh, ow, rows, cols, row_covers, col_covers,   \
+                                beta, across);                                                \
+    }
+CONVNET_AVG_POOL_BACKWARD(float, avg_pool_plane_backward_f32)
+CONVNET_AVG_POOL_BACKWARD(double, avg_pool_plane_backward_f64)
+#undef CONVNET_AVG_POOL_BACKWARD
+inline void avg_pool_plane_backward_any(const float* dyp, float* dxp, std::int64_t h,
+                                        std::int64_t w, std::int64_t oh, std::int64_t ow,
+                                        const Windows& rows, const Windows& cols,
+                                        const Covers& rc, const Covers& cc, float beta,
+                                        float* across) {
+    avg_pool_plane_backward_f32(dyp, dxp, h, w, oh, ow, rows, cols, rc, cc, beta, across);
+}
+inline void avg_pool_plane_backward_any(const double* dyp, double* dxp, std::int64_t h,
+                                        std::int64_t w, std::int64_t oh, std::int64_t ow,
+                                        const Windows& rows, const Windows& cols,
+                                        const Covers& rc, const Covers& cc, double beta,
+                                        double* across) {
+    avg_pool_plane_backward_f64(dyp, dxp, h, w, oh, ow, rows, cols, rc, cc, beta, across);
+}
+
 // Average pooling's gradient is separable: every input of an output's window receives the
-// output's share, dy over the window's in-image pixel count. Per output row, the shares are
-// summed across (spread over the input columns each window covers), then that row is added down
-// to each input row of the window: a contiguous, vectorised add.
+// output's share, dy over the window's in-image pixel count. Per output row, each input column
+// sums the shares of the windows that cover it (gathered: no chain of additions through memory);
+// then each input row is the sum of the rows of the windows that cover it, contiguous vector
+// adds. The shares reach each input in output order, as in a per-window loop.
 template <typename T>
 void avg_pool_backward(const T* dy, T* dx, std::int64_t planes, std::int64_t h, std::int64_t w,
                        std::int64_t oh, std::int64_t ow, const PoolParams& p, T beta) {
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
-    for_each_plane<T>(planes, oh * ow, w, [&](std::int64_t plane, T* across) {
-        const T* dyp = dy + plane * oh * ow;
-        T* dxp = dx + plane * h * w;
-        start_gradient(dxp, h * w, beta);
-        for (std::int64_t oy = 0; oy < oh; ++oy) {
-            const std::int64_t y0 = rows.lo[oy], y1 = rows.hi[oy];
-            std::fill(across, across + w, T(0));
-            for (std::int64_t ox = 0; ox < ow; ++ox) {
-                const std::int64_t x0 = cols.lo[ox], x1 = cols.hi[ox];
-                const T share = dyp[oy * ow + ox] / T((y1 - y0) * (x1 - x0));
-                for (std::int64_t ix = x0; ix < x1; ++ix) across[ix] += share;
-            }
-            for (std::int64_t iy = y0; iy < y1; ++iy)
-                for (std::int64_t ix = 0; ix < w; ++ix) dxp[iy * w + ix] += across[ix];
-        }
+    const Covers row_covers(rows, h, oh), col_covers(cols, w, ow);
+    for_each_plane<T>(planes, oh * ow, oh * w + 2 * ow + 1, [&](std::int64_t plane, T* across) {
+        avg_pool_plane_backward_any(dy + plane * oh * ow, dx + plane * h * w, h, w, oh, ow, rows,
+                                    cols, row_covers, col_covers, beta, across);
     });
 }
 
