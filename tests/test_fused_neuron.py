@@ -1,8 +1,10 @@
 """Neuron fusion: a neuron layer whose gradient needs only its output (relu, logistic, brelu ...)
 and whose input layer has no other reader and does not read its own output in backward (conv, fc,
-pooling on the CPU) is applied by that layer as it writes, in forward passes that run the costs.
-Fused and unfused nets must agree bit for bit, step after step; the layers the rule excludes stay
-separate; and the pre-neuron output a fused forward did not keep is refused, not returned stale."""
+pooling on the CPU) is applied by that layer as it writes, in forward passes that run the costs;
+in backward, such a neuron with one reader, itself its input's only reader, is applied by that
+reader as it writes the gradient. Fused and unfused nets must agree bit for bit, step after step;
+the layers the rules exclude stay separate; and the pre-neuron output a fused forward did not keep
+is refused, not returned stale."""
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ from nets import build_net, cfg, classifier
 LAYERS = classifier("3,12,10", """
 [conv1] type=conv inputs=data channels=3 filters=16 filterSize=3 padding=1 initW=0.3 initB=0.1
         neuron=relu
-[pool1] type=pool pool=max inputs=conv1 channels=16 sizeX=3 stride=2 neuron=relu
+[conv1b] type=conv inputs=conv1 channels=16 filters=16 filterSize=3 padding=1 initW=0.2
+        neuron=relu
+[pool1] type=pool pool=max inputs=conv1b channels=16 sizeX=3 stride=2 neuron=relu
 [conv2] type=conv inputs=pool1 channels=16 filters=5 filterSize=3 padding=1 stride=2 initW=0.3
         neuron=logistic
 [pool2] type=pool pool=avg inputs=conv2 channels=5 sizeX=2 stride=2 neuron=brelu[0.6]
@@ -21,22 +25,43 @@ LAYERS = classifier("3,12,10", """
 [conv3] type=conv inputs=pool1 channels=16 filters=4 filterSize=1 initW=0.3
 [twice_a] type=neuron inputs=conv3 neuron=relu
 [twice_b] type=neuron inputs=conv3 neuron=linear[2,1]
-[fc1] type=fc inputs=pool2,side,twice_a,twice_b outputs=6 initW=0.2 initB=0.1 neuron=relu
+[conv4] type=conv inputs=pool1 channels=16 filters=4 filterSize=3 padding=1 stride=2 initW=0.3
+        neuron=relu
+[conv5] type=conv inputs=conv4 channels=4 filters=4 filterSize=3 padding=1 initW=0.3
+        neuron=relu
+[local] type=local inputs=conv5 channels=4 filters=4 filterSize=3 padding=1 initW=0.3
+[conv6] type=conv inputs=pool1 channels=16 filters=4 filterSize=1 initW=0.3 neuron=relu
+[fc1] type=fc inputs=pool2,side,twice_a,twice_b,local,conv6 outputs=6 initW=0.2 initB=0.1
+      neuron=relu
 [fc2] type=fc inputs=fc1 outputs=4 initW=0.4
 """, scores="fc2")
 PARAMS = cfg("""
 [conv1] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9 wc=0.001
 [conv2] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
 [conv3] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
+[conv1b] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
+[conv4] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
+[conv5] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
+[conv6] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
+[local] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
 [side] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
 [fc1] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
 [fc2] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9
 [logprob] coeff=1
 """)
 
-# producer -> the neuron layer fused into it; every other layer has none.
-FUSED = {"conv1": "conv1_neuron", "pool1": "pool1_neuron", "conv2": "conv2_neuron",
-         "pool2": "pool2_neuron", "fc1": "fc1_neuron"}
+# Forward: producer -> the neuron layer fused into it; every other layer has none.
+FUSED = {"conv1": "conv1_neuron", "conv1b": "conv1b_neuron", "pool1": "pool1_neuron",
+         "conv2": "conv2_neuron", "pool2": "pool2_neuron", "conv4": "conv4_neuron",
+         "conv5": "conv5_neuron", "conv6": "conv6_neuron", "fc1": "fc1_neuron"}
+# Backward: neuron layer -> the reader that applies its gradient. pool1_neuron has two readers,
+# twice_a and twice_b read a layer with two readers, side_neuron's tanh reads its input, and
+# conv6_neuron's reader fc1 already applies pool2_neuron's gradient (one per reader). fc and
+# local take the default path (the neuron's gradient as a second pass); conv (conv1b: the direct
+# convolution; conv5: im2col + GEMM) and pool apply it as they write.
+READERS = {"conv1_neuron": "conv1b", "conv1b_neuron": "pool1", "conv2_neuron": "pool2",
+           "pool2_neuron": "fc1", "conv4_neuron": "conv5", "conv5_neuron": "local",
+           "fc1_neuron": "fc2"}
 
 
 def build(dtype, fusion=True):
@@ -57,6 +82,9 @@ def test_the_rule_picks_the_neurons_it_may_fuse():
              if net._core.fused_neuron(i) >= 0}
     # side (tanh reads its input), conv3 (two readers) and the neuron layers themselves: none.
     assert found == FUSED
+    readers = {names[i]: names[net._core.fused_reader(i)] for i in range(len(names))
+               if net._core.fused_reader(i) >= 0}
+    assert readers == READERS
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

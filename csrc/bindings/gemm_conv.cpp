@@ -73,7 +73,10 @@ void bind_gemm_conv_ops(py::module_& m) {
     def_filter_op(m, "conv_forward", "conv_backward", &conv_geometry,
                   +[](const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
                       const ConvGeometry& g) { conv_forward(x, w, b, y, g); },
-                  &conv_backward);
+                  +[](const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
+                      const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta) {
+                      conv_backward(x, w, dy, dx, dw, db, g, beta);
+                  });
     def_filter_op(m, "local_forward", "local_backward", &local_geometry, &local_forward,
                   &local_backward);
 

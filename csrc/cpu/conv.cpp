@@ -81,9 +81,11 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
 }
 
 template <typename T>
-void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta) {
+void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta,
+                            const T* x, const NeuronParams* x_neuron) {
     if constexpr (std::is_same_v<T, float>)
-        if (direct_conv::use_backward_data(g)) return direct_conv::backward_data(w, dy, dx, g, beta);
+        if (direct_conv::use_backward_data(g))
+            return direct_conv::backward_data(w, dy, dx, g, beta, x, x_neuron);
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
@@ -103,6 +105,10 @@ void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& 
             blas::gemm<T>(true, false, patch, positions, fg, T(1), w + grp * fg * patch, patch, dyg,
                           positions, pointwise ? beta : T(0), pointwise ? dxg : col, positions);
             if (!pointwise) col2im_add(col, dxg, g);
+        }
+        if (x_neuron) {
+            const std::int64_t image = g.c * g.h * g.w;
+            neuron_gradient_in_place_cpu(x + n * image, dxn, image, *x_neuron);
         }
     });
 }
@@ -154,7 +160,8 @@ void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvG
 #define CONVNET_INSTANTIATE(T)                                                                  \
     template void conv_forward_cpu<T>(const T*, const T*, const T*, T*, const ConvGeometry&,    \
                                       const NeuronParams*);                                     \
-    template void conv_backward_data_cpu<T>(const T*, const T*, T*, const ConvGeometry&, T);    \
+    template void conv_backward_data_cpu<T>(const T*, const T*, T*, const ConvGeometry&, T,      \
+                                            const T*, const NeuronParams*);                     \
     template void conv_backward_filter_cpu<T>(const T*, const T*, T*, T*, const ConvGeometry&, T);
 CONVNET_INSTANTIATE(float)
 CONVNET_INSTANTIATE(double)

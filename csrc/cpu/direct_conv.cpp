@@ -125,13 +125,20 @@ Tensor pack_row_tiles(const ConvGeometry& g, std::int64_t outs, std::int64_t ins
 // One direction by row tiles, for every image and group: the group's `ins` input planes (of
 // in_total per image, in_h x in_w, at in) padded by (top, left), convolved with `packed` (per
 // group and block of output channels, [ins][kh][kw][lanes]) into its `outs` output planes (of
-// out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution, then the neuron
-// (where given) over the group's planes of the image, still in cache.
+// out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution; then, over the
+// group's planes of the image while still in cache, the epilogue's neuron where one is given.
+struct Epilogue {
+    const NeuronParams* neuron = nullptr;
+    // Null: out = neuron(out). Else out is the gradient of the neuron's output, which lies at
+    // neuron_output in out's layout, and becomes the gradient of its input.
+    const float* neuron_output = nullptr;
+};
+
 void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
                      std::int64_t in_total, std::int64_t ins, std::int64_t in_h, std::int64_t in_w,
                      std::int64_t top, std::int64_t left, const float* packed, std::int64_t outs,
                      std::int64_t out_total, const float* bias, float beta, float* out,
-                     const NeuronParams* neuron = nullptr) {
+                     const Epilogue& epilogue) {
     const Blocks blocks(outs);
     const std::int64_t taps = g.kh * g.kw, plane = std::int64_t(p.oh) * p.ow;
     const int threads = blas::threads_for(g.n * g.groups);
@@ -154,8 +161,14 @@ void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
                                                        dst + std::int64_t(row) * p.ow, plane);
                           });
         }
-        if (neuron)
-            neuron_in_place_cpu(out + (n * out_total + grp * outs) * plane, outs * plane, *neuron);
+        if (epilogue.neuron) {
+            const std::int64_t at = (n * out_total + grp * outs) * plane;
+            if (epilogue.neuron_output)
+                neuron_gradient_in_place_cpu(epilogue.neuron_output + at, out + at, outs * plane,
+                                             *epilogue.neuron);
+            else
+                neuron_in_place_cpu(out + at, outs * plane, *epilogue.neuron);
+        }
     });
 }
 
@@ -208,12 +221,13 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
         return w[(((grp * fg + f) * cg + c) * g.kh + i) * g.kw + j];
     });
     row_tile_planes(g, problem(cg, g, g.oh, g.ow), x, g.c, cg, g.h, g.w, g.pad_h, g.pad_w,
-                    packed.data<float>(), fg, g.f, b, 0.f, y, neuron);
+                    packed.data<float>(), fg, g.f, b, 0.f, y, Epilogue{neuron, nullptr});
 }
 
 // The forward loop over dy padded by kh-1-pad (kw-1-pad) before, with the kernel flipped and its
 // channel axes swapped, producing dx's h x w.
-void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta) {
+void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta,
+                   const float* x, const NeuronParams* x_neuron) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
     const Tensor packed = pack_row_tiles(g, cg, fg, [&](int grp, std::int64_t c, std::int64_t f,
@@ -221,7 +235,8 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
         return w[(((grp * fg + f) * cg + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
     });
     row_tile_planes(g, problem(fg, g, g.h, g.w), dy, g.f, fg, g.oh, g.ow, g.kh - 1 - g.pad_h,
-                    g.kw - 1 - g.pad_w, packed.data<float>(), cg, g.c, nullptr, beta, dx);
+                    g.kw - 1 - g.pad_w, packed.data<float>(), cg, g.c, nullptr, beta, dx,
+                    Epilogue{x_neuron, x});
 }
 
 void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,

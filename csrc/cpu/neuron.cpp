@@ -29,6 +29,16 @@ void neuron_in_place_cpu(T* y, std::int64_t n, const NeuronParams& p) {
 }
 
 template <typename T>
+void neuron_gradient_in_place_cpu(const T* y, T* dx, std::int64_t n, const NeuronParams& p) {
+    const T a = T(p.a), b = T(p.b);
+    with_neuron_type(p.type, [&](auto type) {
+        constexpr NeuronType kType = decltype(type)::value;
+#pragma omp simd
+        for (std::int64_t i = 0; i < n; ++i) dx[i] = neuron_gradient<T>(kType, y[i], y[i], dx[i], a, b);
+    });
+}
+
+template <typename T>
 void neuron_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n,
                          const NeuronParams& p, T beta) {
     const T a = T(p.a), b = T(p.b);
@@ -46,6 +56,10 @@ template void neuron_forward_cpu<float>(const float*, float*, std::int64_t, cons
 template void neuron_forward_cpu<double>(const double*, double*, std::int64_t, const NeuronParams&);
 template void neuron_in_place_cpu<float>(float*, std::int64_t, const NeuronParams&);
 template void neuron_in_place_cpu<double>(double*, std::int64_t, const NeuronParams&);
+template void neuron_gradient_in_place_cpu<float>(const float*, float*, std::int64_t,
+                                                  const NeuronParams&);
+template void neuron_gradient_in_place_cpu<double>(const double*, double*, std::int64_t,
+                                                   const NeuronParams&);
 template void neuron_backward_cpu<float>(const float*, const float*, const float*, float*,
                                          std::int64_t, const NeuronParams&, float);
 template void neuron_backward_cpu<double>(const double*, const double*, const double*, double*,

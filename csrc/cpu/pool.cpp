@@ -257,7 +257,7 @@ template <typename T>
 void max_pool_backward_from_winners(const T* x, const T* dy, T* dx,
                                     std::int64_t planes, std::int64_t h, std::int64_t w,
                                     std::int64_t oh, std::int64_t ow, const PoolParams& p, T beta,
-                                    const std::int32_t* winners) {
+                                    const std::int32_t* winners, const NeuronParams* x_neuron) {
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     blas::for_each_item(planes, threads_for_planes(planes, oh * ow), [&](std::int64_t plane, int) {
@@ -281,6 +281,7 @@ void max_pool_backward_from_winners(const T* x, const T* dy, T* dx,
                 for (std::int64_t ix = cols.lo[ox]; ix < cols.hi[ox]; ++ix)
                     dxp[iy * w + ix] += xp[iy * w + ix] == m ? g : T(0);
         }
+        if (x_neuron) neuron_gradient_in_place_cpu(xp, dxp, h * w, *x_neuron);
     });
 }
 
@@ -407,14 +408,17 @@ inline void avg_pool_plane_backward_any(const double* dyp, double* dxp, std::int
 // then each input row is the sum of the rows of the windows that cover it, contiguous vector
 // adds. The shares reach each input in output order, as in a per-window loop.
 template <typename T>
-void avg_pool_backward(const T* dy, T* dx, std::int64_t planes, std::int64_t h, std::int64_t w,
-                       std::int64_t oh, std::int64_t ow, const PoolParams& p, T beta) {
+void avg_pool_backward(const T* x, const T* dy, T* dx, std::int64_t planes, std::int64_t h,
+                       std::int64_t w, std::int64_t oh, std::int64_t ow, const PoolParams& p,
+                       T beta, const NeuronParams* x_neuron) {
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     const Covers row_covers(rows, h, oh), col_covers(cols, w, ow);
     for_each_plane<T>(planes, oh * ow, oh * w + 2 * ow + 1, [&](std::int64_t plane, T* across) {
         avg_pool_plane_backward_any(dy + plane * oh * ow, dx + plane * h * w, h, w, oh, ow, rows,
                                     cols, row_covers, col_covers, beta, across);
+        if (x_neuron)
+            neuron_gradient_in_place_cpu(x + plane * h * w, dx + plane * h * w, h * w, *x_neuron);
     });
 }
 
@@ -429,10 +433,13 @@ void avg_pool_backward(const T* dy, T* dx, std::int64_t planes, std::int64_t h, 
 template <typename T>
 void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                        std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
-                       const PoolParams& p, T beta, const std::int32_t* winners) {
-    if (p.mode == PoolMode::avg) return avg_pool_backward(dy, dx, planes, h, w, oh, ow, p, beta);
+                       const PoolParams& p, T beta, const std::int32_t* winners,
+                       const NeuronParams* x_neuron) {
+    if (p.mode == PoolMode::avg)
+        return avg_pool_backward(x, dy, dx, planes, h, w, oh, ow, p, beta, x_neuron);
     if (winners)
-        return max_pool_backward_from_winners(x, dy, dx, planes, h, w, oh, ow, p, beta, winners);
+        return max_pool_backward_from_winners(x, dy, dx, planes, h, w, oh, ow, p, beta, winners,
+                                              x_neuron);
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     const int offsets = p.size_w;
@@ -468,6 +475,7 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
                 }
             }
         }
+        if (x_neuron) neuron_gradient_in_place_cpu(xp, dxp, h * w, *x_neuron);
     });
 }
 
@@ -479,10 +487,11 @@ template void pool_forward_cpu<double>(const double*, double*, std::int64_t, std
                                        const PoolParams&, std::int32_t*, const NeuronParams*);
 template void pool_backward_cpu<float>(const float*, const float*, const float*, float*,
                                        std::int64_t, std::int64_t, std::int64_t, std::int64_t,
-                                       std::int64_t, const PoolParams&, float, const std::int32_t*);
+                                       std::int64_t, const PoolParams&, float, const std::int32_t*,
+                                       const NeuronParams*);
 template void pool_backward_cpu<double>(const double*, const double*, const double*, double*,
                                         std::int64_t, std::int64_t, std::int64_t, std::int64_t,
                                         std::int64_t, const PoolParams&, double,
-                                        const std::int32_t*);
+                                        const std::int32_t*, const NeuronParams*);
 
 }  // namespace convnet

@@ -139,6 +139,23 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
         fused_neuron_[p] = int(i);
         fused_producer_[i] = p;
     }
+    fused_reader_.assign(configs.size(), -1);
+    for (std::size_t c = 0; c < configs.size(); ++c) {
+        const auto& inputs = configs[c].inputs;
+        if (layers_[c]->is_cost() || layers_[c]->neuron()) continue;
+        for (std::size_t k = 0; k < inputs.size(); ++k) {
+            const int n = inputs[k];
+            const NeuronParams* neuron = layers_[n]->neuron();
+            if (!neuron || neuron_gradient_reads_input(neuron->type) || readers[n] != 1 ||
+                edges_[c][k].copy || edges_[n][0].copy)
+                continue;
+            const int p = configs[n].inputs[0];
+            if (readers[p] == 1 && !layers_[p]->is_data()) {
+                fused_reader_[n] = int(c);
+                break;  // one neuron per reader (Layer::backward_with_neuron)
+            }
+        }
+    }
 }
 
 const Tensor& Net::output(int i) const {
@@ -284,19 +301,29 @@ void Net::backward(const StepContext& ctx) {
         const auto& inputs = layer.config().inputs;
         std::vector<Tensor> in, din;
         std::vector<float> beta;
+        std::size_t neuron_input = inputs.size();  // the input whose neuron this layer applies
         for (std::size_t k = 0; k < inputs.size(); ++k) {
-            const int j = inputs[k];
+            int j = inputs[k];
             const Edge& e = edges_[i][k];
             // A fused neuron's input was not kept: its gradient reads only its output.
             const bool fused = last_forward_fused_ && fused_producer_[i] >= 0;
             in.push_back(e.copy ? e.act : acts_[fused ? i : j]);
+            if (fuse_neurons_ && fused_reader_[j] == i) {
+                neuron_input = k;
+                j = layers_[j]->config().inputs[0];  // the gradient goes past the neuron
+            }
             // A copy edge's gradient is written whole on this device and added over there.
             din.push_back(e.copy ? e.grad : grads_[j]);  // undefined for data layers
             beta.push_back(!e.copy && written[j] ? 1.f : 0.f);
             if (!e.copy && grads_[j].defined()) written[j] = true;
         }
         timed(i, &LayerTime::backward, [&] {
-            layer.backward(in, acts_[i], layer.is_cost() ? Tensor() : grads_[i], din, beta, ctx);
+            const Tensor dout = layer.is_cost() ? Tensor() : grads_[i];
+            if (neuron_input < inputs.size())
+                layer.backward_with_neuron(in, acts_[i], dout, din, beta, ctx, neuron_input,
+                                           *layers_[inputs[neuron_input]]->neuron());
+            else
+                layer.backward(in, acts_[i], dout, din, beta, ctx);
         });
         for (std::size_t k = 0; k < inputs.size(); ++k) {
             const int j = inputs[k];

@@ -13,7 +13,10 @@
 // fc, pooling) is applied by that layer as it writes: in a forward pass that runs the costs (a
 // training or scoring step), the producer writes the neuron's output, the neuron layer is
 // skipped, and the producer's own output is not kept (output() refuses it until a forward pass
-// without costs). Backward is unchanged: the neuron's gradient reads its output for its input.
+// without costs). In backward, the same kind of neuron is fused into the layer that reads it, where
+// that is its only reader and the neuron is its input's only reader: the reader writes the
+// gradient of the neuron's input directly (conv and pool per image or plane, in cache), and the
+// neuron layer's backward is skipped. Either way the neuron's gradient reads its output only.
 // Between GPUs the copies run peer to peer where the devices can reach each other (the net enables
 // peer access between its GPUs) and through host memory where not, without blocking the host.
 #pragma once
@@ -58,6 +61,8 @@ public:
     void set_neuron_fusion(bool on) { fuse_neurons_ = on; }
     // The neuron layer fused into layer i, or -1.
     int fused_neuron(int i) const { return fused_neuron_.at(i); }
+    // The layer whose backward applies neuron layer n's gradient, or -1.
+    int fused_reader(int n) const { return fused_reader_.at(n); }
 
     // The copy edges: producer, consumer, and how the last copy went ("cpu": both on the CPU,
     // "device": within one GPU, "peer": GPU to GPU directly, "host": through host memory; before
@@ -102,6 +107,8 @@ private:
     std::vector<int> fused_;
     // fused_neuron_[p] = the neuron layer fused into layer p, fused_producer_[n] = p, else -1.
     std::vector<int> fused_neuron_, fused_producer_;
+    // fused_reader_[n] = the layer whose backward applies neuron layer n's gradient, else -1.
+    std::vector<int> fused_reader_;
     bool fuse_neurons_ = true, last_forward_fused_ = false;
     DType dtype_;
     std::vector<Device> devices_, layer_devices_;

@@ -84,16 +84,15 @@ public:
     void backward(const std::vector<Tensor>& in, const Tensor&, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
                   const StepContext&) override {
-        const bool op_bias = local_ || !unshared_bias_;
-        auto run = local_ ? &local_backward : &conv_backward;
-        for (std::size_t i = 0; i < in.size(); ++i) {
-            const ConvGeometry g = geometry(i, in[i], dout);
-            const Tensor& w = params_[i].value;
-            if (din[i].defined()) run(in[i], w, dout, din[i], {}, {}, g, beta[i]);
-            const Tensor db = i == 0 && op_bias ? bias().grad : Tensor();
-            run(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
-        }
-        if (!op_bias) bias_add_backward(dout, bias().grad, 0.f);
+        run_backward(in, dout, din, beta, in.size(), nullptr);
+    }
+
+    void backward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                              const Tensor& dout, const std::vector<Tensor>& din,
+                              const std::vector<float>& beta, const StepContext& ctx,
+                              std::size_t k, const NeuronParams& neuron) override {
+        if (local_) return Layer::backward_with_neuron(in, out, dout, din, beta, ctx, k, neuron);
+        run_backward(in, dout, din, beta, k, &neuron);
     }
 
     double flops_per_sample() const override { return flops_; }
@@ -124,6 +123,28 @@ private:
                                             " does not fit an input of ", size, " with padding ",
                                             p.pad));
         return 1 + (span + p.stride - 1) / p.stride;
+    }
+
+    // Every input's gradients; input k's dx is that of the neuron whose output it is, where given.
+    void run_backward(const std::vector<Tensor>& in, const Tensor& dout,
+                      const std::vector<Tensor>& din, const std::vector<float>& beta,
+                      std::size_t k, const NeuronParams* neuron) {
+        const bool op_bias = local_ || !unshared_bias_;
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            const ConvGeometry g = geometry(i, in[i], dout);
+            const Tensor& w = params_[i].value;
+            const Tensor db = i == 0 && op_bias ? bias().grad : Tensor();
+            if (local_) {
+                if (din[i].defined()) local_backward(in[i], w, dout, din[i], {}, {}, g, beta[i]);
+                local_backward(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
+            } else {
+                if (din[i].defined())
+                    conv_backward(in[i], w, dout, din[i], {}, {}, g, beta[i],
+                                  i == k ? neuron : nullptr);
+                conv_backward(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
+            }
+        }
+        if (!op_bias) bias_add_backward(dout, bias().grad, 0.f);
     }
 
     // Every input's convolution summed, the bias, then the neuron where one is fused: inside the

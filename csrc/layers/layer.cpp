@@ -49,6 +49,14 @@ void Layer::forward_with_neuron(const std::vector<Tensor>& in, const Tensor& out
     neuron_forward(out, out, neuron);
 }
 
+void Layer::backward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                                 const Tensor& dout, const std::vector<Tensor>& din,
+                                 const std::vector<float>& beta, const StepContext& ctx,
+                                 std::size_t k, const NeuronParams& neuron) {
+    backward(in, out, dout, din, beta, ctx);
+    neuron_backward(in[k], in[k], din[k], din[k], neuron);
+}
+
 void Layer::shape_error(const std::string& what, const Shape& expected,
                         const Shape& found) const {
     throw ShapeError(detail::concat("layer '", name(), "' (type ", config_.type, "): ", what,

@@ -86,6 +86,14 @@ public:
     // cache.
     virtual void forward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
                                      const NeuronParams& neuron, const StepContext& ctx);
+    // Neuron fusion in backward: input `k` of this layer is the output of `neuron`, and din[k]
+    // (beta 0) receives the gradient of the neuron's input instead of its output. The default
+    // applies the neuron's gradient in place after backward; conv and pool apply it per image or
+    // plane while in cache.
+    virtual void backward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                                      const Tensor& dout, const std::vector<Tensor>& din,
+                                      const std::vector<float>& beta, const StepContext& ctx,
+                                      std::size_t k, const NeuronParams& neuron);
     // Whether backward reads `out`: a layer that does not may have a neuron fused into it.
     virtual bool backward_reads_output() const { return true; }
     // The neuron a type=neuron layer applies; null for every other layer.

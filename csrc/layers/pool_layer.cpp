@@ -44,6 +44,13 @@ public:
         if (din[0].defined()) pool_backward(in[0], out, dout, din[0], p_, beta[0], winners_);
     }
 
+    void backward_with_neuron(const std::vector<Tensor>& in, const Tensor& out,
+                              const Tensor& dout, const std::vector<Tensor>& din,
+                              const std::vector<float>& beta, const StepContext&, std::size_t,
+                              const NeuronParams& neuron) override {
+        pool_backward(in[0], out, dout, din[0], p_, beta[0], winners_, &neuron);
+    }
+
 private:
     void run(const Tensor& x, const Tensor& out, const NeuronParams* neuron) {
         // On the CPU, max pooling keeps each window's winner for backward (ops/pool.h): one

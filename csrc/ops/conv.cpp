@@ -71,7 +71,8 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tenso
 }
 
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
-                   const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta) {
+                   const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta,
+                   const NeuronParams* x_neuron) {
     const char* op = "conv_backward";
     expect(dy, op, "dy", x.dtype(), x.device(), 4);
     expect_shape(dy, op, "dy", {g.n, g.f, g.oh, g.ow});
@@ -79,20 +80,25 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Ten
     ops_detail::expect_if_given(dw, op, "dw", x, w.shape());
     ops_detail::expect_if_given(db, op, "db", x, {g.f});
     const bool filter_grads = dw.defined() || db.defined();
+    CONVNET_ARG_CHECK(!x_neuron || (beta == 0.f && !neuron_gradient_reads_input(x_neuron->type)),
+                      op, ": a neuron fused into dx needs beta 0 and a gradient from its output");
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU({
             if (dx.defined())
-                conv_backward_data_cpu<T>(w.data<T>(), dy.data<T>(), dx.data<T>(), g, T(beta));
+                conv_backward_data_cpu<T>(w.data<T>(), dy.data<T>(), dx.data<T>(), g, T(beta),
+                                          x.data<T>(), x_neuron);
             if (filter_grads)
                 conv_backward_filter_cpu<T>(x.data<T>(), dy.data<T>(), dw.data<T>(), db.data<T>(),
                                             g, T(beta));
         }),
         CONVNET_CUDA({
             const MathPrecision precision = current_math_precision();
-            if (dx.defined())
+            if (dx.defined()) {
                 conv_backward_data_cuda(w.data<float>(), dy.data<float>(), dx.data<float>(), g,
                                         beta, precision, nullptr);
+                if (x_neuron) neuron_backward(x, x, dx, dx, *x_neuron);
+            }
             if (filter_grads) {
                 const Tensor workspace = ops_detail::gpu_workspace(
                     dw.defined() ? conv_backward_filter_workspace_cuda(g) : 0, x.device());

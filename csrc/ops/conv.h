@@ -42,15 +42,20 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, in
 // neuron (optional): y = neuron(conv + b), applied to each image's output while it is in cache.
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b /* may be undefined */,
                   const Tensor& y, const ConvGeometry& g, const NeuronParams* neuron = nullptr);
-// Any of dx, dw, db may be undefined to skip that gradient.
+// Any of dx, dw, db may be undefined to skip that gradient. x_neuron (optional, beta 0 only): x
+// is the output of that neuron (one whose gradient reads only its output), and dx receives the
+// gradient of the neuron's input instead, neuron'(x) * dL/dx, applied per image while in cache.
 void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Tensor& dx,
-                   const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta = 0.f);
+                   const Tensor& dw, const Tensor& db, const ConvGeometry& g, float beta = 0.f,
+                   const NeuronParams* x_neuron = nullptr);
 
 template <typename T>
 void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g,
                       const NeuronParams* neuron = nullptr);
+// x and x_neuron: null, or the neuron whose output x is (conv_backward).
 template <typename T>
-void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta);
+void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta,
+                            const T* x = nullptr, const NeuronParams* x_neuron = nullptr);
 template <typename T>
 void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g,
                               T beta);

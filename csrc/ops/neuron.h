@@ -26,6 +26,11 @@ void neuron_forward_cpu(const T* x, T* y, std::int64_t n, const NeuronParams& p)
 // the neuron to each piece of output while it is still in cache (conv and pool forward).
 template <typename T>
 void neuron_in_place_cpu(T* y, std::int64_t n, const NeuronParams& p);
+// dx = neuron'(y) * dx on the calling thread, for neurons whose gradient reads only their output
+// y (neuron_gradient_reads_input false): the epilogue of an op that writes the gradient of a
+// neuron's output and turns it into the gradient of the neuron's input as it goes.
+template <typename T>
+void neuron_gradient_in_place_cpu(const T* y, T* dx, std::int64_t n, const NeuronParams& p);
 template <typename T>
 void neuron_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n,
                          const NeuronParams& p, T beta);

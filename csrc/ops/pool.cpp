@@ -75,8 +75,11 @@ void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p, const T
 }
 
 void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
-                   const PoolParams& p, float beta, const Tensor& winners) {
+                   const PoolParams& p, float beta, const Tensor& winners,
+                   const NeuronParams* x_neuron) {
     const char* op = "pool_backward";
+    CONVNET_ARG_CHECK(!x_neuron || (beta == 0.f && !neuron_gradient_reads_input(x_neuron->type)),
+                      op, ": a neuron fused into dx needs beta 0 and a gradient from its output");
     check_geometry(x, y, p, op);
     const std::int32_t* const won = winners_of(winners, y, p, op);
     expect(dy, op, "dy", x.dtype(), x.device());
@@ -88,9 +91,12 @@ void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU(pool_backward_cpu<T>(x.data<T>(), y.data<T>(), dy.data<T>(), dx.data<T>(), maps,
-                                         h, w, oh, ow, p, T(beta), won)),
-        CONVNET_CUDA(pool_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
-                                        dx.data<float>(), maps, h, w, oh, ow, p, beta, nullptr)));
+                                         h, w, oh, ow, p, T(beta), won, x_neuron)),
+        CONVNET_CUDA({
+            pool_backward_cuda(x.data<float>(), y.data<float>(), dy.data<float>(),
+                               dx.data<float>(), maps, h, w, oh, ow, p, beta, nullptr);
+            if (x_neuron) neuron_backward(x, x, dx, dx, *x_neuron);
+        }));
 }
 
 }  // namespace convnet

@@ -33,8 +33,11 @@ std::int64_t pool_output_size(std::int64_t size, int window, int stride, int sta
 // neuron (optional): y = neuron(pool(x)), applied to each plane's output as it is written.
 void pool_forward(const Tensor& x, const Tensor& y, const PoolParams& p,
                   const Tensor& winners = Tensor(), const NeuronParams* neuron = nullptr);
+// x_neuron (optional, beta 0 only): x is the output of that neuron (one whose gradient reads only
+// its output), and dx receives the gradient of the neuron's input, plane by plane.
 void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
-                   const PoolParams& p, float beta = 0.f, const Tensor& winners = Tensor());
+                   const PoolParams& p, float beta = 0.f, const Tensor& winners = Tensor(),
+                   const NeuronParams* x_neuron = nullptr);
 
 // planes = N*C images of H x W pooled to OH x OW; winners may be null.
 template <typename T>
@@ -44,7 +47,8 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
 template <typename T>
 void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                        std::int64_t h, std::int64_t w, std::int64_t oh, std::int64_t ow,
-                       const PoolParams& p, T beta, const std::int32_t* winners = nullptr);
+                       const PoolParams& p, T beta, const std::int32_t* winners = nullptr,
+                       const NeuronParams* x_neuron = nullptr);
 
 // CUDA launchers (kernels/pool.cu), float32, same arguments as the CPU functions.
 void pool_forward_cuda(const float* x, float* y, std::int64_t planes, std::int64_t h,
