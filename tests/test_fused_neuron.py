@@ -120,3 +120,19 @@ def test_a_fused_producer_output_is_refused_after_a_training_pass_and_kept_by_fe
 def test_a_fused_net_still_passes_the_finite_difference_check():
     x, labels = batch(3)
     check_net_gradients(build("float64"), x, labels, np.random.default_rng(0))
+
+
+@pytest.mark.gpu
+def test_fused_and_unfused_training_agree_bit_for_bit_on_the_gpu():
+    # On a GPU the ops apply a fused neuron as a second kernel, in place, and max pooling keeps no
+    # winners (its backward reads its output, so no neuron is fused into its forward).
+    x, labels = batch()
+    fused, plain = build("float32").to("cuda:0"), build("float32").to("cuda:0")
+    plain._core.set_neuron_fusion(False)
+    names = [s.name for s in fused.specs]
+    assert fused._core.fused_neuron(names.index("pool1")) == -1
+    assert fused._core.fused_neuron(names.index("conv1")) == names.index("conv1_neuron")
+    for _ in range(2):
+        assert fused.train_step(x, labels) == plain.train_step(x, labels)
+    for name, value in plain.state_arrays().items():
+        np.testing.assert_array_equal(fused.state_arrays()[name], value, err_msg=name)

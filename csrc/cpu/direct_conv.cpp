@@ -80,7 +80,8 @@ constexpr std::int64_t kWeightChunkBytes = 16 * 1024;
 
 // One output plane tile by tile: rows of `out_w` outputs split into near-equal tiles of at most
 // the kernel's longest, summed over the input channels a chunk at a time into planebuf
-// ([y][x][lanes], the whole plane); then each row is handed to store(y, row).
+// ([y][x][lanes], the whole plane); each row is handed to store(y, row) as soon as the last chunk
+// has been added to it, while it is still in L1.
 template <typename Store>
 void forward_plane(const float* padded, const float* wblock, int lanes, const Problem& p,
                    float* planebuf, Store&& store) {
@@ -95,13 +96,16 @@ void forward_plane(const float* padded, const float* wblock, int lanes, const Pr
         part.c = std::min(chunk, p.c - c0);
         const float* in = padded + c0 * p.channel_stride;
         const float* w = wblock + c0 * taps * lanes;
-        for (int y = 0; y < p.oh; ++y)
+        const bool last = c0 + chunk >= p.c;
+        for (int y = 0; y < p.oh; ++y) {
+            float* row = planebuf + std::int64_t(y) * p.ow * lanes;
             for (int x0 = 0; x0 < p.ow; x0 += tile)
                 avx512::forward_row_tile(nv, std::min(tile, p.ow - x0),
                                          in + std::int64_t(y) * p.wp + x0, w, part,
-                                         planebuf + (std::int64_t(y) * p.ow + x0) * lanes, c0 > 0);
+                                         row + std::int64_t(x0) * lanes, c0 > 0);
+            if (last) store(y, row);
+        }
     }
-    for (int y = 0; y < p.oh; ++y) store(y, planebuf + std::int64_t(y) * p.ow * lanes);
 }
 
 // Weights packed for the row tiles: per group, and per block of 16 or 32 of its output channels,
