@@ -21,6 +21,8 @@
 
 namespace convnet::direct_conv::avx512 {
 
+#define CONVNET_KERNEL_INLINE __attribute__((always_inline)) inline
+
 namespace {
 
 // One input value in every lane, broadcast straight from memory. Written with _mm512_set1_ps,
@@ -49,28 +51,52 @@ inline void for_each(F&& f) {
     for_each_index(f, std::make_integer_sequence<int, N>{});
 }
 
+// The taps of one kernel row: NV weight vectors and R input broadcasts each, into acc. KW > 0:
+// the row has KW taps, unrolled with the inputs' offsets as constants (no loop counter or
+// pointer updates among the FMAs: integer µops may take the FMA ports); KW 0: p.kw taps.
+template <int R, int NV, int KW>
+CONVNET_KERNEL_INLINE void forward_taps(__m512 (&acc)[R][NV], const float* row, const float*& w,
+                                        int kw) {
+    auto tap = [&](auto j) {
+        __m512 wv[NV];
+        for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + (j * NV + v) * 16);
+        for_each<R>([&](auto r) {
+            const __m512 x = broadcast<r + j>(row);
+            for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
+        });
+    };
+    if constexpr (KW > 0) {
+        for_each<KW>(tap);
+        w += KW * NV * 16;
+    } else {
+        for (int j = 0; j < kw; ++j, ++row, w += NV * 16) tap(std::integral_constant<int, 0>{});
+    }
+}
+
 // acc[r][v] over p.c input channels and all taps for R consecutive outputs of one row, starting
 // from zero or (accumulate) from out.
-template <int R, int NV>
-void forward_tile(const float* in, const float* w, const Problem& p, float* out, bool accumulate) {
+template <int R, int NV, int KW>
+void forward_tile_taps(const float* in, const float* w, const Problem& p, float* out,
+                       bool accumulate) {
     __m512 acc[R][NV];
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v)
             acc[r][v] = accumulate ? _mm512_loadu_ps(out + (r * NV + v) * 16) : _mm512_setzero_ps();
     for (int c = 0; c < p.c; ++c)
-        for (int i = 0; i < p.kh; ++i) {
-            const float* row = in + c * p.channel_stride + i * p.wp;
-            for (int j = 0; j < p.kw; ++j, w += NV * 16) {
-                __m512 wv[NV];
-                for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + v * 16);
-                for_each<R>([&](auto r) {
-                    const __m512 x = broadcast<r>(row + j);
-                    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
-                });
-            }
-        }
+        for (int i = 0; i < p.kh; ++i)
+            forward_taps<R, NV, KW>(acc, in + c * p.channel_stride + i * p.wp, w, p.kw);
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + (r * NV + v) * 16, acc[r][v]);
+}
+
+// The kernel widths of the shipped nets (5x5 and 3x3) get their own unrolled loops.
+template <int R, int NV>
+void forward_tile(const float* in, const float* w, const Problem& p, float* out, bool accumulate) {
+    switch (p.kw) {
+        case 5: return forward_tile_taps<R, NV, 5>(in, w, p, out, accumulate);
+        case 3: return forward_tile_taps<R, NV, 3>(in, w, p, out, accumulate);
+        default: return forward_tile_taps<R, NV, 0>(in, w, p, out, accumulate);
+    }
 }
 
 // dw[r][j0 + b][lanes] += sum over outputs of in(r)[y][x + j0 + b] * dy[y][x], for the TI kernel
