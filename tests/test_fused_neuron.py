@@ -63,6 +63,11 @@ READERS = {"conv1_neuron": "conv1b", "conv1b_neuron": "pool1", "conv2_neuron": "
            "pool2_neuron": "fc1", "conv4_neuron": "conv5", "conv5_neuron": "local",
            "fc1_neuron": "fc2"}
 
+# Per-image pipelining: producer -> the pooling layer run image by image inside its forward
+# (conv1b: the direct convolution; conv2: im2col + GEMM; max and average pooling). pool1_neuron
+# has several readers, so nothing is pipelined after pool1.
+PIPELINED = {"conv1b": "pool1", "conv2": "pool2"}
+
 
 def build(dtype, fusion=True):
     net = build_net(LAYERS, PARAMS, dtype=dtype, seed=3)
@@ -85,6 +90,9 @@ def test_the_rule_picks_the_neurons_it_may_fuse():
     readers = {names[i]: names[net._core.fused_reader(i)] for i in range(len(names))
                if net._core.fused_reader(i) >= 0}
     assert readers == READERS
+    pipelined = {names[i]: names[net._core.pipelined_reader(i)] for i in range(len(names))
+                 if net._core.pipelined_reader(i) >= 0}
+    assert pipelined == PIPELINED
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -145,6 +145,7 @@ void bind_net(py::module_& m) {
         .def("set_neuron_fusion", &Net::set_neuron_fusion, py::arg("on"))
         .def("fused_neuron", &Net::fused_neuron, py::arg("layer"))
         .def("fused_reader", &Net::fused_reader, py::arg("layer"))
+        .def("pipelined_reader", &Net::pipelined_reader, py::arg("layer"))
         .def("set_profiling", &Net::set_profiling, py::arg("on"))
         .def("layer_times", [](const Net& n) {
             py::list out;

@@ -55,9 +55,10 @@ T row_sum(const T* x, std::int64_t n) {
 
 template <typename T>
 void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g,
-                      const NeuronParams* neuron) {
+                      const NeuronParams* neuron, const ImageHook* after_image) {
     if constexpr (std::is_same_v<T, float>)
-        if (direct_conv::use_forward(g)) return direct_conv::forward(x, w, b, y, g, neuron);
+        if (direct_conv::use_forward(g))
+            return direct_conv::forward(x, w, b, y, g, neuron, after_image);
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
@@ -77,6 +78,7 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
                 }
         }
         if (neuron) neuron_in_place_cpu(y + n * g.f * positions, g.f * positions, *neuron);
+        if (after_image) (*after_image)(n);
     });
 }
 
@@ -159,7 +161,7 @@ void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvG
 
 #define CONVNET_INSTANTIATE(T)                                                                  \
     template void conv_forward_cpu<T>(const T*, const T*, const T*, T*, const ConvGeometry&,    \
-                                      const NeuronParams*);                                     \
+                                      const NeuronParams*, const ImageHook*);                   \
     template void conv_backward_data_cpu<T>(const T*, const T*, T*, const ConvGeometry&, T,      \
                                             const T*, const NeuronParams*);                     \
     template void conv_backward_filter_cpu<T>(const T*, const T*, T*, T*, const ConvGeometry&, T);

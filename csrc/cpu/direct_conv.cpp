@@ -136,6 +136,8 @@ struct Epilogue {
     // Null: out = neuron(out). Else out is the gradient of the neuron's output, which lies at
     // neuron_output in out's layout, and becomes the gradient of its input.
     const float* neuron_output = nullptr;
+    // Called with the image once its planes are all written (one group per image only).
+    const ImageHook* after_image = nullptr;
 };
 
 void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
@@ -173,6 +175,7 @@ void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
             else
                 neuron_in_place_cpu(out + at, outs * plane, *epilogue.neuron);
         }
+        if (epilogue.after_image && g.groups == 1) (*epilogue.after_image)(n);
     });
 }
 
@@ -217,7 +220,7 @@ bool use_backward_filter(const ConvGeometry& g) {
 }
 
 void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g,
-             const NeuronParams* neuron) {
+             const NeuronParams* neuron, const ImageHook* after_image) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
     const Tensor packed = pack_row_tiles(g, fg, cg, [&](int grp, std::int64_t f, std::int64_t c,
@@ -225,7 +228,11 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
         return w[(((grp * fg + f) * cg + c) * g.kh + i) * g.kw + j];
     });
     row_tile_planes(g, problem(cg, g, g.oh, g.ow), x, g.c, cg, g.h, g.w, g.pad_h, g.pad_w,
-                    packed.data<float>(), fg, g.f, b, 0.f, y, Epilogue{neuron, nullptr});
+                    packed.data<float>(), fg, g.f, b, 0.f, y, Epilogue{neuron, nullptr, after_image});
+    // With several groups an image's planes are written by several items: hand them over after.
+    if (after_image && g.groups > 1)
+        blas::for_each_item(g.n, blas::threads_for(g.n),
+                            [&](std::int64_t n, int) { (*after_image)(n); });
 }
 
 // The forward loop over dy padded by kh-1-pad (kw-1-pad) before, with the kernel flipped and its

@@ -33,7 +33,7 @@ bool use_backward_filter(const ConvGeometry& g);
 
 // neuron (optional) is applied to each image's output once it is complete (ops/conv.h).
 void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g,
-             const NeuronParams* neuron = nullptr);
+             const NeuronParams* neuron = nullptr, const ImageHook* after_image = nullptr);
 // x and x_neuron (optional): x is the output of that neuron, and dx becomes the gradient of its
 // input (ops/conv.h), image by image.
 void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta,

@@ -156,6 +156,28 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
             }
         }
     }
+    // A layer q reading only what p writes in a fused pass (p's output, or its fused neuron's),
+    // and nothing else reading it, on one CPU: q may run inside p's forward, image by image.
+    pipelined_.assign(configs.size(), -1);
+    for (std::size_t q = 0; q < configs.size(); ++q) {
+        const auto& inputs = configs[q].inputs;
+        if (inputs.size() != 1 || !layers_[q]->runs_by_image() || edges_[q][0].copy) continue;
+        int p = inputs[0];
+        if (fused_producer_[p] >= 0) p = fused_producer_[p];
+        const int written = fused_neuron_[p] >= 0 ? fused_neuron_[p] : p;
+        if (written != inputs[0] || readers[written] != 1 || !layer_devices_[p].is_cpu() ||
+            layers_[p]->is_data())
+            continue;
+        pipelined_[p] = int(q);
+    }
+}
+
+const Tensor& Net::fused_output(int i) const {
+    return fused_neuron_[i] >= 0 ? acts_[fused_neuron_[i]] : acts_[i];
+}
+
+const NeuronParams* Net::fused_neuron_params(int i) const {
+    return fused_neuron_[i] >= 0 ? layers_[fused_neuron_[i]]->neuron() : nullptr;
 }
 
 const Tensor& Net::output(int i) const {
@@ -255,15 +277,32 @@ void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool
         acts_[data_layers_[j]].copy_from(batch[j]);
     }
     const bool fuse = run_costs && fuse_neurons_;
+    std::vector<bool> done(layers_.size(), false);  // run inside their producer's forward
     for (int i = 0; i < size(); ++i) {
         Layer& layer = *layers_[i];
         if (layer.is_data() || (layer.is_cost() && !run_costs)) continue;
         if (fuse && fused_producer_[i] >= 0) continue;  // written by its producer
+        if (done[i]) continue;
         use_device(layer_devices_[i]);
         std::vector<Tensor> in;
         const int neuron = fuse ? fused_neuron_[i] : -1;
+        const int q = fuse ? pipelined_[i] : -1;
         timed(i, &LayerTime::forward, [&] {
             forward_inputs(i, in);
+            if (q >= 0) {
+                Layer& reader = *layers_[q];
+                const std::vector<Tensor> q_in{fused_output(i)};
+                const Tensor& q_out = fused_output(q);
+                const NeuronParams* q_neuron = fused_neuron_params(q);
+                reader.begin_images(q_out);
+                if (layer.forward_with_image_hook(
+                        in, fused_output(i), fused_neuron_params(i),
+                        [&](std::int64_t n) { reader.forward_image(q_in, q_out, n, q_neuron); },
+                        ctx)) {
+                    done[q] = true;
+                    return;
+                }
+            }
             if (neuron >= 0)
                 layer.forward_with_neuron(in, acts_[neuron], *layers_[neuron]->neuron(), ctx);
             else

@@ -17,6 +17,10 @@
 // that is its only reader and the neuron is its input's only reader: the reader writes the
 // gradient of the neuron's input directly (conv and pool per image or plane, in cache), and the
 // neuron layer's backward is skipped. Either way the neuron's gradient reads its output only.
+// Per-image pipelining, in the same passes: where a pooling layer is the only reader of a CPU
+// convolution (or of the neuron fused into it), the convolution hands each image to the pooling
+// as soon as it is written, so that the pooling reads it from cache, not memory; the
+// convolution's output is still kept whole for backward.
 // Between GPUs the copies run peer to peer where the devices can reach each other (the net enables
 // peer access between its GPUs) and through host memory where not, without blocking the host.
 #pragma once
@@ -63,6 +67,8 @@ public:
     int fused_neuron(int i) const { return fused_neuron_.at(i); }
     // The layer whose backward applies neuron layer n's gradient, or -1.
     int fused_reader(int n) const { return fused_reader_.at(n); }
+    // The layer that takes layer p's output image by image as p writes it, or -1.
+    int pipelined_reader(int p) const { return pipelined_.at(p); }
 
     // The copy edges: producer, consumer, and how the last copy went ("cpu": both on the CPU,
     // "device": within one GPU, "peer": GPU to GPU directly, "host": through host memory; before
@@ -109,6 +115,12 @@ private:
     std::vector<int> fused_neuron_, fused_producer_;
     // fused_reader_[n] = the layer whose backward applies neuron layer n's gradient, else -1.
     std::vector<int> fused_reader_;
+    // pipelined_[p] = the layer run image by image inside layer p's forward, else -1.
+    std::vector<int> pipelined_;
+    // The tensor a layer's forward writes in a fused pass (its neuron's output where one is
+    // fused into it), and that neuron's parameters (null where none).
+    const Tensor& fused_output(int i) const;
+    const NeuronParams* fused_neuron_params(int i) const;
     bool fuse_neurons_ = true, last_forward_fused_ = false;
     DType dtype_;
     std::vector<Device> devices_, layer_devices_;

@@ -81,6 +81,18 @@ public:
 
     bool backward_reads_output() const override { return false; }
 
+    bool forward_with_image_hook(const std::vector<Tensor>& in, const Tensor& out,
+                                 const NeuronParams* neuron,
+                                 const std::function<void(std::int64_t)>& after_image,
+                                 const StepContext&) override {
+        // One convolution writing whole images with its bias: a shared-bias conv of one input.
+        if (local_ || unshared_bias_ || in.size() != 1 || !out.device().is_cpu()) return false;
+        const ImageHook hook = after_image;
+        conv_forward(in[0], params_[0].value, bias().value, out, geometry(0, in[0], out), neuron,
+                     &hook);
+        return true;
+    }
+
     void backward(const std::vector<Tensor>& in, const Tensor&, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
                   const StepContext&) override {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -94,6 +95,25 @@ public:
                                       const Tensor& dout, const std::vector<Tensor>& din,
                                       const std::vector<float>& beta, const StepContext& ctx,
                                       std::size_t k, const NeuronParams& neuron);
+    // Per-image pipelining (graph/net.h), a producer's side: forward (then the neuron, where
+    // given), calling after_image(n) as soon as image n of `out` is written, from its threads.
+    // Returns false, having done nothing, where this layer cannot (the default).
+    virtual bool forward_with_image_hook(const std::vector<Tensor>& in, const Tensor& out,
+                                         const NeuronParams* neuron,
+                                         const std::function<void(std::int64_t)>& after_image,
+                                         const StepContext& ctx) {
+        (void)in, (void)out, (void)neuron, (void)after_image, (void)ctx;
+        return false;
+    }
+    // The consumer's side: whether this layer can compute one image's output at a time on the
+    // calling thread; begin_images (on the net's thread, before the producer runs), then
+    // forward_image for each image, concurrently for different images.
+    virtual bool runs_by_image() const { return false; }
+    virtual void begin_images(const Tensor& out) { (void)out; }
+    virtual void forward_image(const std::vector<Tensor>& in, const Tensor& out, std::int64_t n,
+                               const NeuronParams* neuron) {
+        (void)in, (void)out, (void)n, (void)neuron;
+    }
     // Whether backward reads `out`: a layer that does not may have a neuron fused into it.
     virtual bool backward_reads_output() const { return true; }
     // The neuron a type=neuron layer applies; null for every other layer.

@@ -33,6 +33,24 @@ public:
         run(in[0], out, &neuron);
     }
 
+    bool runs_by_image() const override { return device().is_cpu(); }
+
+    void begin_images(const Tensor& out) override { keep_winners(out); }
+
+    void forward_image(const std::vector<Tensor>& in, const Tensor& out, std::int64_t n,
+                       const NeuronParams* neuron) override {
+        const Tensor& x = in[0];
+        auto image = [n](const Tensor& t) {
+            Shape shape = t.shape();
+            shape[0] = 1;
+            const std::size_t bytes = t.nbytes() / std::size_t(t.dim(0));
+            return Tensor::borrow(static_cast<char*>(t.raw()) + n * bytes, shape, t.dtype(),
+                                  t.device());
+        };
+        pool_forward(image(x), image(out), p_, winners_.defined() ? image(winners_) : Tensor(),
+                     neuron);
+    }
+
     // Average pooling never reads y; max pooling reads it only where no winners are kept (GPU).
     bool backward_reads_output() const override {
         return p_.mode == PoolMode::max && !device().is_cpu();
@@ -53,12 +71,16 @@ public:
 
 private:
     void run(const Tensor& x, const Tensor& out, const NeuronParams* neuron) {
-        // On the CPU, max pooling keeps each window's winner for backward (ops/pool.h): one
-        // buffer per batch shape, reused from step to step.
+        keep_winners(out);
+        pool_forward(x, out, p_, winners_, neuron);
+    }
+
+    // On the CPU, max pooling keeps each window's winner for backward (ops/pool.h): one buffer
+    // per batch shape, reused from step to step.
+    void keep_winners(const Tensor& out) {
         if (p_.mode == PoolMode::max && out.device().is_cpu() &&
             (!winners_.defined() || winners_.numel() != out.numel()))
             winners_ = Tensor::empty(out.shape(), DType::f32);
-        pool_forward(x, out, p_, winners_, neuron);
     }
 
     PoolParams p_;

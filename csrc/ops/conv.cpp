@@ -53,7 +53,8 @@ ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, in
 }
 
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
-                  const ConvGeometry& g, const NeuronParams* neuron) {
+                  const ConvGeometry& g, const NeuronParams* neuron,
+                  const ImageHook* after_image) {
     const char* op = "conv_forward";
     if (b.defined()) {
         expect(b, op, "b", x.dtype(), x.device(), 1);
@@ -62,11 +63,13 @@ void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Tenso
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU(conv_forward_cpu<T>(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), g,
-                                        neuron)),
+                                        neuron, after_image)),
         CONVNET_CUDA({
             conv_forward_cuda(x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>(),
                               g, current_math_precision(), nullptr);
             if (neuron) neuron_forward(y, y, *neuron);
+            if (after_image)
+                for (std::int64_t n = 0; n < g.n; ++n) (*after_image)(n);
         }));
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "core/tensor.h"
@@ -39,9 +40,16 @@ std::int64_t conv_output_size(std::int64_t size, std::int64_t kernel, int stride
 ConvGeometry conv_geometry(const Tensor& x, const Tensor& w, const Tensor& y, int stride_h,
                            int stride_w, int pad_h, int pad_w, int groups, const char* op);
 
+// Called with an image's index as soon as its output is complete (and in cache), from the op's
+// threads: calls for different images may run at once.
+using ImageHook = std::function<void(std::int64_t image)>;
+
 // neuron (optional): y = neuron(conv + b), applied to each image's output while it is in cache.
+// after_image (optional): called for every image once its output is written (on a GPU, after the
+// whole batch, in order).
 void conv_forward(const Tensor& x, const Tensor& w, const Tensor& b /* may be undefined */,
-                  const Tensor& y, const ConvGeometry& g, const NeuronParams* neuron = nullptr);
+                  const Tensor& y, const ConvGeometry& g, const NeuronParams* neuron = nullptr,
+                  const ImageHook* after_image = nullptr);
 // Any of dx, dw, db may be undefined to skip that gradient. x_neuron (optional, beta 0 only): x
 // is the output of that neuron (one whose gradient reads only its output), and dx receives the
 // gradient of the neuron's input instead, neuron'(x) * dL/dx, applied per image while in cache.
@@ -51,7 +59,8 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Ten
 
 template <typename T>
 void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g,
-                      const NeuronParams* neuron = nullptr);
+                      const NeuronParams* neuron = nullptr,
+                      const ImageHook* after_image = nullptr);
 // x and x_neuron: null, or the neuron whose output x is (conv_backward).
 template <typename T>
 void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta,
