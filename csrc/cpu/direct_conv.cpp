@@ -45,27 +45,6 @@ bool eligible(const ConvGeometry& g) {
            (g.n >= omp_get_max_threads() && g.filters_per_group() <= kMaxDirectFilters);
 }
 
-// dst[k][y][x] = src[k][y - top][x - left] where that lies inside src (h x w), else 0; dst is
-// channels x hp x wp.
-void pad_copy(const float* src, std::int64_t channels, std::int64_t h, std::int64_t w, float* dst,
-              std::int64_t hp, std::int64_t wp, std::int64_t top, std::int64_t left) {
-    // The source columns that land inside dst, and where.
-    const std::int64_t x0 = std::max<std::int64_t>(0, left), x1 = std::min(wp, left + w);
-    for (std::int64_t k = 0; k < channels; ++k)
-        for (std::int64_t y = 0; y < hp; ++y) {
-            float* row = dst + (k * hp + y) * wp;
-            const std::int64_t sy = y - top;
-            if (sy < 0 || sy >= h || x1 <= x0) {
-                std::fill(row, row + wp, 0.f);
-                continue;
-            }
-            std::fill(row, row + x0, 0.f);
-            std::copy(src + (k * h + sy) * w + (x0 - left), src + (k * h + sy) * w + (x1 - left),
-                      row + x0);
-            std::fill(row + x1, row + wp, 0.f);
-        }
-}
-
 Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h,
                 std::int64_t out_w) {
     const std::int64_t hp = out_h + g.kh - 1, wp = out_w + g.kw - 1;
@@ -154,7 +133,7 @@ void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
         const int grp = int(item % g.groups);
         float* padded = scratch.data<float>() + t * scratch.dim(1);
         float* planebuf = padded + ins * p.channel_stride;
-        pad_copy(in + (n * in_total + grp * ins) * in_h * in_w, ins, in_h, in_w, padded,
+        avx512::pad_copy(in + (n * in_total + grp * ins) * in_h * in_w, ins, in_h, in_w, padded,
                  p.oh + g.kh - 1, p.wp, top, left);
         for (int blk = 0; blk < blocks.count; ++blk) {
             const int lanes = blocks.lanes(blk);
@@ -270,7 +249,7 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
         float* db_t = dw_t + dw_size;
         for (int grp = 0; grp < g.groups; ++grp) {
             if (dw)
-                pad_copy(x + (n * g.c + grp * cg) * g.h * g.w, cg, g.h, g.w, padded,
+                avx512::pad_copy(x + (n * g.c + grp * cg) * g.h * g.w, cg, g.h, g.w, padded,
                          g.oh + g.kh - 1, p.wp, g.pad_h, g.pad_w);
             for (int blk = 0; blk < blocks.count; ++blk) {
                 const int lanes = blocks.lanes(blk), nv = lanes / 16;

@@ -1,8 +1,9 @@
 // The inner loops of the direct convolution (direct_conv.h) in AVX-512, this file alone compiled
 // with -mavx512f -mfma (CMakeLists.txt) and called only after the CPU says it has AVX-512F.
 // It includes no header with inline functions it calls (only <immintrin.h>, <cstdint>, <utility>
-// for integer_sequence), so no inline function of a shared header is compiled here with AVX-512
-// instructions and then picked by the linker for the rest of the library.
+// for integer_sequence, and avx512_local.h, whose helpers have internal linkage), so no inline
+// function of a shared header is compiled here with AVX-512 instructions and then picked by the
+// linker for the rest of the library.
 //
 // Registers hold a tile of outputs for 16 or 32 output channels (one or two 16-float vectors,
 // "nv"): in the forward tile, R positions of one output row; in the filter-gradient tile, TI x TJ
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "cpu/avx512_local.h"
 #include "cpu/direct_conv_kernels.h"
 
 namespace convnet::direct_conv::avx512 {
@@ -24,6 +26,7 @@ namespace convnet::direct_conv::avx512 {
 #define CONVNET_KERNEL_INLINE __attribute__((always_inline)) inline
 
 namespace {
+
 
 // One input value in every lane, broadcast straight from memory. Written with _mm512_set1_ps,
 // GCC sees that the tiles' sliding windows load each value again one tap later, keeps it in a
@@ -194,6 +197,28 @@ inline void transpose16(__m512 r[16]) {
 }
 
 }  // namespace
+
+void pad_copy(const float* src, std::int64_t channels, std::int64_t h, std::int64_t w, float* dst,
+              std::int64_t hp, std::int64_t wp, std::int64_t top, std::int64_t left) {
+    for (std::int64_t k = 0; k < channels; ++k)
+        for (std::int64_t y = 0; y < hp; ++y) {
+            float* row = dst + (k * hp + y) * wp;
+            const std::int64_t sy = y - top;
+            const bool inside = sy >= 0 && sy < h;
+            // Column x of the row reads source column x - left of row sy.
+            const float* from = src + (k * h + sy) * w - left;
+            for (std::int64_t x0 = 0; x0 < wp; x0 += 16) {
+                const std::int64_t lo = larger(0, left - x0);
+                const std::int64_t hi = smaller(16, left + w - x0);
+                const __mmask16 load = inside && hi > lo
+                                           ? __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u))
+                                           : __mmask16(0);
+                const std::int64_t n = smaller(16, wp - x0);
+                _mm512_mask_storeu_ps(row + x0, __mmask16((1u << n) - 1u),
+                                      _mm512_maskz_loadu_ps(load, from + x0));
+            }
+        }
+}
 
 void store_transposed(const float* buf, int count, int lanes, const float* bias, float beta,
                       float* out, std::int64_t out_stride) {

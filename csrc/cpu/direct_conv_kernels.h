@@ -30,6 +30,11 @@ namespace avx512 {
 // weights [c][kh][kw][lanes]. accumulate adds to out's values; else they are overwritten.
 void forward_row_tile(int nv, int count, const float* in, const float* w, const Problem& p,
                       float* out, bool accumulate);
+// dst[k][y][x] = src[k][y - top][x - left] where that lies inside src (h x w), else 0; dst is
+// channels x hp x wp. Rows of 16 columns at a time, masked: the images' rows are short, and a
+// library copy and two fills per row cost more in calls than in bytes.
+void pad_copy(const float* src, std::int64_t channels, std::int64_t h, std::int64_t w, float* dst,
+              std::int64_t hp, std::int64_t wp, std::int64_t top, std::int64_t left);
 // out[l * out_stride + x] = beta * out[...] + buf[x * lanes + l] + bias[l] for x < count and
 // l < lanes (16 or 32): a row of row-tile outputs into its NCHW rows, 16 x 16 blocks transposed
 // in registers. bias may be null; beta 0 ignores out's values.

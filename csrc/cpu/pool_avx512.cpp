@@ -5,18 +5,17 @@
 // running maximum, its index and whether another input equalled it stay in registers.
 #include <immintrin.h>
 
-#include <algorithm>
-#include <cmath>
-
+#include "cpu/avx512_local.h"
 #include "cpu/pool_kernels.h"
 
 namespace convnet::pool_avx512 {
 
 namespace {
+
 // The lanes l of a 16-column run starting at column c0 with 0 <= c0 + l < w.
 inline __mmask16 in_image(std::int64_t c0, std::int64_t w) {
-    const std::int64_t lo = std::max<std::int64_t>(0, -c0);
-    const std::int64_t hi = std::min<std::int64_t>(16, w - c0);
+    const std::int64_t lo = larger(0, -c0);
+    const std::int64_t hi = smaller(16, w - c0);
     if (hi <= lo) return 0;
     return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
@@ -29,9 +28,9 @@ void max_plane(const float* x, float* y, std::int32_t* winners, const MaxPlane& 
                                                            22, 24, 26, 28, 30)
                                        : _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                                                            12, 13, 14, 15);
-    const __m512 lowest = _mm512_set1_ps(-INFINITY);
+    const __m512 lowest = _mm512_set1_ps(kMinusInfinity);
     for (std::int64_t o0 = 0; o0 < g.ow; o0 += 16) {
-        const std::int64_t outs = std::min<std::int64_t>(16, g.ow - o0);
+        const std::int64_t outs = smaller(16, g.ow - o0);
         const __mmask16 out_mask = __mmask16((1u << outs) - 1u);
         // Per column offset kx: lane 0's column, and which lanes of its one or two 16-column
         // loads lie in the image (the others are never touched and read as -inf).
