@@ -56,6 +56,8 @@ Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h
 // whole block's weights, 100-200 KB for 32-64 channels of 5x5 taps, would stream from L2 for
 // each tile of a few outputs and leave the FMAs waiting).
 constexpr std::int64_t kWeightChunkBytes = 16 * 1024;
+// The output gradients one filter-gradient tile reads for all its images stay within this.
+constexpr std::int64_t kFilterTileBytes = 32 * 1024;
 
 // One output plane tile by tile: rows of `out_w` outputs split into near-equal tiles of at most
 // the kernel's longest, summed over the input channels a chunk at a time into planebuf
@@ -240,23 +242,40 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
     const int threads = blas::threads_for(g.n);
     Tensor partial = blas::thread_rows(threads, dw_size + g.f);
     std::fill(partial.data<float>(), partial.data<float>() + partial.numel(), 0.f);
-    Tensor scratch = blas::thread_rows(threads, cg * p.channel_stride + positions * 32);
-    // Each thread sums whole images (static schedule: the same images every run).
-    blas::for_each_item(g.n, threads, [&](std::int64_t n, int t) {
+    // Each item is `per_item` consecutive images whose tiles are summed together (a tile's setup
+    // and write-back shared), as many as keep the gradients a tile reads within L1 (small images
+    // only: 4 of 8x8, one of 14x14); each thread sums whole items (static schedule: the same
+    // images every run).
+    const std::int64_t fits = kFilterTileBytes / (positions * 32 * std::int64_t(sizeof(float)));
+    const int per_item = int(std::max<std::int64_t>(
+        1, std::min<std::int64_t>({kMaxFilterImages, fits, g.n / threads})));
+    const std::int64_t items = (g.n + per_item - 1) / per_item;
+    const std::int64_t in_stride = cg * p.channel_stride, dy_stride = positions * 32;
+    Tensor scratch = blas::thread_rows(threads, per_item * (in_stride + dy_stride));
+    blas::for_each_item(items, threads, [&](std::int64_t item, int t) {
+        const std::int64_t n0 = item * per_item;
+        const avx512::Images images{int(std::min<std::int64_t>(per_item, g.n - n0)), in_stride,
+                                    dy_stride};
         float* padded = scratch.data<float>() + t * scratch.dim(1);
-        float* dyt = padded + cg * p.channel_stride;
+        float* dyt = padded + per_item * in_stride;
         float* dw_t = partial.data<float>() + t * partial.dim(1);
         float* db_t = dw_t + dw_size;
         for (int grp = 0; grp < g.groups; ++grp) {
             if (dw)
-                avx512::pad_copy(x + (n * g.c + grp * cg) * g.h * g.w, cg, g.h, g.w, padded,
-                         g.oh + g.kh - 1, p.wp, g.pad_h, g.pad_w);
+                for (int k = 0; k < images.count; ++k)
+                    avx512::pad_copy(x + ((n0 + k) * g.c + grp * cg) * g.h * g.w, cg, g.h, g.w,
+                                     padded + k * in_stride, g.oh + g.kh - 1, p.wp, g.pad_h,
+                                     g.pad_w);
             for (int blk = 0; blk < blocks.count; ++blk) {
                 const int lanes = blocks.lanes(blk), nv = lanes / 16;
                 const std::int64_t f0 = grp * fg + 32 * blk;
-                const float* dyb = dy + (n * g.f + f0) * positions;
-                avx512::transpose_to_positions(dyb, positions, lanes, positions, dyt);
-                if (db) avx512::add_position_sums(dyt, lanes, positions, db_t + f0);
+                for (int k = 0; k < images.count; ++k) {
+                    const float* dyb = dy + ((n0 + k) * g.f + f0) * positions;
+                    avx512::transpose_to_positions(dyb, positions, lanes, positions,
+                                                   dyt + k * dy_stride);
+                    if (db) avx512::add_position_sums(dyt + k * dy_stride, lanes, positions,
+                                                      db_t + f0);
+                }
                 if (!dw) continue;
                 float* dwb = dw_t + f0 * cg * taps;
                 // Tiles of ti kernel rows (counted over channels and tap rows, so that a tile
@@ -269,7 +288,7 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
                                                         kMaxFilterAccumulators / (cols * nv)));
                     for (int r0 = 0; r0 < kernel_rows; r0 += ti)
                         avx512::filter_grad_tile(nv, std::min(ti, kernel_rows - r0), cols, padded,
-                                                 dyt, p, r0, j0, dwb);
+                                                 dyt, p, r0, j0, dwb, images);
                 }
             }
         }

@@ -105,23 +105,26 @@ void forward_tile(const float* in, const float* w, const Problem& p, float* out,
 // dw[r][j0 + b][lanes] += sum over outputs of in(r)[y][x + j0 + b] * dy[y][x], for the TI kernel
 // rows r = row0 .. row0 + TI - 1 counted over (channel, tap row), so that a tile may span channels.
 template <int TI, int TJ, int NV>
-void filter_tile(const float* in, const float* dy, const Problem& p, int row0, int j0, float* dw) {
+void filter_tile(const float* in, const float* dy, const Problem& p, int row0, int j0, float* dw,
+                 const Images& images) {
     __m512 acc[TI][TJ][NV];
     for (int a = 0; a < TI; ++a)
         for (int b = 0; b < TJ; ++b)
             for (int v = 0; v < NV; ++v) acc[a][b][v] = _mm512_setzero_ps();
-    const float* rows[TI];
-    for (int a = 0; a < TI; ++a) {
-        const int r = row0 + a;
-        rows[a] = in + (r / p.kh) * p.channel_stride + (r % p.kh) * p.wp + j0;
+    std::int64_t rows[TI];  // offsets of the tile's kernel rows in an image's padded input
+    for (int a = 0, c = row0 / p.kh, i = row0 % p.kh; a < TI; ++a) {
+        rows[a] = c * p.channel_stride + i * p.wp + j0;
+        if (++i == p.kh) i = 0, ++c;
     }
+    for (int image = 0; image < images.count; ++image, in += images.in_stride,
+             dy += images.dy_stride)
     for (int oy = 0; oy < p.oh; ++oy) {
         const float* g = dy + std::int64_t(oy) * p.ow * NV * 16;
         for (int ox = 0; ox < p.ow; ++ox, g += NV * 16) {
             __m512 gv[NV];
             for (int v = 0; v < NV; ++v) gv[v] = _mm512_loadu_ps(g + v * 16);
             for (int a = 0; a < TI; ++a) {
-                const float* src = rows[a] + oy * p.wp + ox;
+                const float* src = in + rows[a] + oy * p.wp + ox;
                 for_each<TJ>([&](auto b) {
                     const __m512 x = broadcast<b>(src);
                     for (int v = 0; v < NV; ++v)
@@ -149,7 +152,8 @@ constexpr const ForwardTile* forward_table(std::integer_sequence<int, R...>) {
     return ForwardTable<NV, R...>::at;
 }
 
-using FilterTile = void (*)(const float*, const float*, const Problem&, int, int, float*);
+using FilterTile = void (*)(const float*, const float*, const Problem&, int, int, float*,
+                            const Images&);
 template <int TI, int NV, int... TJ>
 struct FilterRow {
     static constexpr FilterTile at[] = {&filter_tile<TI, TJ + 1, NV>...};
@@ -282,12 +286,12 @@ void forward_row_tile(int nv, int r, const float* in, const float* w, const Prob
 }
 
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
-                      int row0, int j0, float* dw) {
+                      int row0, int j0, float* dw, const Images& images) {
     static const FilterTile* const* const one =
         filter_table<1>(std::make_integer_sequence<int, kMaxTapsI>{});
     static const FilterTile* const* const two =
         filter_table<2>(std::make_integer_sequence<int, kMaxTapsI>{});
-    (nv == 2 ? two : one)[ti - 1][tj - 1](in, dy, p, row0, j0, dw);
+    (nv == 2 ? two : one)[ti - 1][tj - 1](in, dy, p, row0, j0, dw, images);
 }
 
 }  // namespace convnet::direct_conv::avx512

@@ -17,6 +17,18 @@ struct Problem {
     std::int64_t channel_stride;  // padded rows * wp
 };
 
+// Several images at once in the filter-gradient tiles, so that a tile's setup and write-back are
+// shared (8x8 images give a tile only 64 positions): at most this many, with their padded
+// inputs image_stride floats apart and their transposed gradients dy_image_stride apart.
+constexpr int kMaxFilterImages = 4;
+
+namespace avx512 {
+struct Images {
+    int count;
+    std::int64_t in_stride, dy_stride;
+};
+}  // namespace avx512
+
 // Largest forward row tile for one and for two 16-channel vectors (accumulators R*nv, plus the
 // weights and one broadcast, within the 32 vector registers), and the largest filter-gradient
 // tile of taps.
@@ -48,9 +60,10 @@ void transpose_to_positions(const float* src, std::int64_t src_stride, int lanes
 void add_position_sums(const float* dyt, int lanes, std::int64_t positions, float* sums);
 // dw[r][j0 + b][lanes] += sum over outputs of in[c][y + i][x + j0 + b] * dy[y][x] for the kernel
 // rows r = c*kh + i from row0 to row0 + ti - 1 (a tile may span channels) and b < tj; dw is
-// [c][kh][kw][lanes], dy is [oh][ow][lanes] of this block's output channels.
+// [c][kh][kw][lanes], dy is [oh][ow][lanes] of this block's output channels; summed over
+// images.count images (in and dy advancing by their strides), image after image.
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
-                      int row0, int j0, float* dw);
+                      int row0, int j0, float* dw, const Images& images);
 }  // namespace avx512
 
 }  // namespace convnet::direct_conv
