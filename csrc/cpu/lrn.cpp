@@ -1,12 +1,10 @@
-// Cross-map LRN on the CPU, one image per OpenMP thread. Sums run over whole rows of H*W pixels
-// so the inner loops are contiguous and vectorise; windows are summed directly (no running sum,
-// whose subtractions would lose precision in float).
-#include <omp.h>
-
+// Cross-map LRN on the CPU, threaded over (image, block of pixels). Sums run over a block's
+// pixels of each channel, so the inner loops are contiguous and vectorise; windows are summed
+// directly (no running sum, whose subtractions would lose precision in float).
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
+#include "core/tensor.h"
 #include "cpu/blas.h"
 #include "cpu/vector_clones.h"
 #include "math/norm_math.h"
@@ -15,113 +13,134 @@
 namespace convnet {
 
 namespace {
-// denom[f] = k + alpha * sum_{c in W(f)} x[c]^2 for one image; sq is scratch of C*HW.
+// An image is taken a block of this many pixels at a time, across all its channels, so that the
+// scratch rows (channels x block) stay in cache; AlexNet's 96 x 55 x 55 would need 1.2 MB each.
+constexpr std::int64_t kPixelBlock = 256;
+
+// denom[f][i] = k + alpha * sum_{c in W(f)} x[c][i]^2 for the block's pixels i < count of one
+// image (x's planes `plane` apart, the scratch rows `count` apart); sq is scratch.
 template <typename T>
-CONVNET_ALWAYS_INLINE void denominators(const T* x, T* denom, T* sq, std::int64_t c,
-                                        std::int64_t hw, const LrnParams& p) {
-    for (std::int64_t i = 0; i < c * hw; ++i) sq[i] = x[i] * x[i];
+CONVNET_ALWAYS_INLINE void denominators(const T* x, std::int64_t plane, std::int64_t count,
+                                        T* denom, T* sq, std::int64_t c, const LrnParams& p) {
+    for (std::int64_t f = 0; f < c; ++f)
+        for (std::int64_t i = 0; i < count; ++i) sq[f * count + i] = x[f * plane + i] * x[f * plane + i];
+    const T alpha = T(p.alpha), k = T(p.k);
     for (std::int64_t f = 0; f < c; ++f) {
         std::int64_t first, last;
         p.window(f, c, &first, &last);
-        T* d = denom + f * hw;
-        for (std::int64_t i = 0; i < hw; ++i) d[i] = T(0);
+        T* d = denom + f * count;
+        for (std::int64_t i = 0; i < count; ++i) d[i] = T(0);
         for (std::int64_t j = first; j <= last; ++j) {
-            const T* s = sq + j * hw;
-            for (std::int64_t i = 0; i < hw; ++i) d[i] += s[i];
+            const T* s = sq + j * count;
+            for (std::int64_t i = 0; i < count; ++i) d[i] += s[i];
         }
-        const T alpha = T(p.alpha), k = T(p.k);
-        for (std::int64_t i = 0; i < hw; ++i) d[i] = k + alpha * d[i];
+        for (std::int64_t i = 0; i < count; ++i) d[i] = k + alpha * d[i];
     }
 }
 
 template <typename T>
-CONVNET_ALWAYS_INLINE void forward_image(const T* x, T* y, T* denom, T* sq, std::int64_t c,
-                                         std::int64_t hw, const LrnParams& p) {
-    denominators(x, denom, sq, c, hw, p);
+CONVNET_ALWAYS_INLINE void forward_block(const T* x, T* y, std::int64_t plane, std::int64_t count,
+                                         T* denom, T* sq, std::int64_t c, const LrnParams& p) {
+    denominators(x, plane, count, denom, sq, c, p);
     const T beta = T(p.beta);
-    for (std::int64_t i = 0; i < c * hw; ++i) y[i] = x[i] * pow_neg(denom[i], beta);
+    for (std::int64_t f = 0; f < c; ++f)
+        for (std::int64_t i = 0; i < count; ++i)
+            y[f * plane + i] = x[f * plane + i] * pow_neg(denom[f * count + i], beta);
 }
 
 // dx[j] = dy[j] d[j]^-beta - 2 alpha beta x[j] sum_{i : j in W(i)} dy[i] y[i] / d[i]
 template <typename T>
-CONVNET_ALWAYS_INLINE void backward_image(const T* x, const T* y, const T* dy, T* dx, T* denom,
-                                          T* scratch, T* acc, std::int64_t c, std::int64_t hw,
-                                          const LrnParams& p, T beta_acc) {
+CONVNET_ALWAYS_INLINE void backward_block(const T* x, const T* y, const T* dy, T* dx,
+                                          std::int64_t plane, std::int64_t count, T* denom,
+                                          T* scratch, T* acc, std::int64_t c, const LrnParams& p,
+                                          T beta_acc) {
     const T beta = T(p.beta), coeff = T(-2) * T(p.alpha) * T(p.beta);
-    denominators(x, denom, scratch, c, hw, p);
-    T* ratio = scratch;  // dy * y / d, reusing the squares' buffer
-    for (std::int64_t i = 0; i < c * hw; ++i) ratio[i] = dy[i] * y[i] / denom[i];
-    for (std::int64_t i = 0; i < c * hw; ++i) acc[i] = T(0);
+    denominators(x, plane, count, denom, scratch, c, p);
+    T* ratio = scratch;  // dy * y / d, reusing the squares' rows
+    for (std::int64_t f = 0; f < c; ++f)
+        for (std::int64_t i = 0; i < count; ++i)
+            ratio[f * count + i] = dy[f * plane + i] * y[f * plane + i] / denom[f * count + i];
+    for (std::int64_t i = 0; i < c * count; ++i) acc[i] = T(0);
     for (std::int64_t f = 0; f < c; ++f) {
         std::int64_t first, last;
         p.window(f, c, &first, &last);
-        const T* r = ratio + f * hw;
+        const T* r = ratio + f * count;
         for (std::int64_t j = first; j <= last; ++j) {
-            T* a = acc + j * hw;
-            for (std::int64_t i = 0; i < hw; ++i) a[i] += r[i];
+            T* a = acc + j * count;
+            for (std::int64_t i = 0; i < count; ++i) a[i] += r[i];
         }
     }
-    for (std::int64_t i = 0; i < c * hw; ++i) {
-        const T g = dy[i] * pow_neg(denom[i], beta) + coeff * x[i] * acc[i];
-        dx[i] = beta_acc == T(0) ? g : beta_acc * dx[i] + g;
-    }
+    for (std::int64_t f = 0; f < c; ++f)
+        for (std::int64_t i = 0; i < count; ++i) {
+            const std::int64_t at = f * plane + i, q = f * count + i;
+            const T g = dy[at] * pow_neg(denom[q], beta) + coeff * x[at] * acc[q];
+            dx[at] = beta_acc == T(0) ? g : beta_acc * dx[at] + g;
+        }
 }
 
-// Each image's loops compiled for AVX-512 and the baseline (vector_clones.h): the square roots
+// Each block's loops compiled for AVX-512 and the baseline (vector_clones.h): the square roots
 // and divisions of d^-0.75 vectorise 16 wide where the CPU allows.
-#define CONVNET_LRN_IMAGES(T, SUFFIX)                                                           \
-    CONVNET_VECTOR_CLONES void forward_image_##SUFFIX(const T* x, T* y, T* denom, T* sq,        \
-                                                      std::int64_t c, std::int64_t hw,          \
-                                                      const LrnParams& p) {                     \
-        forward_image(x, y, denom, sq, c, hw, p);                                               \
+#define CONVNET_LRN_BLOCKS(T, SUFFIX)                                                           \
+    CONVNET_VECTOR_CLONES void forward_block_##SUFFIX(const T* x, T* y, std::int64_t plane,     \
+                                                      std::int64_t count, T* denom, T* sq,      \
+                                                      std::int64_t c, const LrnParams& p) {     \
+        forward_block(x, y, plane, count, denom, sq, c, p);                                     \
     }                                                                                           \
-    CONVNET_VECTOR_CLONES void backward_image_##SUFFIX(                                         \
-        const T* x, const T* y, const T* dy, T* dx, T* denom, T* scratch, T* acc,               \
-        std::int64_t c, std::int64_t hw, const LrnParams& p, T beta_acc) {                      \
-        backward_image(x, y, dy, dx, denom, scratch, acc, c, hw, p, beta_acc);                  \
+    CONVNET_VECTOR_CLONES void backward_block_##SUFFIX(                                         \
+        const T* x, const T* y, const T* dy, T* dx, std::int64_t plane, std::int64_t count,     \
+        T* denom, T* scratch, T* acc, std::int64_t c, const LrnParams& p, T beta_acc) {         \
+        backward_block(x, y, dy, dx, plane, count, denom, scratch, acc, c, p, beta_acc);        \
     }                                                                                           \
-    void forward_image_any(const T* x, T* y, T* denom, T* sq, std::int64_t c, std::int64_t hw,  \
-                           const LrnParams& p) {                                                \
-        forward_image_##SUFFIX(x, y, denom, sq, c, hw, p);                                      \
+    void forward_block_any(const T* x, T* y, std::int64_t plane, std::int64_t count, T* denom,  \
+                           T* sq, std::int64_t c, const LrnParams& p) {                         \
+        forward_block_##SUFFIX(x, y, plane, count, denom, sq, c, p);                            \
     }                                                                                           \
-    void backward_image_any(const T* x, const T* y, const T* dy, T* dx, T* denom, T* scratch,   \
-                            T* acc, std::int64_t c, std::int64_t hw, const LrnParams& p,        \
-                            T beta_acc) {                                                       \
-        backward_image_##SUFFIX(x, y, dy, dx, denom, scratch, acc, c, hw, p, beta_acc);         \
+    void backward_block_any(const T* x, const T* y, const T* dy, T* dx, std::int64_t plane,     \
+                            std::int64_t count, T* denom, T* scratch, T* acc, std::int64_t c,   \
+                            const LrnParams& p, T beta_acc) {                                   \
+        backward_block_##SUFFIX(x, y, dy, dx, plane, count, denom, scratch, acc, c, p,          \
+                                beta_acc);                                                      \
     }
-CONVNET_LRN_IMAGES(float, f32)
-CONVNET_LRN_IMAGES(double, f64)
-#undef CONVNET_LRN_IMAGES
+CONVNET_LRN_BLOCKS(float, f32)
+CONVNET_LRN_BLOCKS(double, f64)
+#undef CONVNET_LRN_BLOCKS
+
+// Runs body(first pixel, count, thread) for every (image, pixel block), images' blocks in order.
+template <typename Body>
+void for_each_block(std::int64_t n, std::int64_t hw, int threads, Body&& body) {
+    const std::int64_t blocks = (hw + kPixelBlock - 1) / kPixelBlock;
+    blas::for_each_item(n * blocks, threads, [&](std::int64_t item, int t) {
+        const std::int64_t img = item / blocks, i0 = (item % blocks) * kPixelBlock;
+        body(img, i0, std::min(kPixelBlock, hw - i0), t);
+    });
+}
 }  // namespace
 
 template <typename T>
 void lrn_forward_cpu(const T* x, T* y, std::int64_t n, std::int64_t c, std::int64_t hw,
                      const LrnParams& p) {
-    const int threads = blas::threads_for(n);
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<T> denom(c * hw), sq(c * hw);
-#pragma omp for schedule(dynamic, 1)
-        for (std::int64_t img = 0; img < n; ++img)
-            forward_image_any(x + img * c * hw, y + img * c * hw, denom.data(), sq.data(), c, hw,
-                              p);
-    }
+    const int threads = blas::threads_for(n * ((hw + kPixelBlock - 1) / kPixelBlock));
+    Tensor scratch = blas::thread_rows(threads, 2 * c * kPixelBlock, dtype_of<T>());
+    for_each_block(n, hw, threads, [&](std::int64_t img, std::int64_t i0, std::int64_t count,
+                                       int t) {
+        T* denom = scratch.data<T>() + t * scratch.dim(1);
+        const std::int64_t at = img * c * hw + i0;
+        forward_block_any(x + at, y + at, hw, count, denom, denom + c * kPixelBlock, c, p);
+    });
 }
 
 template <typename T>
 void lrn_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n, std::int64_t c,
                       std::int64_t hw, const LrnParams& p, T beta_acc) {
-    const int threads = blas::threads_for(n);
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<T> denom(c * hw), scratch(c * hw), acc(c * hw);
-#pragma omp for schedule(dynamic, 1)
-        for (std::int64_t img = 0; img < n; ++img) {
-            const std::int64_t off = img * c * hw;
-            backward_image_any(x + off, y + off, dy + off, dx + off, denom.data(), scratch.data(),
-                               acc.data(), c, hw, p, beta_acc);
-        }
-    }
+    const int threads = blas::threads_for(n * ((hw + kPixelBlock - 1) / kPixelBlock));
+    Tensor scratch = blas::thread_rows(threads, 3 * c * kPixelBlock, dtype_of<T>());
+    for_each_block(n, hw, threads, [&](std::int64_t img, std::int64_t i0, std::int64_t count,
+                                       int t) {
+        T* denom = scratch.data<T>() + t * scratch.dim(1);
+        const std::int64_t at = img * c * hw + i0;
+        backward_block_any(x + at, y + at, dy + at, dx + at, hw, count, denom,
+                           denom + c * kPixelBlock, denom + 2 * c * kPixelBlock, c, p, beta_acc);
+    });
 }
 
 template void lrn_forward_cpu<float>(const float*, float*, std::int64_t, std::int64_t,
