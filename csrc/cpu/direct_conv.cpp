@@ -31,18 +31,17 @@ struct Blocks {
     std::int64_t channels;
 };
 
-// Above this many filters per group the GEMMs are no longer skinny and OpenBLAS wins (AlexNet's
-// conv2-5, 128-384 filters: im2col + GEMM 5-15% faster on an AVX-512 Xeon, bench of 2026-12-05).
-constexpr std::int64_t kMaxDirectFilters = 64;
-
-// The common eligibility: stride 1, AVX-512, and (unless pinned to "direct") few filters per
-// group and an image for every thread, since the direct path parallelises over images only.
+// The common eligibility: stride 1, AVX-512, and (unless pinned to "direct") an image for every
+// thread, since the direct path parallelises over images only. Any filter count: since its
+// kernels load their broadcasts from memory and unroll the kernel rows, the direct path beats
+// im2col + GEMM on AlexNet's conv2-5 too (128-384 filters per group: 265-306 GFLOP/s against
+// 176-244 on a 2-core AVX-512 Xeon, 2026-12-05), where it had been 5-15% slower.
 bool eligible(const ConvGeometry& g) {
     const Algorithm a = g_algorithm.load();
     if (a == Algorithm::gemm || !cpu_supported()) return false;
     if (g.stride_h != 1 || g.stride_w != 1) return false;
     return a == Algorithm::direct ||
-           (g.n >= omp_get_max_threads() && g.filters_per_group() <= kMaxDirectFilters);
+           g.n >= omp_get_max_threads();
 }
 
 Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h,

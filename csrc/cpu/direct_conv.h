@@ -4,9 +4,9 @@
 // much again; here each image is padded once and vector registers accumulate a tile of outputs
 // for 16 or 32 output channels over all input channels and taps (direct_conv_avx512.cpp).
 // Backward-data is the same forward loop over the zero-padded output gradient with the kernel
-// flipped and its channel axes swapped. Used where the CPU has AVX-512F, the layer fits (below),
-// it has at most 64 filters per group (beyond that the GEMMs are fat and OpenBLAS is faster) and
-// the batch gives every thread an image; everything else stays on im2col + GEMM (conv.cpp).
+// flipped and its channel axes swapped. Used where the CPU has AVX-512F, the layer fits (below)
+// and the batch gives every thread an image (AlexNet's fatter layers too: it beats im2col + GEMM
+// there as well); everything else stays on im2col + GEMM (conv.cpp).
 #pragma once
 
 #include <cstdint>
