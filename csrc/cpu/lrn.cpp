@@ -105,13 +105,17 @@ CONVNET_LRN_BLOCKS(float, f32)
 CONVNET_LRN_BLOCKS(double, f64)
 #undef CONVNET_LRN_BLOCKS
 
-// Runs body(first pixel, count, thread) for every (image, pixel block), images' blocks in order.
-template <typename Body>
-void for_each_block(std::int64_t n, std::int64_t hw, int threads, Body&& body) {
+// Runs body(offset of the block's first pixel, pixels, rows) for every (image, pixel block) on
+// the threads, rows being `row_count` scratch rows of c * kPixelBlock T of the thread's own.
+template <typename T, typename Body>
+void for_each_block(std::int64_t n, std::int64_t c, std::int64_t hw, int row_count, Body&& body) {
     const std::int64_t blocks = (hw + kPixelBlock - 1) / kPixelBlock;
+    const int threads = blas::threads_for(n * blocks);
+    Tensor scratch = blas::thread_rows(threads, row_count * c * kPixelBlock, dtype_of<T>());
     blas::for_each_item(n * blocks, threads, [&](std::int64_t item, int t) {
         const std::int64_t img = item / blocks, i0 = (item % blocks) * kPixelBlock;
-        body(img, i0, std::min(kPixelBlock, hw - i0), t);
+        body(img * c * hw + i0, std::min(kPixelBlock, hw - i0),
+             scratch.data<T>() + t * scratch.dim(1));
     });
 }
 }  // namespace
@@ -119,27 +123,19 @@ void for_each_block(std::int64_t n, std::int64_t hw, int threads, Body&& body) {
 template <typename T>
 void lrn_forward_cpu(const T* x, T* y, std::int64_t n, std::int64_t c, std::int64_t hw,
                      const LrnParams& p) {
-    const int threads = blas::threads_for(n * ((hw + kPixelBlock - 1) / kPixelBlock));
-    Tensor scratch = blas::thread_rows(threads, 2 * c * kPixelBlock, dtype_of<T>());
-    for_each_block(n, hw, threads, [&](std::int64_t img, std::int64_t i0, std::int64_t count,
-                                       int t) {
-        T* denom = scratch.data<T>() + t * scratch.dim(1);
-        const std::int64_t at = img * c * hw + i0;
-        forward_block_any(x + at, y + at, hw, count, denom, denom + c * kPixelBlock, c, p);
+    const std::int64_t row = c * kPixelBlock;
+    for_each_block<T>(n, c, hw, 2, [&](std::int64_t at, std::int64_t count, T* rows) {
+        forward_block_any(x + at, y + at, hw, count, rows, rows + row, c, p);
     });
 }
 
 template <typename T>
 void lrn_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n, std::int64_t c,
                       std::int64_t hw, const LrnParams& p, T beta_acc) {
-    const int threads = blas::threads_for(n * ((hw + kPixelBlock - 1) / kPixelBlock));
-    Tensor scratch = blas::thread_rows(threads, 3 * c * kPixelBlock, dtype_of<T>());
-    for_each_block(n, hw, threads, [&](std::int64_t img, std::int64_t i0, std::int64_t count,
-                                       int t) {
-        T* denom = scratch.data<T>() + t * scratch.dim(1);
-        const std::int64_t at = img * c * hw + i0;
-        backward_block_any(x + at, y + at, dy + at, dx + at, hw, count, denom,
-                           denom + c * kPixelBlock, denom + 2 * c * kPixelBlock, c, p, beta_acc);
+    const std::int64_t row = c * kPixelBlock;
+    for_each_block<T>(n, c, hw, 3, [&](std::int64_t at, std::int64_t count, T* rows) {
+        backward_block_any(x + at, y + at, dy + at, dx + at, hw, count, rows, rows + row,
+                           rows + 2 * row, c, p, beta_acc);
     });
 }
 

@@ -383,24 +383,17 @@ CONVNET_ALWAYS_INLINE void avg_pool_plane_backward(const T* dyp, T* dxp, std::in
                                     const Covers& col_covers, T beta, T* across) {            \
         avg_pool_plane_backward(dyp, dxp, h, w, oh, ow, rows, cols, row_covers, col_covers,   \
                                 beta, across);                                                \
+    }                                                                                         \
+    inline void avg_pool_plane_backward_any(const T* dyp, T* dxp, std::int64_t h,             \
+                                            std::int64_t w, std::int64_t oh, std::int64_t ow, \
+                                            const Windows& rows, const Windows& cols,         \
+                                            const Covers& rc, const Covers& cc, T beta,       \
+                                            T* across) {                                      \
+        NAME(dyp, dxp, h, w, oh, ow, rows, cols, rc, cc, beta, across);                       \
     }
 CONVNET_AVG_POOL_BACKWARD(float, avg_pool_plane_backward_f32)
 CONVNET_AVG_POOL_BACKWARD(double, avg_pool_plane_backward_f64)
 #undef CONVNET_AVG_POOL_BACKWARD
-inline void avg_pool_plane_backward_any(const float* dyp, float* dxp, std::int64_t h,
-                                        std::int64_t w, std::int64_t oh, std::int64_t ow,
-                                        const Windows& rows, const Windows& cols,
-                                        const Covers& rc, const Covers& cc, float beta,
-                                        float* across) {
-    avg_pool_plane_backward_f32(dyp, dxp, h, w, oh, ow, rows, cols, rc, cc, beta, across);
-}
-inline void avg_pool_plane_backward_any(const double* dyp, double* dxp, std::int64_t h,
-                                        std::int64_t w, std::int64_t oh, std::int64_t ow,
-                                        const Windows& rows, const Windows& cols,
-                                        const Covers& rc, const Covers& cc, double beta,
-                                        double* across) {
-    avg_pool_plane_backward_f64(dyp, dxp, h, w, oh, ow, rows, cols, rc, cc, beta, across);
-}
 
 // Average pooling's gradient is separable: every input of an output's window receives the
 // output's share, dy over the window's in-image pixel count. Per output row, each input column
