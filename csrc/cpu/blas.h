@@ -18,6 +18,16 @@ void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64
           const T* a, std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
           std::int64_t ldc);
 
+// x = beta * x over n elements: the start of a gradient that is then added into (the ops'
+// `beta` accumulation). beta 0 writes zeros (whatever x held, NaN included); beta 1 leaves x.
+template <typename T>
+void scale_for_accumulation(T* x, std::int64_t n, T beta) {
+    if (beta == T(0))
+        for (std::int64_t i = 0; i < n; ++i) x[i] = T(0);
+    else if (beta != T(1))
+        for (std::int64_t i = 0; i < n; ++i) x[i] *= beta;
+}
+
 // How many OpenMP threads a loop over `work_items` independent items should use.
 int threads_for(std::int64_t work_items);
 

@@ -94,12 +94,7 @@ void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& 
     blas::for_each_item(g.n, plan.threads, [&](std::int64_t n, int t) {
         T* col = plan.col(t);
         T* dxn = dx + n * g.c * g.h * g.w;
-        if (!pointwise) {
-            if (beta == T(0))
-                std::fill(dxn, dxn + g.c * g.h * g.w, T(0));
-            else if (beta != T(1))
-                for (std::int64_t i = 0; i < g.c * g.h * g.w; ++i) dxn[i] *= beta;
-        }
+        if (!pointwise) blas::scale_for_accumulation(dxn, g.c * g.h * g.w, beta);
         for (int grp = 0; grp < g.groups; ++grp) {
             const T* dyg = dy + (n * g.f + grp * fg) * positions;
             T* dxg = dxn + grp * cg * g.h * g.w;

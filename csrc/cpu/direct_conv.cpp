@@ -106,11 +106,7 @@ Tensor pack_row_tiles(const ConvGeometry& g, std::int64_t outs, std::int64_t ins
     return packed;
 }
 
-// One direction by row tiles, for every image and group: the group's `ins` input planes (of
-// in_total per image, in_h x in_w, at in) padded by (top, left), convolved with `packed` (per
-// group and block of output channels, [ins][kh][kw][lanes]) into its `outs` output planes (of
-// out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution; then, over the
-// group's planes of the image while still in cache, the epilogue's neuron where one is given.
+// What row_tile_planes does to each image and group's output once it is written.
 struct Epilogue {
     const NeuronParams* neuron = nullptr;
     // Null: out = neuron(out). Else out is the gradient of the neuron's output, which lies at
@@ -120,6 +116,11 @@ struct Epilogue {
     const ImageHook* after_image = nullptr;
 };
 
+// One direction by row tiles, for every image and group: the group's `ins` input planes (of
+// in_total per image, in_h x in_w, at in) padded by (top, left), convolved with `packed` (per
+// group and block of output channels, [ins][kh][kw][lanes]) into its `outs` output planes (of
+// out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution; then, over the
+// group's planes of the image while still in cache, the epilogue's neuron where one is given.
 void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
                      std::int64_t in_total, std::int64_t ins, std::int64_t in_h, std::int64_t in_w,
                      std::int64_t top, std::int64_t left, const float* packed, std::int64_t outs,

@@ -68,12 +68,7 @@ void local_backward_cpu(const T* x, const T* w, const T* dy, T* dx, T* dw, T* db
     Tensor patches = Tensor::empty({positions * g.n * k}, dtype_of<T>());
     Tensor col = Tensor::empty({k * positions}, dtype_of<T>());
     Tensor grads = Tensor::empty({positions * g.n * fg}, dtype_of<T>());  // dy as [p][n][f]
-    if (dx) {
-        if (beta == T(0))
-            std::fill(dx, dx + g.n * g.c * g.h * g.w, T(0));
-        else if (beta != T(1))
-            for (std::int64_t i = 0; i < g.n * g.c * g.h * g.w; ++i) dx[i] *= beta;
-    }
+    if (dx) blas::scale_for_accumulation(dx, g.n * g.c * g.h * g.w, beta);
     for (int grp = 0; grp < g.groups; ++grp) {
         T* gp = grads.data<T>();
         for (std::int64_t n = 0; n < g.n; ++n)

@@ -30,15 +30,6 @@ struct Windows {
     std::vector<std::int64_t> lo, hi;
 };
 
-// dx = beta * dx, the start of a gradient that the windows then add into.
-template <typename T>
-void start_gradient(T* dx, std::int64_t n, T beta) {
-    if (beta == T(0))
-        std::fill(dx, dx + n, T(0));
-    else if (beta != T(1))
-        for (std::int64_t i = 0; i < n; ++i) dx[i] *= beta;
-}
-
 int threads_for_planes(std::int64_t planes, std::int64_t outputs_per_plane) {
     return blas::threads_for(planes * outputs_per_plane / 4096 + 1);
 }
@@ -265,7 +256,7 @@ void max_pool_backward_from_winners(const T* x, const T* dy, T* dx,
         const T* dyp = dy + plane * oh * ow;
         const std::int32_t* wp = winners + plane * oh * ow;
         T* dxp = dx + plane * h * w;
-        start_gradient(dxp, h * w, beta);
+        blas::scale_for_accumulation(dxp, h * w, beta);
         for (std::int64_t o = 0; o < oh * ow; ++o) {
             const T g = dyp[o];
             if (wp[o] >= 0) {
@@ -322,7 +313,7 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
 // covering outputs are contiguous and ascending, because the windows' bounds never decrease from
 // one output to the next.
 struct Covers {
-    Covers(const Windows& win, std::int64_t size, std::int64_t none) : size(size) {
+    Covers(const Windows& win, std::int64_t size, std::int64_t none) {
         const std::int64_t outputs = std::int64_t(win.lo.size());
         std::vector<std::int64_t> lo(size), hi(size);
         std::int64_t first = 0;
@@ -337,7 +328,7 @@ struct Covers {
         for (std::int64_t i = 0; i < size; ++i)
             for (std::int64_t o = lo[i]; o < hi[i]; ++o) at[(o - lo[i]) * size + i] = std::int32_t(o);
     }
-    std::int64_t size, depth = 0;
+    std::int64_t depth = 0;
     std::vector<std::int32_t> at;
 };
 
@@ -366,7 +357,7 @@ CONVNET_ALWAYS_INLINE void avg_pool_plane_backward(const T* dyp, T* dxp, std::in
     }
     for (std::int64_t iy = 0; iy < h; ++iy) {
         T* drow = dxp + iy * w;
-        start_gradient(drow, w, beta);
+        blas::scale_for_accumulation(drow, w, beta);
         for (std::int64_t k = 0; k < row_covers.depth; ++k) {
             const std::int32_t oy = row_covers.at[k * h + iy];
             if (oy == oh) break;
@@ -443,7 +434,7 @@ void pool_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t 
         const T* yp = y + plane * oh * ow;
         const T* dyp = dy + plane * oh * ow;
         T* dxp = dx + plane * h * w;
-        start_gradient(dxp, h * w, beta);
+        blas::scale_for_accumulation(dxp, h * w, beta);
         for (std::int64_t oy = 0; oy < oh; ++oy) {
             std::fill(maxima, maxima + offsets * w, std::numeric_limits<T>::quiet_NaN());
             std::fill(grads, grads + offsets * w, T(0));

@@ -285,7 +285,7 @@ void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool
         if (done[i]) continue;
         use_device(layer_devices_[i]);
         std::vector<Tensor> in;
-        const int neuron = fuse ? fused_neuron_[i] : -1;
+        const NeuronParams* neuron = fuse ? fused_neuron_params(i) : nullptr;
         const int q = fuse ? pipelined_[i] : -1;
         timed(i, &LayerTime::forward, [&] {
             forward_inputs(i, in);
@@ -303,8 +303,8 @@ void Net::forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool
                     return;
                 }
             }
-            if (neuron >= 0)
-                layer.forward_with_neuron(in, acts_[neuron], *layers_[neuron]->neuron(), ctx);
+            if (neuron)
+                layer.forward_with_neuron(in, fused_output(i), *neuron, ctx);
             else
                 layer.forward(in, acts_[i], ctx);
         });
@@ -341,12 +341,12 @@ void Net::backward(const StepContext& ctx) {
         std::vector<Tensor> in, din;
         std::vector<float> beta;
         std::size_t neuron_input = inputs.size();  // the input whose neuron this layer applies
+        // A fused neuron's input was not kept: its gradient reads only its output.
+        const bool input_dropped = last_forward_fused_ && fused_producer_[i] >= 0;
         for (std::size_t k = 0; k < inputs.size(); ++k) {
             int j = inputs[k];
             const Edge& e = edges_[i][k];
-            // A fused neuron's input was not kept: its gradient reads only its output.
-            const bool fused = last_forward_fused_ && fused_producer_[i] >= 0;
-            in.push_back(e.copy ? e.act : acts_[fused ? i : j]);
+            in.push_back(e.copy ? e.act : acts_[input_dropped ? i : j]);
             if (fuse_neurons_ && fused_reader_[j] == i) {
                 neuron_input = k;
                 j = layers_[j]->config().inputs[0];  // the gradient goes past the neuron

@@ -85,11 +85,9 @@ public:
                                  const NeuronParams* neuron,
                                  const std::function<void(std::int64_t)>& after_image,
                                  const StepContext&) override {
-        // One convolution writing whole images with its bias: a shared-bias conv of one input.
-        if (local_ || unshared_bias_ || in.size() != 1 || !out.device().is_cpu()) return false;
-        const ImageHook hook = after_image;
+        if (!single_conv(in) || !out.device().is_cpu()) return false;
         conv_forward(in[0], params_[0].value, bias().value, out, geometry(0, in[0], out), neuron,
-                     &hook);
+                     &after_image);
         return true;
     }
 
@@ -159,12 +157,18 @@ private:
         if (!op_bias) bias_add_backward(dout, bias().grad, 0.f);
     }
 
+    // Whether one conv_forward call writes the whole output, bias included: a shared-bias conv of
+    // one input. Only then can the op apply a fused neuron, or hand images over as they are done.
+    bool single_conv(const std::vector<Tensor>& in) const {
+        return !local_ && !unshared_bias_ && in.size() == 1;
+    }
+
     // Every input's convolution summed, the bias, then the neuron where one is fused: inside the
-    // convolution where it is the last step (one shared-bias conv input), else as a pass.
+    // convolution where it is the last step (single_conv), else as a pass.
     void run_all(const std::vector<Tensor>& in, const Tensor& out, const NeuronParams* neuron) {
         // Bias with input 0 where the op takes it (shared conv bias, local's per-position bias).
         const bool op_bias = local_ || !unshared_bias_;
-        const bool op_neuron = !local_ && op_bias && in.size() == 1;
+        const bool op_neuron = single_conv(in);
         run_forward(0, in[0], op_bias ? bias().value : Tensor(), out,
                     op_neuron ? neuron : nullptr);
         for (std::size_t i = 1; i < in.size(); ++i) {

@@ -83,8 +83,7 @@ void conv_backward(const Tensor& x, const Tensor& w, const Tensor& dy, const Ten
     ops_detail::expect_if_given(dw, op, "dw", x, w.shape());
     ops_detail::expect_if_given(db, op, "db", x, {g.f});
     const bool filter_grads = dw.defined() || db.defined();
-    CONVNET_ARG_CHECK(!x_neuron || (beta == 0.f && !neuron_gradient_reads_input(x_neuron->type)),
-                      op, ": a neuron fused into dx needs beta 0 and a gradient from its output");
+    check_fused_neuron_gradient(x_neuron, beta, op);
     ops_detail::run_on_device(
         op, x,
         CONVNET_CPU({

@@ -43,6 +43,11 @@ int neuron_param_count(NeuronType type) {
     }
 }
 
+void check_fused_neuron_gradient(const NeuronParams* neuron, float beta, const char* op) {
+    CONVNET_ARG_CHECK(!neuron || (beta == 0.f && !neuron_gradient_reads_input(neuron->type)),
+                      op, ": a neuron fused into dx needs beta 0 and a gradient from its output");
+}
+
 void neuron_forward(const Tensor& x, const Tensor& y, const NeuronParams& p) {
     const char* op = "neuron_forward";
     expect(x, op, "x", x.dtype(), x.device());

@@ -17,6 +17,10 @@ NeuronType neuron_type_from_name(const std::string& name);
 int neuron_param_count(NeuronType type);
 
 void neuron_forward(const Tensor& x, const Tensor& y, const NeuronParams& p);
+// For an op that writes the gradient of a neuron's input in place of its output's (conv and pool
+// backward, x_neuron): the neuron, where given, must take its gradient from its output, and the
+// gradient must be overwritten (beta 0). Throws ArgumentError naming `op` otherwise.
+void check_fused_neuron_gradient(const NeuronParams* neuron, float beta, const char* op);
 void neuron_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Tensor& dx,
                      const NeuronParams& p, float beta = 0.f);
 

@@ -78,8 +78,7 @@ void pool_backward(const Tensor& x, const Tensor& y, const Tensor& dy, const Ten
                    const PoolParams& p, float beta, const Tensor& winners,
                    const NeuronParams* x_neuron) {
     const char* op = "pool_backward";
-    CONVNET_ARG_CHECK(!x_neuron || (beta == 0.f && !neuron_gradient_reads_input(x_neuron->type)),
-                      op, ": a neuron fused into dx needs beta 0 and a gradient from its output");
+    check_fused_neuron_gradient(x_neuron, beta, op);
     check_geometry(x, y, p, op);
     const std::int32_t* const won = winners_of(winners, y, p, op);
     expect(dy, op, "dy", x.dtype(), x.device());
