@@ -200,3 +200,16 @@ def test_profile_times_every_layer_that_works_and_leaves_results_unchanged():
         np.testing.assert_array_equal(profiled.state_arrays()[name], value, err_msg=name)
     profiled.profile(False)
     assert profiled.layer_times() == {}
+
+
+def test_state_arrays_are_copies_unless_views_are_asked_for():
+    net = tiny()
+    x = np.random.default_rng(5).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    copies, views = net.state_arrays(), net.state_arrays(views=True)
+    assert copies.keys() == views.keys()
+    before = {k: v.copy() for k, v in views.items()}
+    net.train_step(x, [0, 1])
+    changed = [k for k in views if not np.array_equal(views[k], before[k])]
+    assert "param/conv1.weights" in changed and "velocity/conv1.weights" in changed
+    for key in copies:   # the copies keep the values they were taken with
+        np.testing.assert_array_equal(copies[key], before[key], err_msg=key)

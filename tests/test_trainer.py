@@ -102,6 +102,41 @@ def test_checkpoints_are_atomic_and_verified(tmp_path, tiny_cfg):
         checkpoint.load(tmp_path / "tampered.npz")
     with pytest.raises(checkpoint.CheckpointError, match="file not found"):
         checkpoint.load(tmp_path / "missing.npz")
+    # One flipped bit in the middle of an array: the zip members' CRC-32 catches it on reading.
+    weights = checkpoint.load(save)[1]["param/conv1.weights"]
+    offset = data.find(weights.tobytes()[:64]) + weights.nbytes // 2
+    assert offset > weights.nbytes // 2
+    data[offset] ^= 0x10
+    (tmp_path / "flipped.npz").write_bytes(data)
+    with pytest.raises(checkpoint.CheckpointError, match="flipped.npz: checksum mismatch"):
+        checkpoint.load(tmp_path / "flipped.npz")
+
+
+def test_training_leaves_no_spare_checkpoint_behind(tmp_path, tiny_cfg):
+    save = tmp_path / "c.npz"
+    assert main(tiny_cfg + SMALL + ["--epochs", "2", "--test-freq", "2",
+                                    "--save-path", str(save)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.history.csv", "c.log.txt", "c.npz",
+                                                         "tiny-params.cfg", "tiny.cfg"]
+
+
+def test_version_1_checkpoints_still_load_and_verify(tmp_path, tiny_cfg):
+    """Version 1 carried a SHA-256 of the arrays in its header instead of their CRC-32s."""
+    save = tmp_path / "c.npz"
+    assert main(tiny_cfg + SMALL + ["--epochs", "1", "--save-path", str(save)]) == 0
+    meta, arrays = checkpoint.load(save)
+    del meta["crc32"]
+    meta.update(version=1, checksum=checkpoint._sha256(arrays))
+    np.savez(tmp_path / "v1.npz", __meta__=np.array(__import__("json").dumps(meta)), **arrays)
+    meta_back, arrays_back = checkpoint.load(tmp_path / "v1.npz")
+    assert meta_back["version"] == 1
+    for key in arrays:
+        np.testing.assert_array_equal(arrays_back[key], arrays[key], err_msg=key)
+    arrays[next(iter(arrays))] += 1
+    np.savez(tmp_path / "v1-tampered.npz", __meta__=np.array(__import__("json").dumps(meta)),
+             **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="checksum mismatch"):
+        checkpoint.load(tmp_path / "v1-tampered.npz")
 
 
 def test_net_save_and_load_round_trip(tmp_path, tiny_cfg):

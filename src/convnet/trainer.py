@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from . import checkpoint, runs
+from .files import remove_spare
 from .data.loader import Loader
 from .net import Net
 
@@ -161,12 +162,24 @@ class Trainer:
         st, opt = self.state, self.opt
         total_batches = opt.epochs * self.batches_per_epoch
         start_time, start_done = time.time(), st.epoch * self.batches_per_epoch + st.batch
-        recent = []
         if start_done:
             # In the units of the test lines ("epoch 1.50 step 15"): epochs done, not the one
             # in progress, so the counters read on from where the run stopped.
             self.log(f"resuming at epoch {start_done / self.batches_per_epoch:.2f} step "
                      f"{self.net.step} ({start_done} of {total_batches} batches done)")
+        try:
+            self._epochs(start_time, start_done, total_batches)
+        finally:
+            if opt.save_path:   # the spare the checkpoints of this run were written into
+                remove_spare(opt.save_path)
+        if opt.progress and sys.stdout.isatty():
+            print(file=sys.stdout)
+        return st
+
+    def _epochs(self, start_time, start_done, total_batches):
+        """The training loop proper: epochs of batches, tests and checkpoints."""
+        st, opt = self.state, self.opt
+        recent = []
         while st.epoch < opt.epochs:
             epoch = st.epoch
             # Augmenting datasets take a key, so a batch's crops, flips and colour noise are a
@@ -200,9 +213,6 @@ class Trainer:
                 self.data_wait += loader.wait_time
                 self._loader = None
             st.epoch, st.batch = st.epoch + 1, 0
-        if opt.progress and sys.stdout.isatty():
-            print(file=sys.stdout)
-        return st
 
     def _show_progress(self, done, total, start_done, start_time, recent):
         if not self.opt.progress:
@@ -276,7 +286,7 @@ class Trainer:
             self.net.remember_data(provider)
         meta = {"net": self.net.checkpoint_meta(), "trainer": asdict(self.state),
                 "options": asdict(self.opt)}
-        checkpoint.save(path, meta, self.net.state_arrays())
+        checkpoint.save(path, meta, self.net.state_arrays(views=True), again=True)
         runs.write_history(runs.companion(path, runs.HISTORY), self.state.history)
 
     @staticmethod
