@@ -80,6 +80,18 @@ def test_train_quick_run(capsys, monkeypatch):
     assert re.search(r"^conv1 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+%", out, flags=re.M), out
 
 
+def test_trainer_against_step_quick_run(capsys, monkeypatch):
+    # convnet-train's loop (tests and checkpoints included) against the step, at batch 2.
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["--train", "--quick", "--trainer", "--filter", "mnist"]) == 0
+    out = capsys.readouterr().out
+    assert "a checkpoint every 2 steps" in out
+    row = re.search(r"^mnist +2 +([\d.]+) +([\d.]+) +([\d.]+)$", out, flags=re.M)
+    assert row, out
+    step, trainer, ratio = map(float, row.groups())
+    assert step > 0 and trainer > 0 and ratio == pytest.approx(trainer / step, abs=0.01)
+
+
 def test_the_pytorch_translation_steps_every_shipped_net(monkeypatch):
     # Only where PyTorch is installed (it is never a dependency): the comparison column's nets
     # build, take a step and give a finite loss.

@@ -168,6 +168,9 @@ def main(argv=None):
                         "(with --device, --filter on the net's name, --quick)")
     p.add_argument("--layers", action="store_true",
                    help="with --train: also each layer's share of the step (Net.profile)")
+    p.add_argument("--trainer", action="store_true",
+                   help="with --train: also convnet-train's loop (loader, tests, checkpoints) "
+                        "against the step alone, in images/s")
     p.add_argument("--data", nargs="?", const="", metavar="PATH",
                    help="time the background data loader (decoding, crops, flips, colour noise) "
                         "on the dataset at PATH instead of the ops; without PATH on a small "

@@ -3,7 +3,8 @@ of each shipped net at its usual batch, ms per step and images/s, on the CPU or 
 timed in turn, several rounds, and each figure is the median over rounds, so a disturbance hits
 one round of every net rather than one net. Where PyTorch is installed, the same net built in
 PyTorch (torch_train.py, in its faster memory layout) is timed right after ours in every round,
-and the ratio ours/PyTorch is printed."""
+and the ratio ours/PyTorch is printed. --trainer adds convnet-train's loop against the step
+(trainer.py)."""
 
 import statistics
 import time
@@ -14,7 +15,7 @@ import numpy as np
 import convnet
 from convnet import _core
 
-from . import torch_train
+from . import torch_train, trainer
 
 # (config stem, batch): AlexNet at the paper's per-GPU batch, the others at cuda-convnet's 128.
 NETS = [("alexnet", 32), ("cifar10-80sec", 128), ("cifar10-18pct", 128), ("mnist", 128)]
@@ -28,11 +29,16 @@ def layer_defs():
     return None
 
 
-def _batch(net, batch, rng):
+def _input(net):
+    """(image shape, classes) of a net: its first data layer's shape, its logreg cost's width."""
     data = [s for s in net.specs if s.type == "data" and s["dataIdx"] == 0][0]
     cost = [s for s in net.specs if s.type == "cost.logreg"][0]
-    classes = int(np.prod(net.output_shape(cost.inputs[1])))
-    x = (rng.standard_normal((batch,) + tuple(data["shape"])) * 50).astype(np.float32)
+    return tuple(data["shape"]), int(np.prod(net.output_shape(cost.inputs[1])))
+
+
+def _batch(net, batch, rng):
+    shape, classes = _input(net)
+    x = (rng.standard_normal((batch,) + shape) * 50).astype(np.float32)
     return x, rng.integers(0, classes, batch)
 
 
@@ -92,6 +98,10 @@ def run(args) -> int:
     if getattr(args, "layers", False):
         for stem, batch, net, x, labels, *_ in nets:
             _print_layer_times(stem, batch, net, x, labels, steps, device)
+    if getattr(args, "trainer", False):
+        trainer.run([(stem, batch, net) + _input(net) for stem, batch, net, *_ in nets],
+                    rounds=1 if args.quick else 2,
+                    test_freq=2 if args.quick else trainer.TEST_FREQ)
     return 0
 
 
