@@ -20,4 +20,9 @@ inline bool cpu_has_avx512f() {
     static const bool avx512 = __builtin_cpu_supports("avx512f");
     return avx512;
 }
+// ... and those built with -mbmi2 as well (dropout_avx512.cpp).
+inline bool cpu_has_avx512f_bmi2() {
+    static const bool both = cpu_has_avx512f() && __builtin_cpu_supports("bmi2");
+    return both;
+}
 }  // namespace convnet

@@ -13,6 +13,8 @@ from typing import Callable, Optional
 import numpy as np
 
 import convnet.ops as ops
+from convnet import _core
+from convnet.ops._checks import tensor
 
 F32 = np.float32
 
@@ -219,6 +221,23 @@ def pool_cases(net, layer, rng, shape, mode, size=3, stride=2):
         pool = torch.nn.functional.max_pool2d if mode == "max" else torch.nn.functional.avg_pool2d
         return pool(tx, size, stride, ceil_mode=True), (tx,), torch.from_numpy(dy)
 
+    if mode == "max":
+        # What a max-pool layer runs on the CPU: forward keeps each window's winner (an int32 per
+        # output, in a buffer kept from step to step) and backward scatters dy through them, as
+        # PyTorch does with its indices. The numpy op API has no winners: its backward compares
+        # x with y instead (slower; not what training runs).
+        winners, dx = np.empty(y.shape, F32), np.empty_like(x)
+        params = (mode, size, size, stride, stride, 0, 0)
+        tx, ty, tdy, tdx, tw = (tensor(a) for a in (x, y.copy(), dy, dx, winners))
+
+        def forward():
+            _core.pool_forward(tx, ty, *params, winners=tw)
+        forward()
+        return [Case(net, layer, "maxpool fwd", text + " winners", forward,
+                     bytes=_nbytes(x, y, winners), torch=torch_fwd),
+                Case(net, layer, "maxpool bwd", text + " winners",
+                     lambda: _core.pool_backward(tx, ty, tdy, tdx, *params, winners=tw),
+                     bytes=_nbytes(dy, winners, dx), torch=_torch_backward(torch_bwd))]
     return [Case(net, layer, f"{mode}pool fwd", text, lambda: ops.pool_forward(x, **p),
                  bytes=_nbytes(x, y), torch=torch_fwd),
             Case(net, layer, f"{mode}pool bwd", text, lambda: ops.pool_backward(x, y, dy, **p),
