@@ -2,7 +2,9 @@
 // With two or more images, each OpenMP thread takes whole images and runs single-threaded
 // OpenBLAS GEMMs on its own im2col workspace; with one image, the GEMMs use OpenBLAS's threads.
 // A 1x1, stride-1, unpadded convolution skips im2col: the image already is the column matrix.
-// Stride-1 float layers go to the direct convolution instead where it fits (direct_conv.h).
+// Stride-1 float layers go to the direct convolution instead where it fits (direct_conv.h), and
+// the forward and filter gradient of strided ones with few input channels through
+// space-to-depth to it (space_to_depth_conv.h).
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -10,6 +12,7 @@
 #include "cpu/blas.h"
 #include "cpu/direct_conv.h"
 #include "cpu/im2col.h"
+#include "cpu/space_to_depth_conv.h"
 #include "ops/conv.h"
 #include "ops/neuron.h"
 
@@ -56,9 +59,12 @@ T row_sum(const T* x, std::int64_t n) {
 template <typename T>
 void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g,
                       const NeuronParams* neuron, const ImageHook* after_image) {
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
         if (direct_conv::use_forward(g))
             return direct_conv::forward(x, w, b, y, g, neuron, after_image);
+        if (space_to_depth::use_forward(g))
+            return space_to_depth::forward(x, w, b, y, g, neuron, after_image);
+    }
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
@@ -85,9 +91,10 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
 template <typename T>
 void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta,
                             const T* x, const NeuronParams* x_neuron) {
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
         if (direct_conv::use_backward_data(g))
             return direct_conv::backward_data(w, dy, dx, g, beta, x, x_neuron);
+    }
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;
@@ -113,9 +120,12 @@ void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& 
 template <typename T>
 void conv_backward_filter_cpu(const T* x, const T* dy, T* dw, T* db, const ConvGeometry& g,
                               T beta) {
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
         if (direct_conv::use_backward_filter(g))
             return direct_conv::backward_filter(x, dy, dw, db, g, beta);
+        if (space_to_depth::use_backward_filter(g))
+            return space_to_depth::backward_filter(x, dy, dw, db, g, beta);
+    }
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;

@@ -4,7 +4,9 @@ the float64 reference and finite differences (which run in float64, on the GEMM 
 each other. Shapes: batch 1, non-square images, kernels wider than the filter-gradient tile (9),
 rows longer than the forward tile (40), padding of kernel-1 (outputs larger than inputs), 1x1,
 groups, a thin first layer (3 channels: backward-data falls back to GEMM), 16- and 32-channel
-blocks. Every case checks that the direct path really ran."""
+blocks; and strided layers with few input channels, whose forward and filter gradient go through
+space-to-depth to the direct path (AlexNet's conv1 in small, with cuda-convnet's overhang). Every
+case checks that the direct path really ran."""
 
 import numpy as np
 import pytest
@@ -95,6 +97,66 @@ def test_direct_matches_gemm(rng, algorithm, case, beta):
         assert_close(d, a, FP32_REL_TOL, what=f"{what}, direct vs gemm, beta={beta}")
 
 
+# Strided, few input channels: (x shape, w shape, stride, padding, size rule). Space-to-depth
+# gives C*s^2 channels (48, 12, 9) and kernels of ceil(k/s) blocks (3, 3, 1), the last with
+# zero taps where k does not fill them; the data gradient stays on GEMM.
+STRIDED = [
+    ((2, 3, 26, 22), (16, 3, 11, 11), 4, 0, "cuda-convnet"),  # a row and a column of overhang
+    ((1, 3, 15, 17), (32, 3, 5, 5), 2, 2, "floor"),
+    ((3, 1, 13, 10), (16, 1, 3, 3), 3, 1, "floor"),
+]
+
+
+def _strided_id(case):
+    xs, ws, stride, padding, rule = case
+    return f"x{'x'.join(map(str, xs))}-w{'x'.join(map(str, ws))}-s{stride}-p{padding}-{rule}"
+
+
+def _strided_sizes(xs, ws, stride, padding, rule):
+    return (ref.output_size(xs[2], ws[2], stride, padding, rule),
+            ref.output_size(xs[3], ws[3], stride, padding, rule))
+
+
+@pytest.mark.parametrize("case", STRIDED, ids=_strided_id)
+def test_strided_thin_layers_against_the_reference(rng, algorithm, case):
+    xs, ws, stride, padding, rule = case
+    oh, ow = _strided_sizes(*case)
+    kw = dict(stride=stride, padding=padding, rule=rule)
+    algorithm("direct")
+    before = _core.cpu_direct_conv_calls()
+    inputs = [rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])]
+    check_op(lambda x, w, b: ops.conv_forward(x, w, b, **kw),
+             lambda x, w, b, dy: ops.conv_backward(x, w, dy, **kw),
+             lambda x, w, b: ref.forward(x, w, b, (stride,) * 2, (padding,) * 2, 1, oh, ow),
+             lambda x, w, b, dy: ref.backward(x, w, dy, (stride,) * 2, (padding,) * 2, 1),
+             inputs, rng=rng, wrt=(0, 1, 2), names=("dx", "dw", "db"))
+    assert _core.cpu_direct_conv_calls() - before >= 2  # forward and filter gradient
+
+
+@pytest.mark.parametrize("case", STRIDED, ids=_strided_id)
+def test_strided_thin_layers_match_gemm_with_accumulation(rng, algorithm, case):
+    xs, ws, stride, padding, rule = case
+    oh, ow = _strided_sizes(*case)
+    x, w, b = f32(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0]))
+    dy = f32(rng.standard_normal((xs[0], ws[0], oh, ow)))[0]
+    start = f32(rng.standard_normal(ws), rng.standard_normal(ws[0]))
+    tensor = _core.Tensor.from_numpy
+    results = {}
+    for name in ("gemm", "direct"):
+        algorithm(name)
+        before = _core.cpu_direct_conv_calls()
+        y = tensor(np.full((xs[0], ws[0], oh, ow), np.nan, np.float32))
+        _core.conv_forward(tensor(x), tensor(w), tensor(b), y, stride, stride, padding, padding, 1)
+        grads = [tensor(a) for a in start]
+        _core.conv_backward(tensor(x), tensor(w), tensor(dy), None, *grads, stride, stride,
+                            padding, padding, 1, 0.5)
+        assert _core.cpu_direct_conv_calls() - before == (2 if name == "direct" else 0)
+        results[name] = [y.numpy()] + [g.numpy() for g in grads]
+    for what, a, d in zip(("y", "dw", "db"), results["gemm"], results["direct"]):
+        assert np.isfinite(d).all(), f"{what}: space-to-depth left elements unwritten"
+        assert_close(d, a, FP32_REL_TOL, what=f"{what}, space-to-depth vs gemm, beta=0.5")
+
+
 def test_auto_takes_the_direct_path_only_for_stride_1_and_a_full_batch(rng, algorithm):
     algorithm("auto")
     threads = convnet.get_num_threads()
@@ -105,7 +167,7 @@ def test_auto_takes_the_direct_path_only_for_stride_1_and_a_full_batch(rng, algo
     assert _core.cpu_direct_conv_calls() == before + 1
     ops.conv_forward(x, f32(rng.standard_normal((128, 16, 3, 3)))[0], padding=1)  # fat: direct
     assert _core.cpu_direct_conv_calls() == before + 2
-    ops.conv_forward(x, w, padding=1, stride=2)  # strided: GEMM
+    ops.conv_forward(x, w, padding=1, stride=2)  # strided with 16 channels: GEMM
     if threads > 1:
         ops.conv_forward(x[:1], w, padding=1)  # fewer images than threads: GEMM
     assert _core.cpu_direct_conv_calls() == before + 2
