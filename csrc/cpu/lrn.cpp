@@ -38,14 +38,34 @@ CONVNET_ALWAYS_INLINE void denominators(const T* x, std::int64_t plane, std::int
     }
 }
 
+// Pixels of a block summed at once in forward: a tile of window sums that stays in registers.
+constexpr std::int64_t kSumTile = 64;
+
+// y = x * d^-beta, each map's window summed tile by tile straight into its output: forward writes
+// no row of denominators to read back (AlexNet's lrn2 4.1 -> 2.8 ms). Backward, which needs the
+// denominators twice, keeps them in a row: the same tiling made it slower there.
 template <typename T>
 CONVNET_ALWAYS_INLINE void forward_block(const T* x, T* y, std::int64_t plane, std::int64_t count,
-                                         T* denom, T* sq, std::int64_t c, const LrnParams& p) {
-    denominators(x, plane, count, denom, sq, c, p);
-    const T beta = T(p.beta);
+                                         T* sq, std::int64_t c, const LrnParams& p) {
     for (std::int64_t f = 0; f < c; ++f)
-        for (std::int64_t i = 0; i < count; ++i)
-            y[f * plane + i] = x[f * plane + i] * pow_neg(denom[f * count + i], beta);
+        for (std::int64_t i = 0; i < count; ++i) sq[f * count + i] = x[f * plane + i] * x[f * plane + i];
+    const T alpha = T(p.alpha), k = T(p.k), beta = T(p.beta);
+    for (std::int64_t f = 0; f < c; ++f) {
+        std::int64_t first, last;
+        p.window(f, c, &first, &last);
+        const T* xf = x + f * plane;
+        T* yf = y + f * plane;
+        for (std::int64_t i0 = 0; i0 < count; i0 += kSumTile) {
+            const std::int64_t n = std::min(kSumTile, count - i0);
+            T d[kSumTile] = {};
+            for (std::int64_t j = first; j <= last; ++j) {
+                const T* s = sq + j * count + i0;
+                for (std::int64_t i = 0; i < n; ++i) d[i] += s[i];
+            }
+            for (std::int64_t i = 0; i < n; ++i)
+                yf[i0 + i] = xf[i0 + i] * pow_neg(k + alpha * d[i], beta);
+        }
+    }
 }
 
 // dx[j] = dy[j] d[j]^-beta - 2 alpha beta x[j] sum_{i : j in W(i)} dy[i] y[i] / d[i]
@@ -82,18 +102,18 @@ CONVNET_ALWAYS_INLINE void backward_block(const T* x, const T* y, const T* dy, T
 // and divisions of d^-0.75 vectorise 16 wide where the CPU allows.
 #define CONVNET_LRN_BLOCKS(T, SUFFIX)                                                           \
     CONVNET_VECTOR_CLONES void forward_block_##SUFFIX(const T* x, T* y, std::int64_t plane,     \
-                                                      std::int64_t count, T* denom, T* sq,      \
-                                                      std::int64_t c, const LrnParams& p) {     \
-        forward_block(x, y, plane, count, denom, sq, c, p);                                     \
+                                                      std::int64_t count, T* sq, std::int64_t c,\
+                                                      const LrnParams& p) {                     \
+        forward_block(x, y, plane, count, sq, c, p);                                            \
     }                                                                                           \
     CONVNET_VECTOR_CLONES void backward_block_##SUFFIX(                                         \
         const T* x, const T* y, const T* dy, T* dx, std::int64_t plane, std::int64_t count,     \
         T* denom, T* scratch, T* acc, std::int64_t c, const LrnParams& p, T beta_acc) {         \
         backward_block(x, y, dy, dx, plane, count, denom, scratch, acc, c, p, beta_acc);        \
     }                                                                                           \
-    void forward_block_any(const T* x, T* y, std::int64_t plane, std::int64_t count, T* denom,  \
-                           T* sq, std::int64_t c, const LrnParams& p) {                         \
-        forward_block_##SUFFIX(x, y, plane, count, denom, sq, c, p);                            \
+    void forward_block_any(const T* x, T* y, std::int64_t plane, std::int64_t count, T* sq,     \
+                           std::int64_t c, const LrnParams& p) {                                \
+        forward_block_##SUFFIX(x, y, plane, count, sq, c, p);                                   \
     }                                                                                           \
     void backward_block_any(const T* x, const T* y, const T* dy, T* dx, std::int64_t plane,     \
                             std::int64_t count, T* denom, T* scratch, T* acc, std::int64_t c,   \
@@ -123,9 +143,8 @@ void for_each_block(std::int64_t n, std::int64_t c, std::int64_t hw, int row_cou
 template <typename T>
 void lrn_forward_cpu(const T* x, T* y, std::int64_t n, std::int64_t c, std::int64_t hw,
                      const LrnParams& p) {
-    const std::int64_t row = c * kPixelBlock;
-    for_each_block<T>(n, c, hw, 2, [&](std::int64_t at, std::int64_t count, T* rows) {
-        forward_block_any(x + at, y + at, hw, count, rows, rows + row, c, p);
+    for_each_block<T>(n, c, hw, 1, [&](std::int64_t at, std::int64_t count, T* rows) {
+        forward_block_any(x + at, y + at, hw, count, rows, c, p);
     });
 }
 
