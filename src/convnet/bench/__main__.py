@@ -21,7 +21,7 @@ import convnet
 import convnet.ops as ops
 
 from . import report, shapes
-from .timing import LoadMonitor, measure, median_seconds
+from .timing import LoadMonitor, measure, median_seconds, reused_freed_memory
 
 
 def _cpu_model():
@@ -203,6 +203,11 @@ def main(argv=None):
 
 
 def _run(args):
+    with reused_freed_memory() as reused:
+        return _run_cases(args, reused)
+
+
+def _run_cases(args, reused):
     t_start = time.perf_counter()
     load = LoadMonitor()
     threads = convnet.get_num_threads()
@@ -225,6 +230,11 @@ def _run(args):
     print(f"machine: {meta['machine']}; {threads} threads", flush=True)
     print(f"BLAS: {blas}; numpy {meta['numpy']} (built with {numpy_blas}); "
           f"PyTorch: {meta['torch'] or 'not installed'}", flush=True)
+    meta["reused_memory"] = reused
+    print("outputs: " + ("malloc keeps freed memory, so each call's fresh output reuses the last "
+                         "one's pages, as a training step reuses its buffers" if reused else
+                         "mapped fresh by each call (no glibc mallopt): page faults included"),
+          flush=True)
     print("measuring reference rates ...", flush=True)
     meta["sgemm_n"] = 256 if args.quick else 2048
     sgemm, copy, ref_load = measure_references(threads, args.quick)

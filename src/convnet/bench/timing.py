@@ -7,6 +7,8 @@ being timed, and every figure (the SGEMM reference included) drops without any m
 reads /proc/stat and this process's CPU time, so the report can say how many cores other processes
 kept busy during the run."""
 
+import contextlib
+import ctypes
 import os
 import statistics
 import time
@@ -34,6 +36,30 @@ def measure(fn, min_runs=3, min_total=0.5, max_runs=200):
 
 def median_seconds(fn, min_runs=3, min_total=0.5, max_runs=200):
     return measure(fn, min_runs, min_total, max_runs).median
+
+
+@contextlib.contextmanager
+def reused_freed_memory():
+    """Inside the block glibc's malloc serves every block from its heap and keeps what is freed
+    (no mmap of large blocks, no trimming), so that an op called again gets back the output
+    buffer it just freed, as a training step reuses its buffers, for ours and PyTorch's ops
+    alike. Otherwise each large output (AlexNet's 37 MB activations) is mapped fresh and faulted
+    in page by page on every call; on a virtual machine that returns freed pages to its host the
+    faults can cost more than the op (relu1: 4.9 ms instead of 1.6 in one run). Yields False
+    where the C library has no mallopt (not glibc): figures then include those faults. glibc's
+    defaults are set back on the way out (the benchmark also runs inside the tests)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        yield False
+        return
+    m_trim_threshold, m_mmap_max = -1, -4   # <malloc.h>
+    reused = bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
+    try:
+        yield reused
+    finally:
+        mallopt(m_mmap_max, 65536)            # glibc's defaults
+        mallopt(m_trim_threshold, 128 * 1024)
 
 
 def _busy_seconds():
