@@ -63,7 +63,10 @@ def atomic_overwrite(path) -> Iterator[BinaryIO]:
     spare, old = spare_paths(path)
     folder_fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(folder_fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(folder_fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without locks (some network mounts): save unlocked
+            pass
         with contextlib.suppress(FileNotFoundError):
             os.unlink(old)  # left by a save that stopped halfway
         with open(os.open(spare, os.O_RDWR | os.O_CREAT, 0o600), "r+b") as f:
