@@ -1,6 +1,6 @@
-// Dropout on the CPU: element i takes word i%4 of Philox block i/4, as on the GPU. Groups of
-// kLanes blocks are drawn side by side: float32 training runs dropout_avx512.cpp where the CPU
-// allows; elsewhere rng::stream_blocks draws them with loops written for the vectoriser.
+// Dropout on the CPU: element i takes word i%4 of Philox block i/4, as on the GPU. Float32
+// training runs dropout_avx512.cpp where the CPU allows (sixteen blocks per vector); elsewhere
+// each block is one rng::stream_block call, a group of kLanes blocks at a time.
 #include "ops/dropout.h"
 
 #include <algorithm>
@@ -20,10 +20,10 @@ constexpr std::int64_t kGroup = 4 * kLanes;       // elements per group
 // The words of elements [4 * first, 4 * first + kGroup) in element order.
 CONVNET_ALWAYS_INLINE void group_words(const DropoutParams& p, std::int64_t first,
                                        std::uint32_t* words) {
-    std::uint32_t w[4][kLanes];
-    rng::stream_blocks<kLanes>(p.seed, p.layer, p.step, std::uint32_t(first), w);
-    for (int l = 0; l < kLanes; ++l)
-        for (int j = 0; j < 4; ++j) words[4 * l + j] = w[j][l];
+    for (int l = 0; l < kLanes; ++l) {
+        const rng::Words4 r = rng::stream_block(p.seed, p.layer, p.step, std::uint32_t(first + l));
+        for (int j = 0; j < 4; ++j) words[4 * l + j] = r.v[j];
+    }
 }
 
 // Kept when the word is below floor(keep * 2^32); that threshold is 2^32 (all kept) for keep 1,
@@ -49,13 +49,6 @@ CONVNET_ALWAYS_INLINE void apply_groups(const T* x, T* y, std::int64_t n, const 
         if (p.train) group_words(p, g * kLanes, words);
         const T* xg = x + i0;
         T* yg = y + i0;
-        if (count == kGroup && beta == T(0)) {
-            for (std::int64_t e = 0; e < kGroup; ++e) {
-                const bool kept = !p.train || keep.all || words[e] < keep.below;
-                yg[e] = kept ? xg[e] * factor : T(0);
-            }
-            continue;
-        }
         for (std::int64_t e = 0; e < count; ++e) {
             const bool kept = !p.train || keep.all || words[e] < keep.below;
             const T v = kept ? xg[e] * factor : T(0);

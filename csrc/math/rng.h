@@ -53,34 +53,6 @@ CONVNET_HD Words4 stream_block(std::uint64_t seed, std::uint32_t layer, std::uin
                          static_cast<std::uint32_t>(seed >> 32));
 }
 
-// stream_block for `lanes` consecutive blocks at once, word j of block first + l in w[j][l]: the
-// same rounds with each word an array over the blocks, loops a CPU vectoriser turns into SIMD
-// (ten scalar rounds per four elements are most of CPU dropout's time otherwise).
-template <int lanes>
-inline void stream_blocks(std::uint64_t seed, std::uint32_t layer, std::uint64_t step,
-                          std::uint32_t first, std::uint32_t (&w)[4][lanes]) {
-    std::uint32_t key0 = static_cast<std::uint32_t>(seed);
-    std::uint32_t key1 = static_cast<std::uint32_t>(seed >> 32);
-    for (int l = 0; l < lanes; ++l) {
-        w[0][l] = first + static_cast<std::uint32_t>(l);
-        w[1][l] = static_cast<std::uint32_t>(step);
-        w[2][l] = static_cast<std::uint32_t>(step >> 32);
-        w[3][l] = layer;
-    }
-    for (int round = 0; round < kRounds; ++round) {
-        for (int l = 0; l < lanes; ++l) {
-            const std::uint64_t p0 = static_cast<std::uint64_t>(kMul0) * w[0][l];
-            const std::uint64_t p1 = static_cast<std::uint64_t>(kMul1) * w[2][l];
-            w[0][l] = static_cast<std::uint32_t>(p1 >> 32) ^ w[1][l] ^ key0;
-            w[2][l] = static_cast<std::uint32_t>(p0 >> 32) ^ w[3][l] ^ key1;
-            w[1][l] = static_cast<std::uint32_t>(p1);
-            w[3][l] = static_cast<std::uint32_t>(p0);
-        }
-        key0 += kWeyl0;
-        key1 += kWeyl1;
-    }
-}
-
 // A word is "kept" when below this threshold: floor(keep * 2^32), exact for keep = 1.
 CONVNET_HD std::uint64_t keep_threshold(double keep) {
     return static_cast<std::uint64_t>(keep * 4294967296.0);

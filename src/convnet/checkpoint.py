@@ -1,8 +1,8 @@
 """Checkpoints: one file per save holding the config text, every parameter and momentum, and the
 trainer's state (counters, metric history, learning-rate scale), with a format version and the
-CRC-32 of every array. The file is an .npz archive (np.load reads it) written to a temporary file
-in the same folder, flushed to disk, then renamed over the target, so a crash leaves either the
-old file or the new one, never half of one.
+CRC-32 of every array. The file is an .npz archive (np.load reads it) written to another file in
+the same folder (files.atomic_overwrite), flushed to disk, then renamed over the target, so a
+crash leaves either the old file or the new one, never half of one.
 
 The checksum is the zip format's own: zipfile computes each member's CRC-32 as it writes and
 checks it whenever a member is read to its end, so saving hashes the bytes once, as they pass, and
@@ -110,8 +110,9 @@ def load(path):
     path = os.fspath(path)
     with _open(path) as z:
         meta = _header(path, z)
+        version = meta.get("version", 1)
         names = [k for k in z.files if k != META]
-        if meta.get("version", 1) >= 2:
+        if version >= 2:
             recorded = meta.get("crc32", {})
             stored = {k: z.zip.getinfo(k + ".npy").CRC for k in names}
             if stored != recorded:
@@ -124,6 +125,6 @@ def load(path):
                 from None
         except Exception as e:  # a truncated member
             raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from None
-    if meta.get("version", 1) < 2 and _sha256(arrays) != meta.get("checksum"):
+    if version < 2 and _sha256(arrays) != meta.get("checksum"):
         raise CheckpointError(f"{path}: checksum mismatch: the file is corrupted")
     return meta, arrays

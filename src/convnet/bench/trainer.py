@@ -51,4 +51,3 @@ def run(nets, rounds: int, test_freq: int = TEST_FREQ) -> None:
         step = statistics.median(rates[stem][0])
         trainer = statistics.median(rates[stem][1])
         print(f"{stem:15} {batch:5d} {step:11.1f} {trainer:14.1f} {trainer / step:13.2f}")
-
