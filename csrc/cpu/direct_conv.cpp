@@ -44,10 +44,15 @@ bool eligible(const ConvGeometry& g) {
            g.n >= omp_get_max_threads();
 }
 
+// The kernels' view of one image and group: `channels` input planes of in_h x in_w, padded with
+// `top` zero rows above and `left` zero columns before (and as many after as the out_h x out_w
+// outputs need).
 Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h,
-                std::int64_t out_w) {
+                std::int64_t out_w, std::int64_t top, std::int64_t in_h, std::int64_t left,
+                std::int64_t in_w) {
     const std::int64_t hp = out_h + g.kh - 1, wp = out_w + g.kw - 1;
-    return Problem{int(channels), int(g.kh), int(g.kw), int(out_h), int(out_w), int(wp), hp * wp};
+    return Problem{int(channels), int(g.kh), int(g.kw), int(out_h), int(out_w), int(wp), hp * wp,
+                   int(top), int(in_h), int(left), int(in_w)};
 }
 
 // The input channels of one pass over an output plane: as many as keep their packed weights
@@ -79,10 +84,14 @@ void forward_plane(const float* padded, const float* wblock, int lanes, const Pr
         const bool last = c0 + chunk >= p.c;
         for (int y = 0; y < p.oh; ++y) {
             float* row = planebuf + std::int64_t(y) * p.ow * lanes;
+            // Kernel row i reads padded row y + i: only those holding data count.
+            const int first_row = std::max(0, p.top - y);
+            const int end_row = std::min(p.kh, p.top + p.in_h - y);
             for (int x0 = 0; x0 < p.ow; x0 += tile)
                 avx512::forward_row_tile(nv, std::min(tile, p.ow - x0),
-                                         in + std::int64_t(y) * p.wp + x0, w, part,
-                                         row + std::int64_t(x0) * lanes, c0 > 0);
+                                         in + std::int64_t(y) * p.wp + x0, w, part, x0,
+                                         first_row, end_row, row + std::int64_t(x0) * lanes,
+                                         c0 > 0);
             if (last) store(y, row);
         }
     }
@@ -117,15 +126,14 @@ struct Epilogue {
 };
 
 // One direction by row tiles, for every image and group: the group's `ins` input planes (of
-// in_total per image, in_h x in_w, at in) padded by (top, left), convolved with `packed` (per
-// group and block of output channels, [ins][kh][kw][lanes]) into its `outs` output planes (of
+// in_total per image, p.in_h x p.in_w, at in) padded by (p.top, p.left), convolved with `packed`
+// (per group and block of output channels, [ins][kh][kw][lanes]) into its `outs` output planes (of
 // out_total, p.oh x p.ow, at out): out = beta * out + bias + the convolution; then, over the
 // group's planes of the image while still in cache, the epilogue's neuron where one is given.
 void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
-                     std::int64_t in_total, std::int64_t ins, std::int64_t in_h, std::int64_t in_w,
-                     std::int64_t top, std::int64_t left, const float* packed, std::int64_t outs,
-                     std::int64_t out_total, const float* bias, float beta, float* out,
-                     const Epilogue& epilogue) {
+                     std::int64_t in_total, std::int64_t ins, const float* packed,
+                     std::int64_t outs, std::int64_t out_total, const float* bias, float beta,
+                     float* out, const Epilogue& epilogue) {
     const Blocks blocks(outs);
     const std::int64_t taps = g.kh * g.kw, plane = std::int64_t(p.oh) * p.ow;
     const int threads = blas::threads_for(g.n * g.groups);
@@ -135,8 +143,8 @@ void row_tile_planes(const ConvGeometry& g, const Problem& p, const float* in,
         const int grp = int(item % g.groups);
         float* padded = scratch.data<float>() + t * scratch.dim(1);
         float* planebuf = padded + ins * p.channel_stride;
-        avx512::pad_copy(in + (n * in_total + grp * ins) * in_h * in_w, ins, in_h, in_w, padded,
-                 p.oh + g.kh - 1, p.wp, top, left);
+        avx512::pad_copy(in + (n * in_total + grp * ins) * p.in_h * p.in_w, ins, p.in_h, p.in_w,
+                         padded, p.oh + g.kh - 1, p.wp, p.top, p.left);
         for (int blk = 0; blk < blocks.count; ++blk) {
             const int lanes = blocks.lanes(blk);
             const std::int64_t o0 = grp * outs + 32 * blk;
@@ -208,7 +216,7 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
                                                           std::int64_t i, std::int64_t j) {
         return w[(((grp * fg + f) * cg + c) * g.kh + i) * g.kw + j];
     });
-    row_tile_planes(g, problem(cg, g, g.oh, g.ow), x, g.c, cg, g.h, g.w, g.pad_h, g.pad_w,
+    row_tile_planes(g, problem(cg, g, g.oh, g.ow, g.pad_h, g.h, g.pad_w, g.w), x, g.c, cg,
                     packed.data<float>(), fg, g.f, b, 0.f, y, Epilogue{neuron, nullptr, after_image});
     // With several groups an image's planes are written by several items: hand them over after.
     if (after_image && g.groups > 1)
@@ -226,8 +234,8 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
                                                           std::int64_t i, std::int64_t j) {
         return w[(((grp * fg + f) * cg + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
     });
-    row_tile_planes(g, problem(fg, g, g.h, g.w), dy, g.f, fg, g.oh, g.ow, g.kh - 1 - g.pad_h,
-                    g.kw - 1 - g.pad_w, packed.data<float>(), cg, g.c, nullptr, beta, dx,
+    row_tile_planes(g, problem(fg, g, g.h, g.w, g.kh - 1 - g.pad_h, g.oh, g.kw - 1 - g.pad_w, g.ow),
+                    dy, g.f, fg, packed.data<float>(), cg, g.c, nullptr, beta, dx,
                     Epilogue{x_neuron, x});
 }
 
@@ -236,7 +244,7 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
     const std::int64_t taps = g.kh * g.kw, positions = g.oh * g.ow;
-    const Problem p = problem(cg, g, g.oh, g.ow);
+    const Problem p = problem(cg, g, g.oh, g.ow, g.pad_h, g.h, g.pad_w, g.w);
     const Blocks blocks(fg);
     const std::int64_t dw_size = g.f * cg * taps;  // packed like forward(): [grp][blk][c][i][j][l]
     const int threads = blas::threads_for(g.n);
@@ -278,8 +286,9 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
                 }
                 if (!dw) continue;
                 float* dwb = dw_t + f0 * cg * taps;
-                // Tiles of ti kernel rows (counted over channels and tap rows, so that a tile
-                // spans channels rather than leaving each channel's last row alone) by tj taps.
+                // Tiles of ti kernel rows (counted tap row by tap row over the channels, so that
+                // a tile's rows skip the same padding rows, and spanning two tap rows rather
+                // than leaving a short tile at the end of each) by tj taps.
                 const int tj = int(std::min<std::int64_t>(g.kw, kMaxTapsJ));
                 const int kernel_rows = int(cg * g.kh);
                 for (int j0 = 0; j0 < g.kw; j0 += tj) {

@@ -56,16 +56,20 @@ inline void for_each(F&& f) {
 
 // The taps of one kernel row: NV weight vectors and R input broadcasts each, into acc. KW > 0:
 // the row has KW taps, unrolled with the inputs' offsets as constants (no loop counter or
-// pointer updates among the FMAs: integer µops may take the FMA ports); KW 0: p.kw taps.
-template <int R, int NV, int KW>
+// pointer updates among the FMAs: integer µops may take the FMA ports); KW 0: p.kw taps. Position
+// r's tap j reads the tile's column r + j: the columns before SkipL and the last SkipR of the
+// R + KW - 1 are known to be padding, and their multiply-adds are left out.
+template <int R, int NV, int KW, int SkipL, int SkipR>
 CONVNET_KERNEL_INLINE void forward_taps(__m512 (&acc)[R][NV], const float* row, const float*& w,
                                         int kw) {
     auto tap = [&](auto j) {
         __m512 wv[NV];
         for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(w + (j * NV + v) * 16);
         for_each<R>([&](auto r) {
-            const __m512 x = broadcast<r + j>(row);
-            for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
+            if constexpr (r + j >= SkipL && (SkipR == 0 || r + j < R + KW - 1 - SkipR)) {
+                const __m512 x = broadcast<r + j>(row);
+                for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, wv[v], acc[r][v]);
+            }
         });
     };
     if constexpr (KW > 0) {
@@ -76,34 +80,56 @@ CONVNET_KERNEL_INLINE void forward_taps(__m512 (&acc)[R][NV], const float* row, 
     }
 }
 
-// acc[r][v] over p.c input channels and all taps for R consecutive outputs of one row, starting
-// from zero or (accumulate) from out.
-template <int R, int NV, int KW>
-void forward_tile_taps(const float* in, const float* w, const Problem& p, float* out,
-                       bool accumulate) {
+// acc[r][v] over p.c input channels and the taps of kernel rows i0 to i1 - 1 for R consecutive
+// outputs of one row, starting from zero or (accumulate) from out.
+template <int R, int NV, int KW, int SkipL = 0, int SkipR = 0>
+void forward_tile_taps(const float* in, const float* w, const Problem& p, int i0, int i1,
+                       float* out, bool accumulate) {
     __m512 acc[R][NV];
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v)
             acc[r][v] = accumulate ? _mm512_loadu_ps(out + (r * NV + v) * 16) : _mm512_setzero_ps();
-    for (int c = 0; c < p.c; ++c)
-        for (int i = 0; i < p.kh; ++i)
-            forward_taps<R, NV, KW>(acc, in + c * p.channel_stride + i * p.wp, w, p.kw);
+    const std::int64_t row_weights = std::int64_t(p.kw) * NV * 16;
+    for (int c = 0; c < p.c; ++c) {
+        const float* wc = w + (std::int64_t(c) * p.kh + i0) * row_weights;
+        for (int i = i0; i < i1; ++i)
+            forward_taps<R, NV, KW, SkipL, SkipR>(acc, in + c * p.channel_stride + i * p.wp, wc,
+                                                  p.kw);
+    }
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + (r * NV + v) * 16, acc[r][v]);
 }
 
+// A KW-wide kernel with KW/2 padding columns where the tile touches the row's ends (the shipped
+// nets' "same" convolutions): the taps that read them are left out. Two-vector tiles only, to
+// bound the instantiations; the shipped nets' layers all have 32 or more filters.
+template <int R, int NV, int KW>
+void forward_tile_edges(const float* in, const float* w, const Problem& p, int x0, int i0, int i1,
+                        float* out, bool accumulate) {
+    constexpr int H = KW / 2;
+    const bool left = NV == 2 && x0 == 0 && p.left >= H;
+    const bool right = NV == 2 && x0 + R + H >= p.left + p.in_w;
+    if (left && right)
+        return forward_tile_taps<R, NV, KW, H, H>(in, w, p, i0, i1, out, accumulate);
+    if (left) return forward_tile_taps<R, NV, KW, H, 0>(in, w, p, i0, i1, out, accumulate);
+    if (right) return forward_tile_taps<R, NV, KW, 0, H>(in, w, p, i0, i1, out, accumulate);
+    return forward_tile_taps<R, NV, KW>(in, w, p, i0, i1, out, accumulate);
+}
+
 // The kernel widths of the shipped nets (5x5 and 3x3) get their own unrolled loops.
 template <int R, int NV>
-void forward_tile(const float* in, const float* w, const Problem& p, float* out, bool accumulate) {
+void forward_tile(const float* in, const float* w, const Problem& p, int x0, int i0, int i1,
+                  float* out, bool accumulate) {
     switch (p.kw) {
-        case 5: return forward_tile_taps<R, NV, 5>(in, w, p, out, accumulate);
-        case 3: return forward_tile_taps<R, NV, 3>(in, w, p, out, accumulate);
-        default: return forward_tile_taps<R, NV, 0>(in, w, p, out, accumulate);
+        case 5: return forward_tile_edges<R, NV, 5>(in, w, p, x0, i0, i1, out, accumulate);
+        case 3: return forward_tile_edges<R, NV, 3>(in, w, p, x0, i0, i1, out, accumulate);
+        default: return forward_tile_taps<R, NV, 0>(in, w, p, i0, i1, out, accumulate);
     }
 }
 
-// dw[r][j0 + b][lanes] += sum over outputs of in(r)[y][x + j0 + b] * dy[y][x], for the TI kernel
-// rows r = row0 .. row0 + TI - 1 counted over (channel, tap row), so that a tile may span channels.
+// dw[c][i][j0 + b][lanes] += sum over outputs of in(c)[y + i][x + j0 + b] * dy[y][x], for the TI
+// kernel rows (c, i) numbered i * p.c + c from row0 (direct_conv_kernels.h), over the output rows
+// for which some row of the tile reads a data row, not a padding row.
 template <int TI, int TJ, int NV>
 void filter_tile(const float* in, const float* dy, const Problem& p, int row0, int j0, float* dw,
                  const Images& images) {
@@ -112,37 +138,63 @@ void filter_tile(const float* in, const float* dy, const Problem& p, int row0, i
         for (int b = 0; b < TJ; ++b)
             for (int v = 0; v < NV; ++v) acc[a][b][v] = _mm512_setzero_ps();
     std::int64_t rows[TI];  // offsets of the tile's kernel rows in an image's padded input
-    for (int a = 0, c = row0 / p.kh, i = row0 % p.kh; a < TI; ++a) {
+    std::int64_t dw_rows[TI];  // and of their taps in dw
+    for (int a = 0; a < TI; ++a) {
+        const int i = (row0 + a) / p.c, c = (row0 + a) % p.c;
         rows[a] = c * p.channel_stride + i * p.wp + j0;
-        if (++i == p.kh) i = 0, ++c;
+        dw_rows[a] = (std::int64_t(c) * p.kh + i) * p.kw + j0;
     }
-    for (int image = 0; image < images.count; ++image, in += images.in_stride,
-             dy += images.dy_stride)
-    for (int oy = 0; oy < p.oh; ++oy) {
-        const float* g = dy + std::int64_t(oy) * p.ow * NV * 16;
-        for (int ox = 0; ox < p.ow; ++ox, g += NV * 16) {
-            __m512 gv[NV];
-            for (int v = 0; v < NV; ++v) gv[v] = _mm512_loadu_ps(g + v * 16);
-            for (int a = 0; a < TI; ++a) {
-                const float* src = in + rows[a] + oy * p.wp + ox;
-                for_each<TJ>([&](auto b) {
-                    const __m512 x = broadcast<b>(src);
+    // Output row oy reads padded row oy + i; rows top .. top + in_h - 1 hold data.
+    const int first_i = row0 / p.c, last_i = (row0 + TI - 1) / p.c;
+    const int oy0 = int(larger(0, p.top - last_i));
+    const int oy1 = int(smaller(p.oh, p.top + p.in_h - first_i));
+    // Output column ox: taps b from SkipL on and before TJ - SkipR read data columns.
+    auto column = [&](const float* g, const float* src, auto skip_l, auto skip_r) {
+        __m512 gv[NV];
+        for (int v = 0; v < NV; ++v) gv[v] = _mm512_loadu_ps(g + v * 16);
+        for (int a = 0; a < TI; ++a)
+            for_each<TJ>([&](auto b) {
+                if constexpr (b >= skip_l && b < TJ - skip_r) {
+                    const __m512 x = broadcast<b>(src + rows[a]);
                     for (int v = 0; v < NV; ++v)
                         acc[a][b][v] = _mm512_fmadd_ps(x, gv[v], acc[a][b][v]);
-                });
-            }
+                }
+            });
+    };
+    using Zero = std::integral_constant<int, 0>;
+    // A whole odd kernel row with kw/2 padding columns on each side (the shipped nets' "same"
+    // convolutions): the first and last kw/2 outputs of a row leave out the taps that read them.
+    constexpr int H = TJ / 2;
+    const bool edges = TJ % 2 == 1 && TJ == p.kw && p.left == H && p.in_w == p.ow && p.ow > TJ;
+    for (int image = 0; image < images.count; ++image, in += images.in_stride,
+             dy += images.dy_stride)
+    for (int oy = oy0; oy < oy1; ++oy) {
+        const float* g = dy + std::int64_t(oy) * p.ow * NV * 16;
+        const float* src = in + std::int64_t(oy) * p.wp;
+        if (!edges) {
+            for (int ox = 0; ox < p.ow; ++ox) column(g + ox * NV * 16, src + ox, Zero{}, Zero{});
+            continue;
         }
+        for_each<H>([&](auto ox) {
+            column(g + ox * NV * 16, src + ox, std::integral_constant<int, H - ox>{}, Zero{});
+        });
+        for (int ox = H; ox < p.ow - H; ++ox) column(g + ox * NV * 16, src + ox, Zero{}, Zero{});
+        for_each<H>([&](auto k) {
+            const int ox = p.ow - H + k;
+            column(g + ox * NV * 16, src + ox, Zero{}, std::integral_constant<int, k + 1>{});
+        });
     }
     for (int a = 0; a < TI; ++a)
         for (int b = 0; b < TJ; ++b) {
-            float* d = dw + ((std::int64_t(row0) + a) * p.kw + j0 + b) * NV * 16;
+            float* d = dw + (dw_rows[a] + b) * NV * 16;
             for (int v = 0; v < NV; ++v)
                 _mm512_storeu_ps(d + v * 16, _mm512_add_ps(_mm512_loadu_ps(d + v * 16), acc[a][b][v]));
         }
 }
 
 // Tables of instantiations, so that a run-time tile size picks a compile-time kernel.
-using ForwardTile = void (*)(const float*, const float*, const Problem&, float*, bool);
+using ForwardTile = void (*)(const float*, const float*, const Problem&, int, int, int, float*,
+                             bool);
 template <int NV, int... R>
 struct ForwardTable {
     static constexpr ForwardTile at[] = {&forward_tile<R + 1, NV>...};
@@ -278,11 +330,11 @@ void add_position_sums(const float* dyt, int lanes, std::int64_t positions, floa
     }
 }
 
-void forward_row_tile(int nv, int r, const float* in, const float* w, const Problem& p,
-                      float* out, bool accumulate) {
+void forward_row_tile(int nv, int r, const float* in, const float* w, const Problem& p, int x0,
+                      int first_row, int end_row, float* out, bool accumulate) {
     static const ForwardTile* const one = forward_table<1>(std::make_integer_sequence<int, kMaxRow1>{});
     static const ForwardTile* const two = forward_table<2>(std::make_integer_sequence<int, kMaxRow2>{});
-    (nv == 2 ? two : one)[r - 1](in, w, p, out, accumulate);
+    (nv == 2 ? two : one)[r - 1](in, w, p, x0, first_row, end_row, out, accumulate);
 }
 
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,

@@ -8,13 +8,17 @@
 namespace convnet::direct_conv {
 
 // One image and group, on an input already padded (zeros around it) so that no tap falls
-// outside: channel k's row y starts at in + k*channel_stride + y*wp.
+// outside: channel k's row y starts at in + k*channel_stride + y*wp. Only padded rows top to
+// top + in_h - 1, columns left to left + in_w - 1, hold data: the kernels skip taps that would
+// read the zeros around them (a fifth of all taps for 5x5 kernels on 8x8 images).
 struct Problem {
     int c;                        // input channels
     int kh, kw;                   // taps
     int oh, ow;                   // outputs (stride 1)
     int wp;                       // padded row length
     std::int64_t channel_stride;  // padded rows * wp
+    int top, in_h;                // the padded rows that hold data
+    int left, in_w;               // and columns
 };
 
 // Several images at once in the filter-gradient tiles, so that a tile's setup and write-back are
@@ -38,10 +42,11 @@ constexpr int kMaxFilterAccumulators = 28;
 
 namespace avx512 {
 // out[r][lanes] for outputs (y, x0 + r), r < count <= kMaxRow{nv}, of nv*16 output channels, summed
-// over p.c input channels: in points at padded input (y, x0) of the first, w at its packed
-// weights [c][kh][kw][lanes]. accumulate adds to out's values; else they are overwritten.
-void forward_row_tile(int nv, int count, const float* in, const float* w, const Problem& p,
-                      float* out, bool accumulate);
+// over p.c input channels and the kernel rows first_row to end_row - 1 (those that read data rows
+// for this y; the others read zeros): in points at padded input (y, x0) of the first, w at its
+// packed weights [c][kh][kw][lanes]. accumulate adds to out's values; else they are overwritten.
+void forward_row_tile(int nv, int count, const float* in, const float* w, const Problem& p, int x0,
+                      int first_row, int end_row, float* out, bool accumulate);
 // dst[k][y][x] = src[k][y - top][x - left] where that lies inside src (h x w), else 0; dst is
 // channels x hp x wp. Rows of 16 columns at a time, masked: the images' rows are short, and a
 // library copy and two fills per row cost more in calls than in bytes.
@@ -58,10 +63,12 @@ void transpose_to_positions(const float* src, std::int64_t src_stride, int lanes
                             std::int64_t positions, float* dst);
 // sums[l] += sum over q < positions of dyt[q * lanes + l], for l < lanes (16 or 32).
 void add_position_sums(const float* dyt, int lanes, std::int64_t positions, float* sums);
-// dw[r][j0 + b][lanes] += sum over outputs of in[c][y + i][x + j0 + b] * dy[y][x] for the kernel
-// rows r = c*kh + i from row0 to row0 + ti - 1 (a tile may span channels) and b < tj; dw is
-// [c][kh][kw][lanes], dy is [oh][ow][lanes] of this block's output channels; summed over
-// images.count images (in and dy advancing by their strides), image after image.
+// dw[c][i][j0 + b][lanes] += sum over outputs of in[c][y + i][x + j0 + b] * dy[y][x] for the
+// kernel rows (c, i) numbered i * p.c + c from row0 to row0 + ti - 1 (tap row by tap row, so
+// that a tile's rows read the same padded rows and skip the same zero ones; a tile may span two
+// tap rows) and b < tj; dw is [c][kh][kw][lanes], dy is [oh][ow][lanes] of this block's output
+// channels; summed over images.count images (in and dy advancing by their strides), image after
+// image.
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
                       int row0, int j0, float* dw, const Images& images);
 }  // namespace avx512

@@ -2,7 +2,8 @@
 channel counts in multiples of 16, pinned to the direct path in turn with im2col + GEMM, against
 the float64 reference and finite differences (which run in float64, on the GEMM path), and against
 each other. Shapes: batch 1, non-square images, kernels wider than the filter-gradient tile (9),
-rows longer than the forward tile (40), padding of kernel-1 (outputs larger than inputs), 1x1,
+rows longer than the forward tile (40), padding of kernel-1 (outputs larger than inputs), "same"
+padding (the kernels leave out the taps that read it) on rows of 3 to 16, 1x1,
 groups, a thin first layer (3 channels: backward-data falls back to GEMM), 16- and 32-channel
 blocks; and strided layers with few input channels, whose forward and filter gradient go through
 space-to-depth to the direct path (AlexNet's conv1 in small, with cuda-convnet's overhang). Every
@@ -34,6 +35,12 @@ CASES = [
     # Small images: the filter gradient sums several per tile, the last item holding fewer.
     ((7, 16, 6, 5), (32, 16, 3, 3), (1, 1), 1),
     ((5, 32, 4, 4), (32, 16, 3, 3), (1, 1), 2),
+    # "Same" 5x5 layers, whose taps reading the padding are left out: one tile touching both
+    # ends of its row (3 wide), the filter gradient's first and last two columns of a row meeting
+    # (6 wide), and MNIST's conv2 (14 wide, two tiles, two 32-filter blocks).
+    ((2, 16, 6, 3), (32, 16, 5, 5), (2, 2), 1),
+    ((2, 16, 4, 6), (32, 16, 5, 5), (2, 2), 1),
+    ((3, 32, 14, 14), (64, 32, 5, 5), (2, 2), 1),
 ]
 
 
