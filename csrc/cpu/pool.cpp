@@ -208,14 +208,21 @@ void max_pool_forward_with_winners(const T* x, T* y, std::int64_t planes, std::i
     const int threads = threads_for_planes(planes, oh * ow);
     if constexpr (std::is_same_v<T, float>)
         if (cpu_has_avx512f() && pool_avx512::takes(p.stride_w, p.size_w)) {
-            const pool_avx512::MaxPlane plane_geometry{h, w, oh, ow, p.stride_w, p.size_w,
-                                                       p.start_w, g.rows.lo.data(),
-                                                       g.rows.hi.data()};
+            const pool_avx512::Plane geometry{h, w, oh, ow, p.stride_w, p.size_w, p.start_w,
+                                              g.rows.lo.data(), g.rows.hi.data()};
+            // Planes of at most 16 columns: one input row per vector.
+            const bool narrow = pool_avx512::takes_narrow(w, ow, p.size_w);
+            pool_avx512::NarrowColumns columns;
+            if (narrow) pool_avx512::narrow_columns(geometry, &columns);
             blas::for_each_item(planes, threads, [&](std::int64_t plane, int) {
-                pool_avx512::max_plane(x + plane * h * w, y + plane * oh * ow,
-                                       winners ? winners + plane * oh * ow : nullptr,
-                                       plane_geometry);
-                if (neuron) neuron_in_place_cpu(y + plane * oh * ow, oh * ow, *neuron);
+                const float* xp = x + plane * h * w;
+                float* yp = y + plane * oh * ow;
+                std::int32_t* wp = winners ? winners + plane * oh * ow : nullptr;
+                if (narrow)
+                    pool_avx512::narrow_max_plane(xp, yp, wp, geometry, columns);
+                else
+                    pool_avx512::max_plane(xp, yp, wp, geometry);
+                if (neuron) neuron_in_place_cpu(yp, oh * ow, *neuron);
             });
             return;
         }
@@ -286,6 +293,21 @@ void pool_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std
         return max_pool_forward_with_winners(x, y, planes, h, w, oh, ow, p, winners, neuron);
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
+    if constexpr (std::is_same_v<T, float>)
+        if (cpu_has_avx512f() && pool_avx512::takes_narrow(w, ow, p.size_w)) {
+            const pool_avx512::Plane geometry{h, w, oh, ow, p.stride_w, p.size_w, p.start_w,
+                                              rows.lo.data(), rows.hi.data()};
+            pool_avx512::NarrowColumns columns;
+            pool_avx512::narrow_columns(geometry, &columns);
+            blas::for_each_item(planes, threads_for_planes(planes, oh * ow),
+                                [&](std::int64_t plane, int) {
+                                    float* yp = y + plane * oh * ow;
+                                    pool_avx512::narrow_avg_plane(x + plane * h * w, yp, geometry,
+                                                                  columns);
+                                    if (neuron) neuron_in_place_cpu(yp, oh * ow, *neuron);
+                                });
+            return;
+        }
     for_each_plane<T>(planes, oh * ow, w, [&](std::int64_t plane, T* down) {
         const T* xp = x + plane * h * w;
         T* yp = y + plane * oh * ow;
@@ -398,6 +420,23 @@ void avg_pool_backward(const T* x, const T* dy, T* dx, std::int64_t planes, std:
     const Windows rows(oh, p.size_h, p.stride_h, p.start_h, h);
     const Windows cols(ow, p.size_w, p.stride_w, p.start_w, w);
     const Covers row_covers(rows, h, oh), col_covers(cols, w, ow);
+    if constexpr (std::is_same_v<T, float>)
+        if (cpu_has_avx512f() && pool_avx512::takes_avg_backward(w, ow, col_covers.depth)) {
+            std::vector<float> rows_in(oh), cols_in(ow);
+            for (std::int64_t oy = 0; oy < oh; ++oy) rows_in[oy] = float(rows.hi[oy] - rows.lo[oy]);
+            for (std::int64_t ox = 0; ox < ow; ++ox) cols_in[ox] = float(cols.hi[ox] - cols.lo[ox]);
+            const pool_avx512::AvgBackwardPlane geometry{
+                h, w, oh, ow, rows_in.data(), cols_in.data(), col_covers.at.data(),
+                col_covers.depth, row_covers.at.data(), row_covers.depth};
+            for_each_plane<float>(planes, oh * ow, oh * 16, [&](std::int64_t plane, float* across) {
+                pool_avx512::avg_plane_backward(dy + plane * oh * ow, dx + plane * h * w, beta,
+                                                geometry, across);
+                if (x_neuron)
+                    neuron_gradient_in_place_cpu(x + plane * h * w, dx + plane * h * w, h * w,
+                                                 *x_neuron);
+            });
+            return;
+        }
     for_each_plane<T>(planes, oh * ow, oh * w + 2 * ow + 1, [&](std::int64_t plane, T* across) {
         avg_pool_plane_backward_any(dy + plane * oh * ow, dx + plane * h * w, h, w, oh, ow, rows,
                                     cols, row_covers, col_covers, beta, across);
