@@ -49,10 +49,11 @@ bool eligible(const ConvGeometry& g) {
 // outputs need).
 Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h,
                 std::int64_t out_w, std::int64_t top, std::int64_t in_h, std::int64_t left,
-                std::int64_t in_w) {
+                std::int64_t in_w, std::int64_t short_from = -1) {
     const std::int64_t hp = out_h + g.kh - 1, wp = out_w + g.kw - 1;
     return Problem{int(channels), int(g.kh), int(g.kw), int(out_h), int(out_w), int(wp), hp * wp,
-                   int(top), int(in_h), int(left), int(in_w)};
+                   int(top), int(in_h), int(left), int(in_w),
+                   int(short_from < 0 ? channels : short_from)};
 }
 
 // The input channels of one pass over an output plane: as many as keep their packed weights
@@ -79,6 +80,7 @@ void forward_plane(const float* padded, const float* wblock, int lanes, const Pr
     for (int c0 = 0; c0 < p.c; c0 += chunk) {
         Problem part = p;
         part.c = std::min(chunk, p.c - c0);
+        part.short_from = std::max(0, p.short_from - c0);
         const float* in = padded + c0 * p.channel_stride;
         const float* w = wblock + c0 * taps * lanes;
         const bool last = c0 + chunk >= p.c;
@@ -209,14 +211,16 @@ bool use_backward_filter(const ConvGeometry& g) {
 }
 
 void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g,
-             const NeuronParams* neuron, const ImageHook* after_image) {
+             const NeuronParams* neuron, const ImageHook* after_image,
+             std::int64_t short_from) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
     const Tensor packed = pack_row_tiles(g, fg, cg, [&](int grp, std::int64_t f, std::int64_t c,
                                                           std::int64_t i, std::int64_t j) {
         return w[(((grp * fg + f) * cg + c) * g.kh + i) * g.kw + j];
     });
-    row_tile_planes(g, problem(cg, g, g.oh, g.ow, g.pad_h, g.h, g.pad_w, g.w), x, g.c, cg,
+    row_tile_planes(g, problem(cg, g, g.oh, g.ow, g.pad_h, g.h, g.pad_w, g.w, short_from), x,
+                    g.c, cg,
                     packed.data<float>(), fg, g.f, b, 0.f, y, Epilogue{neuron, nullptr, after_image});
     // With several groups an image's planes are written by several items: hand them over after.
     if (after_image && g.groups > 1)
@@ -240,11 +244,11 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
 }
 
 void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,
-                     float beta) {
+                     float beta, std::int64_t short_from) {
     ++g_calls;
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
     const std::int64_t taps = g.kh * g.kw, positions = g.oh * g.ow;
-    const Problem p = problem(cg, g, g.oh, g.ow, g.pad_h, g.h, g.pad_w, g.w);
+    const Problem p = problem(cg, g, g.oh, g.ow, g.pad_h, g.h, g.pad_w, g.w, short_from);
     const Blocks blocks(fg);
     const std::int64_t dw_size = g.f * cg * taps;  // packed like forward(): [grp][blk][c][i][j][l]
     const int threads = blas::threads_for(g.n);
@@ -290,7 +294,8 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
                 // a tile's rows skip the same padding rows, and spanning two tap rows rather
                 // than leaving a short tile at the end of each) by tj taps.
                 const int tj = int(std::min<std::int64_t>(g.kw, kMaxTapsJ));
-                const int kernel_rows = int(cg * g.kh);
+                // The short channels' last rows come last in this order: left out.
+                const int kernel_rows = int(cg * g.kh) - (p.c - p.short_from);
                 for (int j0 = 0; j0 < g.kw; j0 += tj) {
                     const int cols = std::min<int>(tj, int(g.kw) - j0);
                     const int ti = std::max(1, std::min(kMaxTapsI,

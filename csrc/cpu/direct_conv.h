@@ -32,14 +32,18 @@ bool use_backward_data(const ConvGeometry& g);
 bool use_backward_filter(const ConvGeometry& g);
 
 // neuron (optional) is applied to each image's output once it is complete (ops/conv.h).
+// short_from (forward and filter gradient, one group): the channels from this one on have all
+// zero weights in their last kernel row, which is left out (their filter gradient there is
+// not computed: dw holds zeros); -1: none.
 void forward(const float* x, const float* w, const float* b, float* y, const ConvGeometry& g,
-             const NeuronParams* neuron = nullptr, const ImageHook* after_image = nullptr);
+             const NeuronParams* neuron = nullptr, const ImageHook* after_image = nullptr,
+             std::int64_t short_from = -1);
 // x and x_neuron (optional): x is the output of that neuron, and dx becomes the gradient of its
 // input (ops/conv.h), image by image.
 void backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g, float beta,
                    const float* x = nullptr, const NeuronParams* x_neuron = nullptr);
 // dw and db may be null (that gradient is skipped).
 void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,
-                     float beta);
+                     float beta, std::int64_t short_from = -1);
 
 }  // namespace convnet::direct_conv

@@ -92,7 +92,8 @@ void forward_tile_taps(const float* in, const float* w, const Problem& p, int i0
     const std::int64_t row_weights = std::int64_t(p.kw) * NV * 16;
     for (int c = 0; c < p.c; ++c) {
         const float* wc = w + (std::int64_t(c) * p.kh + i0) * row_weights;
-        for (int i = i0; i < i1; ++i)
+        const int end = c < p.short_from ? i1 : smaller(i1, p.kh - 1);
+        for (int i = i0; i < end; ++i)
             forward_taps<R, NV, KW, SkipL, SkipR>(acc, in + c * p.channel_stride + i * p.wp, wc,
                                                   p.kw);
     }

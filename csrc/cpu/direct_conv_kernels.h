@@ -10,7 +10,9 @@ namespace convnet::direct_conv {
 // One image and group, on an input already padded (zeros around it) so that no tap falls
 // outside: channel k's row y starts at in + k*channel_stride + y*wp. Only padded rows top to
 // top + in_h - 1, columns left to left + in_w - 1, hold data: the kernels skip taps that would
-// read the zeros around them (a fifth of all taps for 5x5 kernels on 8x8 images).
+// read the zeros around them (a fifth of all taps for 5x5 kernels on 8x8 images), and the last
+// kernel row of the channels from short_from on, known to hold zero weights (space-to-depth's
+// blocks past the kernel's edge).
 struct Problem {
     int c;                        // input channels
     int kh, kw;                   // taps
@@ -19,6 +21,7 @@ struct Problem {
     std::int64_t channel_stride;  // padded rows * wp
     int top, in_h;                // the padded rows that hold data
     int left, in_w;               // and columns
+    int short_from;               // channels from this one on: the last kernel row is all zeros
 };
 
 // Several images at once in the filter-gradient tiles, so that a tile's setup and write-back are

@@ -34,9 +34,19 @@ bool fits(const ConvGeometry& g) {
            g.kh >= s && g.kw >= s;
 }
 
-// Channel (c, a, b) of x2, for input channel c and offsets (a, b) inside a block.
-std::int64_t dealt(std::int64_t c, std::int64_t a, std::int64_t b, std::int64_t s) {
-    return (c * s + a) * s + b;
+// Channel (a, c, b) of x2, for input channel c and offsets (a, b) inside a block of s x s:
+// row offset first, so that the offsets whose last block row lies past the kernel come last.
+std::int64_t dealt(std::int64_t c, std::int64_t a, std::int64_t b, const ConvGeometry& g) {
+    const std::int64_t s = g.stride_h;
+    return (a * g.c + c) * s + b;
+}
+
+// The first channel of x2 whose last kernel block row is all zeros (its row offset a puts
+// ku * s + a past the kernel for the last ku), or -1 where the kernel fills its blocks:
+// the direct path leaves those rows out (8% of AlexNet conv1's multiply-adds).
+std::int64_t short_from(const ConvGeometry& g, const ConvGeometry& b) {
+    const std::int64_t s = g.stride_h, first_past = g.kh - (b.kh - 1) * s;
+    return first_past < s ? first_past * g.c * s : -1;
 }
 
 // x2[n][(c, a, b)][u][v] = x[n][c][u*s + a - pad_h][v*s + b - pad_w], zero outside the image.
@@ -49,7 +59,7 @@ Tensor to_blocks(const float* x, const ConvGeometry& g, const ConvGeometry& b) {
         const float* plane = x + nc * g.h * g.w;
         for (std::int64_t a = 0; a < s; ++a)
             for (std::int64_t bb = 0; bb < s; ++bb) {
-                float* o = out + (n * b.c + dealt(c, a, bb, s)) * b.h * b.w;
+                float* o = out + (n * b.c + dealt(c, a, bb, g)) * b.h * b.w;
                 for (std::int64_t u = 0; u < b.h; ++u) {
                     const std::int64_t i = u * s + a - g.pad_h;
                     float* row = o + u * b.w;
@@ -79,7 +89,7 @@ Tensor kernel_to_blocks(const float* w, const ConvGeometry& g, const ConvGeometr
                     for (std::int64_t ku = 0; ku < b.kh; ++ku)
                         for (std::int64_t kv = 0; kv < b.kw; ++kv) {
                             const std::int64_t i = ku * s + a, j = kv * s + bb;
-                            out[((f * b.c + dealt(c, a, bb, s)) * b.kh + ku) * b.kw + kv] =
+                            out[((f * b.c + dealt(c, a, bb, g)) * b.kh + ku) * b.kw + kv] =
                                 i < g.kh && j < g.kw ? w[((f * g.c + c) * g.kh + i) * g.kw + j]
                                                      : 0.f;
                         }
@@ -100,7 +110,8 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
     const ConvGeometry bg = blocked(g);
     const Tensor x2 = to_blocks(x, g, bg);
     const Tensor w2 = kernel_to_blocks(w, g, bg);
-    direct_conv::forward(x2.data<float>(), w2.data<float>(), b, y, bg, neuron, after_image);
+    direct_conv::forward(x2.data<float>(), w2.data<float>(), b, y, bg, neuron, after_image,
+                         short_from(g, bg));
 }
 
 // dw2 on the direct path (db summed there too), then its taps that lie on the kernel gathered
@@ -116,7 +127,8 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
     }
     const Tensor x2 = dw ? to_blocks(x, g, bg) : Tensor();
     direct_conv::backward_filter(dw ? x2.data<float>() : nullptr, dy,
-                                 dw ? dw2.data<float>() : nullptr, db, bg, beta);
+                                 dw ? dw2.data<float>() : nullptr, db, bg, beta,
+                                 short_from(g, bg));
     if (!dw) return;
     const float* in = dw2.data<float>();
     for (std::int64_t f = 0; f < g.f; ++f)
@@ -124,7 +136,7 @@ void backward_filter(const float* x, const float* dy, float* dw, float* db, cons
             for (std::int64_t i = 0; i < g.kh; ++i)
                 for (std::int64_t j = 0; j < g.kw; ++j) {
                     const float grad =
-                        in[((f * bg.c + dealt(c, i % s, j % s, s)) * bg.kh + i / s) * bg.kw +
+                        in[((f * bg.c + dealt(c, i % s, j % s, g)) * bg.kh + i / s) * bg.kw +
                            j / s];
                     float& d = dw[((f * g.c + c) * g.kh + i) * g.kw + j];
                     d = beta == 0.f ? grad : beta * d + grad;
