@@ -91,9 +91,12 @@ void conv_forward_cpu(const T* x, const T* w, const T* b, T* y, const ConvGeomet
 template <typename T>
 void conv_backward_data_cpu(const T* w, const T* dy, T* dx, const ConvGeometry& g, T beta,
                             const T* x, const NeuronParams* x_neuron) {
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
         if (direct_conv::use_backward_data(g))
             return direct_conv::backward_data(w, dy, dx, g, beta, x, x_neuron);
+        if (direct_conv::use_thin_backward_data(g))
+            return direct_conv::thin_backward_data(w, dy, dx, g, beta, x, x_neuron);
+    }
     const ConvPlan<T> plan(g);
     const std::int64_t positions = plan.positions, patch = plan.patch, cg = plan.cg, fg = plan.fg;
     const bool pointwise = plan.pointwise;

@@ -206,6 +206,11 @@ bool use_backward_data(const ConvGeometry& g) {
            g.pad_w <= g.kw - 1;
 }
 
+bool use_thin_backward_data(const ConvGeometry& g) {
+    return eligible(g) && g.groups == 1 && g.c == avx512::kThinChannels &&
+           g.pad_h <= g.kh - 1 && g.pad_w <= g.kw - 1;
+}
+
 bool use_backward_filter(const ConvGeometry& g) {
     return eligible(g) && g.filters_per_group() % 16 == 0;
 }
@@ -241,6 +246,44 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
     row_tile_planes(g, problem(fg, g, g.h, g.w, g.kh - 1 - g.pad_h, g.oh, g.kw - 1 - g.pad_w, g.ow),
                     dy, g.f, fg, packed.data<float>(), cg, g.c, nullptr, beta, dx,
                     Epilogue{x_neuron, x});
+}
+
+// The same padded dy and flipped kernel as backward_data, tiled by rows and 32 columns of dx.
+void thin_backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g,
+                        float beta, const float* x, const NeuronParams* x_neuron) {
+    ++g_calls;
+    constexpr int channels = avx512::kThinChannels;
+    const std::int64_t taps = g.kh * g.kw;
+    // [f][i][j][c]: the flipped tap of filter f for image channel c.
+    Tensor packed = Tensor::empty({g.f * taps * channels});
+    float* wp = packed.data<float>();
+    for (std::int64_t f = 0; f < g.f; ++f)
+        for (std::int64_t i = 0; i < g.kh; ++i)
+            for (std::int64_t j = 0; j < g.kw; ++j)
+                for (int c = 0; c < channels; ++c)
+                    *wp++ = w[((f * channels + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
+    const Problem p =
+        problem(g.f, g, g.h, g.w, g.kh - 1 - g.pad_h, g.oh, g.kw - 1 - g.pad_w, g.ow);
+    const std::int64_t padded_size = g.f * p.channel_stride, slack = 32;
+    const int rows = avx512::kThinRows;
+    const std::int64_t image = channels * g.h * g.w;
+    const int threads = blas::threads_for(g.n);
+    Tensor scratch = blas::thread_rows(threads, padded_size + slack);
+    blas::for_each_item(g.n, threads, [&](std::int64_t n, int t) {
+        float* padded = scratch.data<float>() + t * scratch.dim(1);
+        avx512::pad_copy(dy + n * g.f * g.oh * g.ow, g.f, g.oh, g.ow, padded, g.h + g.kh - 1,
+                         p.wp, p.top, p.left);
+        // The tiles' last vectors read up to 32 floats past a row: past the last, zeros.
+        std::fill(padded + padded_size, padded + padded_size + slack, 0.f);
+        float* dxn = dx + n * image;
+        for (std::int64_t x0 = 0; x0 < g.w; x0 += 32)
+            for (std::int64_t y0 = 0; y0 < g.h; y0 += rows)
+                avx512::thin_row_tile(int(std::min<std::int64_t>(rows, g.h - y0)),
+                                      padded + y0 * p.wp + x0, packed.data<float>(), p, int(y0),
+                                      dxn + y0 * g.w + x0, g.w, g.h * g.w,
+                                      int(std::min<std::int64_t>(32, g.w - x0)), beta);
+        if (x_neuron) neuron_gradient_in_place_cpu(x + n * image, dxn, image, *x_neuron);
+    });
 }
 
 void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,

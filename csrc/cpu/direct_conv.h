@@ -30,6 +30,9 @@ std::int64_t calls();
 bool use_forward(const ConvGeometry& g);
 bool use_backward_data(const ConvGeometry& g);
 bool use_backward_filter(const ConvGeometry& g);
+// The data gradient of a first layer on RGB images (one group of 3 channels), by tiles of rows
+// rather than channels.
+bool use_thin_backward_data(const ConvGeometry& g);
 
 // neuron (optional) is applied to each image's output once it is complete (ops/conv.h).
 // short_from (forward and filter gradient, one group): the channels from this one on have all
@@ -45,5 +48,9 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
 // dw and db may be null (that gradient is skipped).
 void backward_filter(const float* x, const float* dy, float* dw, float* db, const ConvGeometry& g,
                      float beta, std::int64_t short_from = -1);
+// backward_data's contract, for use_thin_backward_data's layers.
+void thin_backward_data(const float* w, const float* dy, float* dx, const ConvGeometry& g,
+                        float beta, const float* x = nullptr,
+                        const NeuronParams* x_neuron = nullptr);
 
 }  // namespace convnet::direct_conv

@@ -193,6 +193,69 @@ void filter_tile(const float* in, const float* dy, const Problem& p, int row0, i
         }
 }
 
+// thin_row_tile (direct_conv_kernels.h) for C channels and R rows. V vectors per row (1 or 2,
+// width > 16). Guard: some of the tile's rows meet padding rows, whose taps are left out.
+template <int C, int R, int V, bool Guard>
+void thin_tile_rows(const float* in, const float* w, const Problem& p, int y0, float* out,
+                    std::int64_t out_row, std::int64_t out_channel, int width, float beta) {
+    __m512 acc[R][V][C];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v)
+            for (int c = 0; c < C; ++c) acc[r][v][c] = _mm512_setzero_ps();
+    for (int k = 0; k < p.c; ++k)
+        for (int i = 0; i < p.kh; ++i) {
+            // Output row y0 + r reads padded row y0 + r + i: data rows are top .. top + in_h - 1.
+            const int r_lo = Guard ? int(larger(0, p.top - y0 - i)) : 0;
+            const int r_hi = Guard ? int(smaller(R, p.top + p.in_h - y0 - i)) : R;
+            const float* src = in + k * p.channel_stride + std::int64_t(i) * p.wp;
+            const float* wk = w + (std::int64_t(k) * p.kh + i) * p.kw * C;
+            for (int j = 0; j < p.kw; ++j, wk += C) {
+                __m512 wv[C];
+                for_each<C>([&](auto c) { wv[c] = broadcast<c>(wk); });
+                for_each<R>([&](auto r) {
+                    if (Guard && (r < r_lo || r >= r_hi)) return;
+                    for (int v = 0; v < V; ++v) {
+                        // Loaded once into a register: left to itself, GCC folds the load into
+                        // each channel's FMA as a memory operand, C loads instead of one, and
+                        // the loads (most crossing a cache line) set the pace.
+                        __m512 x = _mm512_loadu_ps(src + r * p.wp + j + 16 * v);
+                        asm("" : "+v"(x));
+                        for (int c = 0; c < C; ++c)
+                            acc[r][v][c] = _mm512_fmadd_ps(x, wv[c], acc[r][v][c]);
+                    }
+                });
+            }
+        }
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < V; ++v) {
+            const int n = width - 16 * v < 16 ? width - 16 * v : 16;
+            const __mmask16 mask = __mmask16((1u << n) - 1u);
+            for (int c = 0; c < C; ++c) {
+                float* dst = out + c * out_channel + r * out_row + 16 * v;
+                __m512 value = acc[r][v][c];
+                if (beta != 0.f)
+                    value = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, dst),
+                                            value);
+                _mm512_mask_storeu_ps(dst, mask, value);
+            }
+        }
+}
+
+template <int C, int R>
+void thin_tile(const float* in, const float* w, const Problem& p, int y0, float* out,
+               std::int64_t out_row, std::int64_t out_channel, int width, float beta) {
+    const bool guard = y0 < p.top || y0 + R - 1 + p.kh - 1 >= p.top + p.in_h;
+    if (width > 16) {
+        if (guard)
+            return thin_tile_rows<C, R, 2, true>(in, w, p, y0, out, out_row, out_channel, width,
+                                                 beta);
+        return thin_tile_rows<C, R, 2, false>(in, w, p, y0, out, out_row, out_channel, width, beta);
+    }
+    if (guard)
+        return thin_tile_rows<C, R, 1, true>(in, w, p, y0, out, out_row, out_channel, width, beta);
+    thin_tile_rows<C, R, 1, false>(in, w, p, y0, out, out_row, out_channel, width, beta);
+}
+
 // Tables of instantiations, so that a run-time tile size picks a compile-time kernel.
 using ForwardTile = void (*)(const float*, const float*, const Problem&, int, int, int, float*,
                              bool);
@@ -336,6 +399,24 @@ void forward_row_tile(int nv, int r, const float* in, const float* w, const Prob
     static const ForwardTile* const one = forward_table<1>(std::make_integer_sequence<int, kMaxRow1>{});
     static const ForwardTile* const two = forward_table<2>(std::make_integer_sequence<int, kMaxRow2>{});
     (nv == 2 ? two : one)[r - 1](in, w, p, x0, first_row, end_row, out, accumulate);
+}
+
+using ThinTile = void (*)(const float*, const float*, const Problem&, int, float*, std::int64_t,
+                          std::int64_t, int, float);
+template <int... R>
+struct ThinTable {
+    static constexpr ThinTile at[] = {&thin_tile<kThinChannels, R + 1>...};
+};
+template <int... R>
+constexpr const ThinTile* thin_table(std::integer_sequence<int, R...>) {
+    return ThinTable<R...>::at;
+}
+
+void thin_row_tile(int rows, const float* in, const float* w, const Problem& p, int y0,
+                   float* out, std::int64_t out_row, std::int64_t out_channel, int width,
+                   float beta) {
+    static const ThinTile* const table = thin_table(std::make_integer_sequence<int, kThinRows>{});
+    table[rows - 1](in, w, p, y0, out, out_row, out_channel, width, beta);
 }
 
 void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, const Problem& p,
