@@ -22,8 +22,9 @@ from helpers import (FP64_REL_TOL, GPU_VS_CPU_REL_TOL, HAND_REL_TOL, ODD_SHAPES,
                      check_gpu_vs_cpu, check_op, f32, gradcheck)
 from reference import lrn as ref
 
-# (2, 7, 17, 19): 323 pixels a plane, more than the CPU path's block of 256 and not a multiple.
-SHAPES = ODD_SHAPES + [(1, 5, 1, 1), (2, 7, 17, 19)]
+# (2, 7, 17, 19): 323 pixels a plane, more than the CPU backward's block of 256 and not a
+# multiple; (1, 6, 65, 67): 4355, more than the forward's block of 4096.
+SHAPES = ODD_SHAPES + [(1, 5, 1, 1), (2, 7, 17, 19), (1, 6, 65, 67)]
 # A large alpha makes the normalisation matter (with the paper's 1e-4 the output is almost
 # x / k^beta and a wrong window would hide under the tolerance); the paper's values are kept too.
 PAPER = [dict(size=5, alpha=1e-4, beta=0.75, k=2.0), dict(size=3, alpha=0.3, beta=0.75, k=1.0),
