@@ -76,14 +76,16 @@ void filter_grad_tile(int nv, int ti, int tj, const float* in, const float* dy, 
                       int row0, int j0, float* dw, const Images& images);
 
 // Three output channels (the data gradient of an RGB image's first layer), where 16-channel
-// vectors would be mostly empty: vectors hold 16 positions of an output row instead.
+// vectors would be mostly empty: vectors hold 16 positions of an output row instead. Three rows
+// of two vectors by three channels: with four rows (24 accumulators) GCC spilled a weight to the
+// stack and reloaded it for every multiply-add.
 // out[c][r][x] for c < 3, r < rows <= kThinRows output rows from y0, x < width <= 32 columns,
 // = beta * out + the sum over p.c input channels and all taps: in points at padded input (y0, x0)
 // of channel 0 (with 32 readable floats past every row's end), w at the weights [k][i][j][3];
 // out's rows are out_row apart, its channels out_channel. Kernel rows over the padding rows are
 // left out. (With one or two channels each loaded input feeds too few multiply-adds to beat
 // im2col + GEMM.)
-constexpr int kThinChannels = 3, kThinRows = 4;
+constexpr int kThinChannels = 3, kThinRows = 3;
 void thin_row_tile(int rows, const float* in, const float* w, const Problem& p, int y0,
                    float* out, std::int64_t out_row, std::int64_t out_channel, int width,
                    float beta);
