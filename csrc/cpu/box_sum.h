@@ -4,39 +4,57 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
+
+#include "cpu/vector_clones.h"
 
 namespace convnet {
 
+// One window of `size` offsets starting `pre` before each pixel, on h x w planes: which pixels
+// of a plane have their column at each offset inside the plane. Built once per call, so that each
+// pass of box_sum runs over the whole plane as one contiguous loop: the small maps' rows (8 or 16
+// wide) are otherwise mostly loop overhead.
+struct BoxWindow {
+    BoxWindow(std::int64_t h, std::int64_t w, int size, int pre)
+        : h(h), w(w), size(size), pre(pre), column_inside(std::size_t(size * h * w)) {
+        for (int d = 0; d < size; ++d)
+            for (std::int64_t k = 0; k < h * w; ++k) {
+                const std::int64_t column = k % w + d - pre;
+                column_inside[std::size_t(d * h * w + k)] = column >= 0 && column < w;
+            }
+    }
+    std::int64_t h, w;
+    int size, pre;
+    std::vector<std::uint8_t> column_inside;  // [d][pixel]
+};
+
 // out[i][j] = sum of in over rows [i - pre, i - pre + size) x cols [j - pre, j - pre + size),
-// clipped; tmp is scratch of h*w. Each pass adds whole shifted rows (the in-image span of each
-// offset), so the loops run over contiguous memory and vectorise; terms are added in the same
-// order, offset by offset, as a per-pixel loop would.
+// clipped; tmp is scratch of h*w. Across, then down, each offset adding a whole shifted plane
+// (the offsets whose column or row lies outside add nothing); terms are added in the same order,
+// offset by offset, as a per-pixel loop would (adding a zero to a sum started at +0 changes no
+// bit).
 template <typename T>
-inline void box_sum(const T* in, T* out, T* tmp, std::int64_t h, std::int64_t w, int size,
-                    int pre) {
-    // Across: tmp[i][j] = sum over d of in[i][j + d - pre] where that column exists.
-    std::fill(tmp, tmp + h * w, T(0));
-    for (int d = 0; d < size; ++d) {
-        const std::int64_t shift = d - pre;
+CONVNET_ALWAYS_INLINE void box_sum(const T* __restrict in, T* __restrict out, T* __restrict tmp,
+                                   const BoxWindow& b) {
+    const std::int64_t n = b.h * b.w;
+    for (std::int64_t k = 0; k < n; ++k) tmp[k] = T(0);
+    for (int d = 0; d < b.size; ++d) {
+        const std::int64_t shift = d - b.pre;
         const std::int64_t lo = std::max<std::int64_t>(0, -shift);
-        const std::int64_t hi = std::min<std::int64_t>(w, w - shift);
-        for (std::int64_t i = 0; i < h; ++i) {
-            const T* src = in + i * w + shift;
-            T* dst = tmp + i * w;
-            for (std::int64_t j = lo; j < hi; ++j) dst[j] += src[j];
+        const std::int64_t hi = std::min<std::int64_t>(n, n - shift);
+        const std::uint8_t* inside = b.column_inside.data() + d * n;
+        for (std::int64_t k = lo; k < hi; ++k) {
+            const T v = in[k + shift];
+            tmp[k] += inside[k] ? v : T(0);
         }
     }
-    // Down: out[i] = sum over d of tmp[i + d - pre] where that row exists.
-    std::fill(out, out + h * w, T(0));
-    for (int d = 0; d < size; ++d) {
-        const std::int64_t shift = d - pre;
+    // Down: row i + shift exists exactly where pixel k + shift * w lies in the plane.
+    for (std::int64_t k = 0; k < n; ++k) out[k] = T(0);
+    for (int d = 0; d < b.size; ++d) {
+        const std::int64_t shift = (d - b.pre) * b.w;
         const std::int64_t lo = std::max<std::int64_t>(0, -shift);
-        const std::int64_t hi = std::min<std::int64_t>(h, h - shift);
-        for (std::int64_t i = lo; i < hi; ++i) {
-            const T* src = tmp + (i + shift) * w;
-            T* dst = out + i * w;
-            for (std::int64_t j = 0; j < w; ++j) dst[j] += src[j];
-        }
+        const std::int64_t hi = std::min<std::int64_t>(n, n - shift);
+        for (std::int64_t k = lo; k < hi; ++k) out[k] += tmp[k + shift];
     }
 }
 

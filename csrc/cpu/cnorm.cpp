@@ -4,26 +4,32 @@
 //   dx = dy * d^-beta + g - box'(g / count)
 // because e = x - M x and the mean operator M has the transpose box'(. / count).
 #include <algorithm>
-#include <vector>
 
+#include "core/tensor.h"
 #include "cpu/blas.h"
 #include "cpu/box_sum.h"
+#include "cpu/vector_clones.h"
 #include "math/norm_math.h"
 #include "ops/rnorm.h"
 
 namespace convnet {
 
 namespace {
+// A thread's scratch for one map: six rows of h*w.
 template <typename T>
-struct Plane {
-    Plane(std::int64_t h, std::int64_t w)
-        : count(h * w), dev(h * w), denom(h * w), a(h * w), b(h * w), tmp(h * w) {}
-    std::vector<T> count, dev, denom, a, b, tmp;
+struct Rows {
+    Rows(T* base, std::int64_t n)
+        : count(base), dev(base + n), denom(base + 2 * n), a(base + 3 * n), b(base + 4 * n),
+          tmp(base + 5 * n) {}
+    T *count, *dev, *denom, *a, *b, *tmp;
 };
+constexpr std::int64_t kRows = 6;
 
 // Fills count (in-image pixels of each window), dev = x - mean and denom for one map.
 template <typename T>
-void prepare(const T* x, Plane<T>& s, std::int64_t h, std::int64_t w, const RnormParams& p) {
+CONVNET_ALWAYS_INLINE void prepare(const T* x, const Rows<T>& s, const BoxWindow& win,
+                                   const RnormParams& p) {
+    const std::int64_t h = win.h, w = win.w, n = h * w;
     for (std::int64_t i = 0; i < h; ++i)
         for (std::int64_t j = 0; j < w; ++j) {
             const std::int64_t rows = std::min<std::int64_t>(i - p.pre + p.size, h) -
@@ -32,61 +38,93 @@ void prepare(const T* x, Plane<T>& s, std::int64_t h, std::int64_t w, const Rnor
                                       std::max<std::int64_t>(j - p.pre, 0);
             s.count[i * w + j] = T(rows * cols);
         }
-    box_sum(x, s.a.data(), s.tmp.data(), h, w, p.size, p.pre);
-    for (std::int64_t i = 0; i < h * w; ++i) {
+    box_sum(x, s.a, s.tmp, win);
+    for (std::int64_t i = 0; i < n; ++i) {
         s.dev[i] = x[i] - s.a[i] / s.count[i];
         s.b[i] = s.dev[i] * s.dev[i];
     }
-    box_sum(s.b.data(), s.denom.data(), s.tmp.data(), h, w, p.size, p.pre);
-    for (std::int64_t i = 0; i < h * w; ++i) s.denom[i] = T(p.k) + T(p.alpha) * s.denom[i];
+    box_sum(s.b, s.denom, s.tmp, win);
+    for (std::int64_t i = 0; i < n; ++i) s.denom[i] = T(p.k) + T(p.alpha) * s.denom[i];
 }
+
+template <typename T>
+CONVNET_ALWAYS_INLINE void forward_plane(const T* x, T* y, T* scratch, const BoxWindow& win,
+                                         const RnormParams& p) {
+    const Rows<T> s(scratch, win.h * win.w);
+    prepare(x, s, win, p);
+    for (std::int64_t i = 0; i < win.h * win.w; ++i) y[i] = x[i] * pow_neg(s.denom[i], T(p.beta));
+}
+
+template <typename T>
+CONVNET_ALWAYS_INLINE void backward_plane(const T* x, const T* y, const T* dy, T* dx, T* scratch,
+                                          const BoxWindow& win, const BoxWindow& mirrored,
+                                          const RnormParams& p, T beta_acc) {
+    const std::int64_t n = win.h * win.w;
+    const Rows<T> s(scratch, n);
+    T* g = scratch + kRows * n;
+    prepare(x, s, win, p);
+    for (std::int64_t i = 0; i < n; ++i) s.a[i] = -T(p.alpha) * T(p.beta) * dy[i] * y[i] / s.denom[i];
+    box_sum(s.a, s.b, s.tmp, mirrored);
+    for (std::int64_t i = 0; i < n; ++i) {
+        g[i] = T(2) * s.dev[i] * s.b[i];
+        s.a[i] = g[i] / s.count[i];
+    }
+    box_sum(s.a, s.b, s.tmp, mirrored);
+    for (std::int64_t i = 0; i < n; ++i) {
+        const T v = dy[i] * pow_neg(s.denom[i], T(p.beta)) + g[i] - s.b[i];
+        dx[i] = beta_acc == T(0) ? v : beta_acc * dx[i] + v;
+    }
+}
+
+// Each map's loops compiled for AVX-512 and the baseline (vector_clones.h).
+#define CONVNET_CNORM_PLANES(T, SUFFIX)                                                         \
+    CONVNET_VECTOR_CLONES void forward_plane_##SUFFIX(const T* x, T* y, T* scratch,             \
+                                                      const BoxWindow& win,                     \
+                                                      const RnormParams& p) {                   \
+        forward_plane(x, y, scratch, win, p);                                                   \
+    }                                                                                           \
+    CONVNET_VECTOR_CLONES void backward_plane_##SUFFIX(                                         \
+        const T* x, const T* y, const T* dy, T* dx, T* scratch, const BoxWindow& win,           \
+        const BoxWindow& mirrored, const RnormParams& p, T beta_acc) {                          \
+        backward_plane(x, y, dy, dx, scratch, win, mirrored, p, beta_acc);                      \
+    }                                                                                           \
+    void forward_plane_any(const T* x, T* y, T* scratch, const BoxWindow& win,                  \
+                           const RnormParams& p) {                                              \
+        forward_plane_##SUFFIX(x, y, scratch, win, p);                                          \
+    }                                                                                           \
+    void backward_plane_any(const T* x, const T* y, const T* dy, T* dx, T* scratch,             \
+                            const BoxWindow& win, const BoxWindow& mirrored,                    \
+                            const RnormParams& p, T beta_acc) {                                 \
+        backward_plane_##SUFFIX(x, y, dy, dx, scratch, win, mirrored, p, beta_acc);             \
+    }
+CONVNET_CNORM_PLANES(float, f32)
+CONVNET_CNORM_PLANES(double, f64)
+#undef CONVNET_CNORM_PLANES
 }  // namespace
 
 template <typename T>
 void cnorm_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std::int64_t w,
                        const RnormParams& p) {
+    const BoxWindow win(h, w, p.size, p.pre);
     const int threads = blas::threads_for(planes);
-#pragma omp parallel num_threads(threads)
-    {
-        Plane<T> s(h, w);
-#pragma omp for schedule(static)
-        for (std::int64_t plane = 0; plane < planes; ++plane) {
-            const T* xp = x + plane * h * w;
-            T* yp = y + plane * h * w;
-            prepare(xp, s, h, w, p);
-            for (std::int64_t i = 0; i < h * w; ++i)
-                yp[i] = xp[i] * pow_neg(s.denom[i], T(p.beta));
-        }
-    }
+    Tensor scratch = blas::thread_rows(threads, kRows * h * w, dtype_of<T>());
+    blas::for_each_item(planes, threads, [&](std::int64_t plane, int t) {
+        forward_plane_any(x + plane * h * w, y + plane * h * w,
+                          scratch.data<T>() + t * scratch.dim(1), win, p);
+    });
 }
 
 template <typename T>
 void cnorm_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                         std::int64_t h, std::int64_t w, const RnormParams& p, T beta_acc) {
+    const BoxWindow win(h, w, p.size, p.pre), mirrored(h, w, p.size, p.size - 1 - p.pre);
     const int threads = blas::threads_for(planes);
-    const int mirror = p.size - 1 - p.pre;
-#pragma omp parallel num_threads(threads)
-    {
-        Plane<T> s(h, w);
-        std::vector<T> g(h * w);
-#pragma omp for schedule(static)
-        for (std::int64_t plane = 0; plane < planes; ++plane) {
-            const std::int64_t off = plane * h * w;
-            prepare(x + off, s, h, w, p);
-            for (std::int64_t i = 0; i < h * w; ++i)
-                s.a[i] = -T(p.alpha) * T(p.beta) * dy[off + i] * y[off + i] / s.denom[i];
-            box_sum(s.a.data(), s.b.data(), s.tmp.data(), h, w, p.size, mirror);
-            for (std::int64_t i = 0; i < h * w; ++i) {
-                g[i] = T(2) * s.dev[i] * s.b[i];
-                s.a[i] = g[i] / s.count[i];
-            }
-            box_sum(s.a.data(), s.b.data(), s.tmp.data(), h, w, p.size, mirror);
-            for (std::int64_t i = 0; i < h * w; ++i) {
-                const T v = dy[off + i] * pow_neg(s.denom[i], T(p.beta)) + g[i] - s.b[i];
-                dx[off + i] = beta_acc == T(0) ? v : beta_acc * dx[off + i] + v;
-            }
-        }
-    }
+    Tensor scratch = blas::thread_rows(threads, (kRows + 1) * h * w, dtype_of<T>());
+    blas::for_each_item(planes, threads, [&](std::int64_t plane, int t) {
+        const std::int64_t off = plane * h * w;
+        backward_plane_any(x + off, y + off, dy + off, dx + off,
+                           scratch.data<T>() + t * scratch.dim(1), win, mirrored, p, beta_acc);
+    });
 }
 
 #define CONVNET_INSTANTIATE(T)                                                                 \

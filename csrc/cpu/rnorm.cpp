@@ -1,11 +1,13 @@
 // Same-map response normalisation on the CPU, one map per iteration of a threaded loop. The
-// window sums are separable box sums (rows, then columns) over clipped windows.
+// window sums are separable box sums (rows, then columns) over clipped windows, each pass one
+// loop over the whole map (box_sum.h), compiled for AVX-512 and the baseline.
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
+#include "core/tensor.h"
 #include "cpu/blas.h"
 #include "cpu/box_sum.h"
+#include "cpu/vector_clones.h"
 #include "math/norm_math.h"
 #include "ops/rnorm.h"
 
@@ -13,56 +15,90 @@ namespace convnet {
 
 namespace {
 template <typename T>
-void denominators(const T* x, T* denom, T* sq, T* tmp, std::int64_t h, std::int64_t w,
-                  const RnormParams& p) {
-    for (std::int64_t i = 0; i < h * w; ++i) sq[i] = x[i] * x[i];
-    box_sum(sq, denom, tmp, h, w, p.size, p.pre);
-    for (std::int64_t i = 0; i < h * w; ++i) denom[i] = T(p.k) + T(p.alpha) * denom[i];
+CONVNET_ALWAYS_INLINE void denominators(const T* x, T* denom, T* sq, T* tmp, const BoxWindow& b,
+                                        const RnormParams& p) {
+    const std::int64_t n = b.h * b.w;
+    for (std::int64_t i = 0; i < n; ++i) sq[i] = x[i] * x[i];
+    box_sum(sq, denom, tmp, b);
+    for (std::int64_t i = 0; i < n; ++i) denom[i] = T(p.k) + T(p.alpha) * denom[i];
 }
+
+template <typename T>
+CONVNET_ALWAYS_INLINE void forward_plane(const T* x, T* y, T* scratch, const BoxWindow& b,
+                                         const RnormParams& p) {
+    const std::int64_t n = b.h * b.w;
+    T* denom = scratch;
+    denominators(x, denom, scratch + n, scratch + 2 * n, b, p);
+    for (std::int64_t i = 0; i < n; ++i) y[i] = x[i] * pow_neg(denom[i], T(p.beta));
+}
+
+// dx[j] = dy[j] d[j]^-beta - 2 alpha beta x[j] sum_{i : j in W(i)} dy[i] y[i] / d[i]; the
+// pixels i whose window holds j form the mirrored window (`mirrored`, offset size - 1 - pre).
+template <typename T>
+CONVNET_ALWAYS_INLINE void backward_plane(const T* x, const T* y, const T* dy, T* dx, T* scratch,
+                                          const BoxWindow& b, const BoxWindow& mirrored,
+                                          const RnormParams& p, T beta_acc) {
+    const std::int64_t n = b.h * b.w;
+    T *denom = scratch, *ratio = scratch + n, *tmp = scratch + 2 * n, *acc = scratch + 3 * n;
+    const T coeff = T(-2) * T(p.alpha) * T(p.beta);
+    denominators(x, denom, ratio, tmp, b, p);
+    for (std::int64_t i = 0; i < n; ++i) ratio[i] = dy[i] * y[i] / denom[i];
+    box_sum(ratio, acc, tmp, mirrored);
+    for (std::int64_t i = 0; i < n; ++i) {
+        const T g = dy[i] * pow_neg(denom[i], T(p.beta)) + coeff * x[i] * acc[i];
+        dx[i] = beta_acc == T(0) ? g : beta_acc * dx[i] + g;
+    }
+}
+
+// Each map's loops compiled for AVX-512 and the baseline (vector_clones.h).
+#define CONVNET_RNORM_PLANES(T, SUFFIX)                                                         \
+    CONVNET_VECTOR_CLONES void forward_plane_##SUFFIX(const T* x, T* y, T* scratch,             \
+                                                      const BoxWindow& b,                       \
+                                                      const RnormParams& p) {                   \
+        forward_plane(x, y, scratch, b, p);                                                     \
+    }                                                                                           \
+    CONVNET_VECTOR_CLONES void backward_plane_##SUFFIX(                                         \
+        const T* x, const T* y, const T* dy, T* dx, T* scratch, const BoxWindow& b,             \
+        const BoxWindow& mirrored, const RnormParams& p, T beta_acc) {                          \
+        backward_plane(x, y, dy, dx, scratch, b, mirrored, p, beta_acc);                        \
+    }                                                                                           \
+    void forward_plane_any(const T* x, T* y, T* scratch, const BoxWindow& b,                    \
+                           const RnormParams& p) {                                              \
+        forward_plane_##SUFFIX(x, y, scratch, b, p);                                            \
+    }                                                                                           \
+    void backward_plane_any(const T* x, const T* y, const T* dy, T* dx, T* scratch,             \
+                            const BoxWindow& b, const BoxWindow& mirrored, const RnormParams& p, \
+                            T beta_acc) {                                                       \
+        backward_plane_##SUFFIX(x, y, dy, dx, scratch, b, mirrored, p, beta_acc);               \
+    }
+CONVNET_RNORM_PLANES(float, f32)
+CONVNET_RNORM_PLANES(double, f64)
+#undef CONVNET_RNORM_PLANES
 }  // namespace
 
 template <typename T>
 void rnorm_forward_cpu(const T* x, T* y, std::int64_t planes, std::int64_t h, std::int64_t w,
                        const RnormParams& p) {
+    const BoxWindow b(h, w, p.size, p.pre);
     const int threads = blas::threads_for(planes);
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<T> denom(h * w), sq(h * w), tmp(h * w);
-#pragma omp for schedule(static)
-        for (std::int64_t plane = 0; plane < planes; ++plane) {
-            const T* xp = x + plane * h * w;
-            T* yp = y + plane * h * w;
-            denominators(xp, denom.data(), sq.data(), tmp.data(), h, w, p);
-            for (std::int64_t i = 0; i < h * w; ++i)
-                yp[i] = xp[i] * pow_neg(denom[i], T(p.beta));
-        }
-    }
+    Tensor scratch = blas::thread_rows(threads, 3 * h * w, dtype_of<T>());
+    blas::for_each_item(planes, threads, [&](std::int64_t plane, int t) {
+        forward_plane_any(x + plane * h * w, y + plane * h * w,
+                          scratch.data<T>() + t * scratch.dim(1), b, p);
+    });
 }
 
-// dx[j] = dy[j] d[j]^-beta - 2 alpha beta x[j] sum_{i : j in W(i)} dy[i] y[i] / d[i]; the
-// pixels i whose window holds j form the mirrored window, offset size - 1 - pre.
 template <typename T>
 void rnorm_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t planes,
                         std::int64_t h, std::int64_t w, const RnormParams& p, T beta_acc) {
+    const BoxWindow b(h, w, p.size, p.pre), mirrored(h, w, p.size, p.size - 1 - p.pre);
     const int threads = blas::threads_for(planes);
-    const T coeff = T(-2) * T(p.alpha) * T(p.beta);
-#pragma omp parallel num_threads(threads)
-    {
-        std::vector<T> denom(h * w), scratch(h * w), tmp(h * w), acc(h * w);
-#pragma omp for schedule(static)
-        for (std::int64_t plane = 0; plane < planes; ++plane) {
-            const std::int64_t off = plane * h * w;
-            denominators(x + off, denom.data(), scratch.data(), tmp.data(), h, w, p);
-            for (std::int64_t i = 0; i < h * w; ++i)
-                scratch[i] = dy[off + i] * y[off + i] / denom[i];
-            box_sum(scratch.data(), acc.data(), tmp.data(), h, w, p.size, p.size - 1 - p.pre);
-            for (std::int64_t i = 0; i < h * w; ++i) {
-                const T g =
-                    dy[off + i] * pow_neg(denom[i], T(p.beta)) + coeff * x[off + i] * acc[i];
-                dx[off + i] = beta_acc == T(0) ? g : beta_acc * dx[off + i] + g;
-            }
-        }
-    }
+    Tensor scratch = blas::thread_rows(threads, 4 * h * w, dtype_of<T>());
+    blas::for_each_item(planes, threads, [&](std::int64_t plane, int t) {
+        const std::int64_t off = plane * h * w;
+        backward_plane_any(x + off, y + off, dy + off, dx + off,
+                           scratch.data<T>() + t * scratch.dim(1), b, mirrored, p, beta_acc);
+    });
 }
 
 #define CONVNET_INSTANTIATE(T)                                                                 \
