@@ -58,4 +58,29 @@ CONVNET_ALWAYS_INLINE void box_sum(const T* __restrict in, T* __restrict out, T*
     }
 }
 
+// The within-map normalisations' per-map functions, forward_plane and backward_plane (templates
+// of the including file, with the same signatures in rnorm.cpp and cnorm.cpp), compiled for
+// AVX-512 and the baseline (vector_clones.h) for one element type, and the _any overloads that
+// call them. Expanded once per type in each file's anonymous namespace.
+#define CONVNET_MAP_NORM_CLONES(T, SUFFIX)                                                         \
+    CONVNET_VECTOR_CLONES void forward_plane_##SUFFIX(const T* x, T* y, T* scratch,             \
+                                                      const BoxWindow& b,                       \
+                                                      const RnormParams& p) {                   \
+        forward_plane(x, y, scratch, b, p);                                                     \
+    }                                                                                           \
+    CONVNET_VECTOR_CLONES void backward_plane_##SUFFIX(                                         \
+        const T* x, const T* y, const T* dy, T* dx, T* scratch, const BoxWindow& b,             \
+        const BoxWindow& mirrored, const RnormParams& p, T beta_acc) {                          \
+        backward_plane(x, y, dy, dx, scratch, b, mirrored, p, beta_acc);                        \
+    }                                                                                           \
+    void forward_plane_any(const T* x, T* y, T* scratch, const BoxWindow& b,                    \
+                           const RnormParams& p) {                                              \
+        forward_plane_##SUFFIX(x, y, scratch, b, p);                                            \
+    }                                                                                           \
+    void backward_plane_any(const T* x, const T* y, const T* dy, T* dx, T* scratch,             \
+                            const BoxWindow& b, const BoxWindow& mirrored, const RnormParams& p, \
+                            T beta_acc) {                                                       \
+        backward_plane_##SUFFIX(x, y, dy, dx, scratch, b, mirrored, p, beta_acc);               \
+    }
+
 }  // namespace convnet

@@ -50,30 +50,9 @@ CONVNET_ALWAYS_INLINE void backward_plane(const T* x, const T* y, const T* dy, T
     }
 }
 
-// Each map's loops compiled for AVX-512 and the baseline (vector_clones.h).
-#define CONVNET_RNORM_PLANES(T, SUFFIX)                                                         \
-    CONVNET_VECTOR_CLONES void forward_plane_##SUFFIX(const T* x, T* y, T* scratch,             \
-                                                      const BoxWindow& b,                       \
-                                                      const RnormParams& p) {                   \
-        forward_plane(x, y, scratch, b, p);                                                     \
-    }                                                                                           \
-    CONVNET_VECTOR_CLONES void backward_plane_##SUFFIX(                                         \
-        const T* x, const T* y, const T* dy, T* dx, T* scratch, const BoxWindow& b,             \
-        const BoxWindow& mirrored, const RnormParams& p, T beta_acc) {                          \
-        backward_plane(x, y, dy, dx, scratch, b, mirrored, p, beta_acc);                        \
-    }                                                                                           \
-    void forward_plane_any(const T* x, T* y, T* scratch, const BoxWindow& b,                    \
-                           const RnormParams& p) {                                              \
-        forward_plane_##SUFFIX(x, y, scratch, b, p);                                            \
-    }                                                                                           \
-    void backward_plane_any(const T* x, const T* y, const T* dy, T* dx, T* scratch,             \
-                            const BoxWindow& b, const BoxWindow& mirrored, const RnormParams& p, \
-                            T beta_acc) {                                                       \
-        backward_plane_##SUFFIX(x, y, dy, dx, scratch, b, mirrored, p, beta_acc);               \
-    }
-CONVNET_RNORM_PLANES(float, f32)
-CONVNET_RNORM_PLANES(double, f64)
-#undef CONVNET_RNORM_PLANES
+// Each map's loops compiled for AVX-512 and the baseline (box_sum.h).
+CONVNET_MAP_NORM_CLONES(float, f32)
+CONVNET_MAP_NORM_CLONES(double, f64)
 }  // namespace
 
 template <typename T>
