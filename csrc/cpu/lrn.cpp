@@ -43,8 +43,8 @@ struct Ring {
     std::int64_t rows;
     T* row(std::int64_t map) const { return base + map % rows * kRingStride; }
     // sum[i] = 0 + the rows of maps first .. first + width - 1 at pixels i0 + i, i < n, in map
-    // order; `slot` is first % rows, worked out once per map rather than once per tile (an
-    // integer division per row and tile was a third of forward's time).
+    // order; `slot` is first % rows, worked out once per map rather than by an integer division
+    // per row and tile.
     void sum_rows(std::int64_t slot, std::int64_t width, std::int64_t i0, std::int64_t n,
                   T* sum) const {
         for (std::int64_t i = 0; i < n; ++i) sum[i] = T(0);
