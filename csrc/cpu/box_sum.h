@@ -16,16 +16,26 @@ namespace convnet {
 // wide) are otherwise mostly loop overhead.
 struct BoxWindow {
     BoxWindow(std::int64_t h, std::int64_t w, int size, int pre)
-        : h(h), w(w), size(size), pre(pre), column_inside(std::size_t(size * h * w)) {
+        : h(h), w(w), size(size), pre(pre), column_inside(std::size_t(size * h * w)),
+          pixels(std::size_t(h * w)) {
         for (int d = 0; d < size; ++d)
             for (std::int64_t k = 0; k < h * w; ++k) {
                 const std::int64_t column = k % w + d - pre;
                 column_inside[std::size_t(d * h * w + k)] = column >= 0 && column < w;
             }
+        for (std::int64_t i = 0; i < h; ++i)
+            for (std::int64_t j = 0; j < w; ++j) {
+                const std::int64_t rows = std::min<std::int64_t>(i - pre + size, h) -
+                                          std::max<std::int64_t>(i - pre, 0);
+                const std::int64_t cols = std::min<std::int64_t>(j - pre + size, w) -
+                                          std::max<std::int64_t>(j - pre, 0);
+                pixels[std::size_t(i * w + j)] = std::int32_t(rows * cols);
+            }
     }
     std::int64_t h, w;
     int size, pre;
     std::vector<std::uint8_t> column_inside;  // [d][pixel]
+    std::vector<std::int32_t> pixels;         // [pixel]: how many of its window lie in the plane
 };
 
 // out[i][j] = sum of in over rows [i - pre, i - pre + size) x cols [j - pre, j - pre + size),

@@ -15,32 +15,24 @@
 namespace convnet {
 
 namespace {
-// A thread's scratch for one map: six rows of h*w.
+// A thread's scratch for one map: five rows of h*w.
 template <typename T>
 struct Rows {
     Rows(T* base, std::int64_t n)
-        : count(base), dev(base + n), denom(base + 2 * n), a(base + 3 * n), b(base + 4 * n),
-          tmp(base + 5 * n) {}
-    T *count, *dev, *denom, *a, *b, *tmp;
+        : dev(base), denom(base + n), a(base + 2 * n), b(base + 3 * n), tmp(base + 4 * n) {}
+    T *dev, *denom, *a, *b, *tmp;
 };
-constexpr std::int64_t kRows = 6;
+constexpr std::int64_t kRows = 5;
 
-// Fills count (in-image pixels of each window), dev = x - mean and denom for one map.
+// Fills dev = x - mean and denom for one map; the mean divides by the window's in-image pixels
+// (win.pixels, counted once per call).
 template <typename T>
 CONVNET_ALWAYS_INLINE void prepare(const T* x, const Rows<T>& s, const BoxWindow& win,
                                    const RnormParams& p) {
-    const std::int64_t h = win.h, w = win.w, n = h * w;
-    for (std::int64_t i = 0; i < h; ++i)
-        for (std::int64_t j = 0; j < w; ++j) {
-            const std::int64_t rows = std::min<std::int64_t>(i - p.pre + p.size, h) -
-                                      std::max<std::int64_t>(i - p.pre, 0);
-            const std::int64_t cols = std::min<std::int64_t>(j - p.pre + p.size, w) -
-                                      std::max<std::int64_t>(j - p.pre, 0);
-            s.count[i * w + j] = T(rows * cols);
-        }
+    const std::int64_t n = win.h * win.w;
     box_sum(x, s.a, s.tmp, win);
     for (std::int64_t i = 0; i < n; ++i) {
-        s.dev[i] = x[i] - s.a[i] / s.count[i];
+        s.dev[i] = x[i] - s.a[i] / T(win.pixels[i]);
         s.b[i] = s.dev[i] * s.dev[i];
     }
     box_sum(s.b, s.denom, s.tmp, win);
@@ -63,11 +55,12 @@ CONVNET_ALWAYS_INLINE void backward_plane(const T* x, const T* y, const T* dy, T
     const Rows<T> s(scratch, n);
     T* g = scratch + kRows * n;
     prepare(x, s, win, p);
-    for (std::int64_t i = 0; i < n; ++i) s.a[i] = -T(p.alpha) * T(p.beta) * dy[i] * y[i] / s.denom[i];
+    for (std::int64_t i = 0; i < n; ++i)
+        s.a[i] = -T(p.alpha) * T(p.beta) * dy[i] * y[i] / s.denom[i];
     box_sum(s.a, s.b, s.tmp, mirrored);
     for (std::int64_t i = 0; i < n; ++i) {
         g[i] = T(2) * s.dev[i] * s.b[i];
-        s.a[i] = g[i] / s.count[i];
+        s.a[i] = g[i] / T(win.pixels[i]);
     }
     box_sum(s.a, s.b, s.tmp, mirrored);
     for (std::int64_t i = 0; i < n; ++i) {
