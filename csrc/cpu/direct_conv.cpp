@@ -56,6 +56,19 @@ Problem problem(std::int64_t channels, const ConvGeometry& g, std::int64_t out_h
                    int(short_from < 0 ? channels : short_from)};
 }
 
+// The data gradient's view: dy's `filters` planes padded by kernel - 1 - padding, the kernel
+// flipped, giving dx's h x w (backward_data and thin_backward_data).
+Problem data_gradient_problem(std::int64_t filters, const ConvGeometry& g) {
+    return problem(filters, g, g.h, g.w, g.kh - 1 - g.pad_h, g.oh, g.kw - 1 - g.pad_w, g.ow);
+}
+
+// The tap (i, j) of the flipped kernel from filter f of group grp to its input channel c.
+float flipped_tap(const float* w, const ConvGeometry& g, int grp, std::int64_t f, std::int64_t c,
+                  std::int64_t i, std::int64_t j) {
+    const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
+    return w[(((grp * fg + f) * cg + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
+}
+
 // The input channels of one pass over an output plane: as many as keep their packed weights
 // within this many bytes, so that they stay in L1 while every tile of the plane reuses them (a
 // whole block's weights, 100-200 KB for 32-64 channels of 5x5 taps, would stream from L2 for
@@ -225,8 +238,8 @@ void forward(const float* x, const float* w, const float* b, float* y, const Con
         return w[(((grp * fg + f) * cg + c) * g.kh + i) * g.kw + j];
     });
     row_tile_planes(g, problem(cg, g, g.oh, g.ow, g.pad_h, g.h, g.pad_w, g.w, short_from), x,
-                    g.c, cg,
-                    packed.data<float>(), fg, g.f, b, 0.f, y, Epilogue{neuron, nullptr, after_image});
+                    g.c, cg, packed.data<float>(), fg, g.f, b, 0.f, y,
+                    Epilogue{neuron, nullptr, after_image});
     // With several groups an image's planes are written by several items: hand them over after.
     if (after_image && g.groups > 1)
         blas::for_each_item(g.n, blas::threads_for(g.n),
@@ -241,11 +254,10 @@ void backward_data(const float* w, const float* dy, float* dx, const ConvGeometr
     const std::int64_t cg = g.channels_per_group(), fg = g.filters_per_group();
     const Tensor packed = pack_row_tiles(g, cg, fg, [&](int grp, std::int64_t c, std::int64_t f,
                                                           std::int64_t i, std::int64_t j) {
-        return w[(((grp * fg + f) * cg + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
+        return flipped_tap(w, g, grp, f, c, i, j);
     });
-    row_tile_planes(g, problem(fg, g, g.h, g.w, g.kh - 1 - g.pad_h, g.oh, g.kw - 1 - g.pad_w, g.ow),
-                    dy, g.f, fg, packed.data<float>(), cg, g.c, nullptr, beta, dx,
-                    Epilogue{x_neuron, x});
+    row_tile_planes(g, data_gradient_problem(fg, g), dy, g.f, fg, packed.data<float>(), cg, g.c,
+                    nullptr, beta, dx, Epilogue{x_neuron, x});
 }
 
 // The same padded dy and flipped kernel as backward_data, tiled by rows and 32 columns of dx.
@@ -260,10 +272,8 @@ void thin_backward_data(const float* w, const float* dy, float* dx, const ConvGe
     for (std::int64_t f = 0; f < g.f; ++f)
         for (std::int64_t i = 0; i < g.kh; ++i)
             for (std::int64_t j = 0; j < g.kw; ++j)
-                for (int c = 0; c < channels; ++c)
-                    *wp++ = w[((f * channels + c) * g.kh + g.kh - 1 - i) * g.kw + g.kw - 1 - j];
-    const Problem p =
-        problem(g.f, g, g.h, g.w, g.kh - 1 - g.pad_h, g.oh, g.kw - 1 - g.pad_w, g.ow);
+                for (int c = 0; c < channels; ++c) *wp++ = flipped_tap(w, g, 0, f, c, i, j);
+    const Problem p = data_gradient_problem(g.f, g);
     const std::int64_t padded_size = g.f * p.channel_stride, slack = 32;
     const int rows = avx512::kThinRows;
     const std::int64_t image = channels * g.h * g.w;

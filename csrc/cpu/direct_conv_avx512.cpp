@@ -288,6 +288,17 @@ constexpr const FilterTile* const* filter_table(std::integer_sequence<int, TI...
     return FilterTable<NV, TI...>::at;
 }
 
+using ThinTile = void (*)(const float*, const float*, const Problem&, int, float*, std::int64_t,
+                          std::int64_t, int, float);
+template <int... R>
+struct ThinTable {
+    static constexpr ThinTile at[] = {&thin_tile<kThinChannels, R + 1>...};
+};
+template <int... R>
+constexpr const ThinTile* thin_table(std::integer_sequence<int, R...>) {
+    return ThinTable<R...>::at;
+}
+
 // r[i] = column i of the 16 x 16 matrix whose row j is r[j] (in place).
 inline void transpose16(__m512 r[16]) {
     __m512 t[16];
@@ -399,17 +410,6 @@ void forward_row_tile(int nv, int r, const float* in, const float* w, const Prob
     static const ForwardTile* const one = forward_table<1>(std::make_integer_sequence<int, kMaxRow1>{});
     static const ForwardTile* const two = forward_table<2>(std::make_integer_sequence<int, kMaxRow2>{});
     (nv == 2 ? two : one)[r - 1](in, w, p, x0, first_row, end_row, out, accumulate);
-}
-
-using ThinTile = void (*)(const float*, const float*, const Problem&, int, float*, std::int64_t,
-                          std::int64_t, int, float);
-template <int... R>
-struct ThinTable {
-    static constexpr ThinTile at[] = {&thin_tile<kThinChannels, R + 1>...};
-};
-template <int... R>
-constexpr const ThinTile* thin_table(std::integer_sequence<int, R...>) {
-    return ThinTable<R...>::at;
 }
 
 void thin_row_tile(int rows, const float* in, const float* w, const Problem& p, int y0,

@@ -55,6 +55,11 @@ struct Ring {
     }
 };
 
+// The rows each ring keeps: a window's maps (all of them where the window is wider).
+std::int64_t ring_rows(const LrnParams& p, std::int64_t c) {
+    return std::min<std::int64_t>(p.size, c);
+}
+
 // The squares of x's maps, added as windows reach them.
 template <typename T>
 struct Squares {
@@ -74,7 +79,7 @@ struct Squares {
 template <typename T>
 CONVNET_ALWAYS_INLINE void forward_block(const T* x, T* y, std::int64_t plane, std::int64_t count,
                                          T* scratch, std::int64_t c, const LrnParams& p) {
-    Squares<T> squares{{scratch, std::min<std::int64_t>(p.size, c)}, x, plane, count};
+    Squares<T> squares{{scratch, ring_rows(p, c)}, x, plane, count};
     const T alpha = T(p.alpha), k = T(p.k), beta = T(p.beta);
     for (std::int64_t f = 0; f < c; ++f) {
         std::int64_t first, last;
@@ -102,7 +107,7 @@ template <typename T>
 CONVNET_ALWAYS_INLINE void backward_block(const T* x, const T* y, const T* dy, T* dx,
                                           std::int64_t plane, std::int64_t count, T* scratch,
                                           std::int64_t c, const LrnParams& p, T beta_acc) {
-    const std::int64_t rows = std::min<std::int64_t>(p.size, c);
+    const std::int64_t rows = ring_rows(p, c);
     Squares<T> squares{{scratch, rows}, x, plane, count};
     const Ring<T> denoms{scratch + rows * kRingStride, rows};
     const Ring<T> ratios{scratch + 2 * rows * kRingStride, rows};
@@ -199,7 +204,7 @@ void for_each_block(std::int64_t n, std::int64_t hw, std::int64_t c, std::int64_
 template <typename T>
 void lrn_forward_cpu(const T* x, T* y, std::int64_t n, std::int64_t c, std::int64_t hw,
                      const LrnParams& p) {
-    const std::int64_t rows = std::min<std::int64_t>(p.size, c);
+    const std::int64_t rows = ring_rows(p, c);
     for_each_block<T>(n, hw, c, kBlockPixels, rows * kRingStride,
                       [&](std::int64_t at, std::int64_t count, T* scratch) {
                           forward_block_any(x + at, y + at, hw, count, scratch, c, p);
@@ -209,7 +214,7 @@ void lrn_forward_cpu(const T* x, T* y, std::int64_t n, std::int64_t c, std::int6
 template <typename T>
 void lrn_backward_cpu(const T* x, const T* y, const T* dy, T* dx, std::int64_t n, std::int64_t c,
                       std::int64_t hw, const LrnParams& p, T beta_acc) {
-    const std::int64_t rows = std::min<std::int64_t>(p.size, c);
+    const std::int64_t rows = ring_rows(p, c);
     for_each_block<T>(n, hw, c, kBlockPixels, 3 * rows * kRingStride,
                       [&](std::int64_t at, std::int64_t count, T* scratch) {
                           backward_block_any(x + at, y + at, dy + at, dx + at, hw, count, scratch,

@@ -27,14 +27,6 @@ inline __mmask16 in_image(std::int64_t c0, std::int64_t w) {
     return __mmask16(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-// The lanes l with 0 <= c0 + stride * l < w.
-inline __mmask16 in_image_strided(std::int64_t c0, int stride, std::int64_t w) {
-    unsigned mask = 0;
-    for (int l = 0; l < 16; ++l)
-        if (c0 + stride * l >= 0 && c0 + stride * l < w) mask |= 1u << l;
-    return __mmask16(mask);
-}
-
 }  // namespace
 
 void max_plane(const float* x, float* y, std::int32_t* winners, const Plane& g) {

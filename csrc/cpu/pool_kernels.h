@@ -17,7 +17,7 @@ struct Plane {
     const std::int64_t* row_hi;
 };
 
-// Whether max_plane and avg_plane take this horizontal window: stride 1 or 2 (columns are loaded as contiguous
+// Whether max_plane takes this horizontal window: stride 1 or 2 (columns are loaded as contiguous
 // runs, or as the even lanes of two), and at most kMaxWindowColumns columns.
 constexpr int kMaxWindowColumns = 16;
 inline bool takes(int stride_w, int size_w) {

@@ -49,7 +49,8 @@ std::int64_t short_from(const ConvGeometry& g, const ConvGeometry& b) {
     return first_past < s ? first_past * g.c * s : -1;
 }
 
-// x2[n][(c, a, b)][u][v] = x[n][c][u*s + a - pad_h][v*s + b - pad_w], zero outside the image.
+// x2[n][dealt(c, a, b)][u][v] = x[n][c][u*s + a - pad_h][v*s + b - pad_w], zero outside the
+// image.
 Tensor to_blocks(const float* x, const ConvGeometry& g, const ConvGeometry& b) {
     const std::int64_t s = g.stride_h;
     Tensor x2 = Tensor::empty({g.n, b.c, b.h, b.w}, DType::f32);
@@ -77,7 +78,7 @@ Tensor to_blocks(const float* x, const ConvGeometry& g, const ConvGeometry& b) {
     return x2;
 }
 
-// w2[f][(c, a, b)][ku][kv] = w[f][c][ku*s + a][kv*s + b], zero past the kernel.
+// w2[f][dealt(c, a, b)][ku][kv] = w[f][c][ku*s + a][kv*s + b], zero past the kernel.
 Tensor kernel_to_blocks(const float* w, const ConvGeometry& g, const ConvGeometry& b) {
     const std::int64_t s = g.stride_h;
     Tensor w2 = Tensor::empty({g.f, b.c, b.kh, b.kw}, DType::f32);
