@@ -28,9 +28,10 @@ inline void mul_hi_lo(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
     hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
 }
 
-// Bit e of keep[v]: whether element e of group first_group + v (block 16 * (first_group + v) + e / 4,
-// word e % 4) is kept. kGroups groups at once: one group's rounds are a chain of dependent
-// multiplies, and independent chains side by side keep the multiplier busy.
+// Bit e of keep[v]: whether element e of group first_group + v (block
+// 16 * (first_group + v) + e / 4, word e % 4) is kept. kGroups groups at once: one group's rounds
+// are a chain of dependent multiplies, and independent chains side by side keep the multiplier
+// busy.
 constexpr int kGroups = 4;
 
 inline void keep_bits(const Apply& a, std::int64_t first_group, std::uint64_t (&keep)[kGroups]) {
