@@ -1,5 +1,5 @@
-"""convnet-show: the pictures of a saved run (learning curves, filter grids, top-5 predictions)
-are written where they should be, at their stated pixel sizes, are not blank, and show the
+"""convnet-show: the pictures of a saved run (learning curves, filter grids, top-5 predictions,
+nearest neighbours) are written where they should be, at their stated pixel sizes, are not blank, and show the
 weights and probabilities they claim to; bad input gives one clear line."""
 
 import json
@@ -20,6 +20,7 @@ from convnet.cli import show as show_cli  # noqa: E402
 from convnet.cli import train as train_cli  # noqa: E402
 from convnet.show import ShowError, cost_curves, draw, filter_grid, layer_filters  # noqa: E402
 from convnet.show import layers_with_filters, open_run, open_test_data, predictions  # noqa: E402
+from convnet.show import neighbour_pictures  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CFG = [str(ROOT / "layer_defs" / "cifar10-18pct.cfg"),
@@ -318,6 +319,59 @@ def test_help_lists_every_picture(capsys):
         show_cli.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--show-cost", "--show-filters", "--show-preds", "--out", "--data-path",
+    for option in ("--show-cost", "--show-filters", "--show-preds", "--show-neighbours",
+                   "--train-features", "--out", "--data-path",
                    "--norm-filters", 'pip install "convnet[show]"'):
         assert option in text
+
+
+def test_neighbours_are_the_nearest_training_images_in_the_layers_features(run_dir, tmp_path,
+                                                                          capsys):
+    code, paths, err = show(capsys, run_dir, "--show-neighbours", "fc10", "--num-queries", "3",
+                            "--num-neighbours", "4", "--out", tmp_path)
+    assert code == 0, err
+    assert paths == [str(tmp_path / "neighbours-fc10.png")]
+    run = open_run(run_dir)
+    net, data = run.net, open_test_data(run.net, options=run.data_options)
+    assert data.size("train") == 64 and data.size("test") == 32   # the run's own synthetic set
+    pics = neighbour_pictures(net, data, "fc10", 3, 4, progress=False)
+    pixels = read_png(paths[0])
+    assert pixels.shape[1::-1] == draw.neighbours_size(pics)
+    assert_not_blank(pixels)
+    # brute force over the training split's features
+    x_train, y_train = data.batch("train", np.arange(data.size("train")))
+    x_test, y_test = data.batch("test", np.arange(3))
+    train_f = net.features(x_train, "fc10").reshape(len(x_train), -1).astype(np.float64)
+    test_f = net.features(x_test, "fc10").reshape(3, -1).astype(np.float64)
+    d = np.linalg.norm(test_f[:, None] - train_f[None], axis=2)
+    order = np.argsort(d, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(pics.neighbour_labels, y_train[order])
+    np.testing.assert_allclose(pics.distances, np.take_along_axis(d, order, 1), rtol=1e-5)
+    np.testing.assert_array_equal(pics.query_labels, y_test)
+    assert pics.neighbours.shape[:2] == (3, 4) and pics.queries.shape[0] == 3
+
+
+def test_neighbours_from_written_training_features(run_dir, tmp_path, capsys):
+    code = train_cli.main(["-f", str(run_dir), "--write-features", "fc10", "--feature-path",
+                           str(tmp_path / "train"), "--feature-split", "train", "--no-progress"])
+    assert code == 0
+    code = train_cli.main(["-f", str(run_dir), "--write-features", "fc10", "--feature-path",
+                           str(tmp_path / "test"), "--no-progress"])
+    assert code == 0
+    capsys.readouterr()
+    code, paths, err = show(capsys, run_dir, "--show-neighbours", "fc10", "--train-features",
+                            tmp_path / "train", "--out", tmp_path)
+    assert code == 0, err
+    run = open_run(run_dir)
+    data = open_test_data(run.net, options=run.data_options)
+    computed = neighbour_pictures(run.net, data, "fc10", progress=False)
+    read = neighbour_pictures(run.net, data, "fc10", features_folder=str(tmp_path / "train"))
+    np.testing.assert_array_equal(read.neighbour_labels, computed.neighbour_labels)
+    np.testing.assert_array_equal(read.distances, computed.distances)
+    # the test split's features, or another layer's, are refused with the command that fixes it
+    code, _, err = show(capsys, run_dir, "--show-neighbours", "fc10", "--train-features",
+                        tmp_path / "test", "--out", tmp_path)
+    assert code == 2 and err.count("\n") == 1
+    assert "test split" in err and "--feature-split train" in err
+    code, _, err = show(capsys, run_dir, "--show-neighbours", "pool9", "--out", tmp_path)
+    assert code == 2 and "the net has no layer 'pool9'" in err

@@ -9,6 +9,7 @@ input of a multi-input layer, and "<layer>.biases".
 """
 
 from collections.abc import Mapping, MutableMapping
+import operator
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -22,6 +23,7 @@ from .config.values import parse_neuron
 from .layers import render
 
 WEIGHT_TYPES = ("conv", "local", "fc")
+FEATURES_BATCH = 128   # images per forward pass when features() is given more
 DataShapes = Mapping[str, Sequence[int]]   # data layer name -> sample shape
 
 
@@ -383,13 +385,28 @@ class Net:
         last = max(i for i, s in enumerate(self.specs) if not s.type.startswith("cost."))
         return self._core.output(last)
 
-    def features(self, x, layer: str) -> np.ndarray:
-        """The output of the named layer for images x (test mode)."""
+    def features(self, x, layer: str, *, batch_size: int = FEATURES_BATCH) -> np.ndarray:
+        """The output of the named layer for images x (test mode). More than batch_size images
+        go through the net batch_size at a time (a whole dataset at once would need its
+        activations at every layer in memory); the result is the same either way."""
         index = {s.name: i for i, s in enumerate(self.specs)}
         if layer not in index:
             raise KeyError(f"no layer {layer!r}")
-        self._core.forward(self._batch(x), False, self.seed, self.step, False)
-        return self._core.output(index[layer])
+        batch_size = operator.index(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"Net.features: batch_size must be >= 1, got {batch_size}")
+        x = np.asarray(x)
+        out = None
+        for start in range(0, max(len(x), 1), batch_size):
+            self._core.forward(self._batch(x[start:start + batch_size]), False, self.seed,
+                               self.step, False)
+            part = self._core.output(index[layer])
+            if len(x) <= batch_size:
+                return part
+            if out is None:
+                out = np.empty((len(x),) + part.shape[1:], part.dtype)
+            out[start:start + len(part)] = part
+        return out
 
     def remember_data(self, provider, options: Optional[dict] = None) -> None:
         """Keeps what predicting on image files (and resuming on the same data) needs from the

@@ -8,7 +8,7 @@ import os
 import sys
 
 from ..show import ShowError, cost_curves, filter_grid, layer_filters
-from ..show import open_run, open_test_data, predictions
+from ..show import neighbour_pictures, open_run, open_test_data, predictions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "when they read RGB images (repeat for several layers)")
     p.add_argument("--show-preds", action="store_true", help="preds.png: test images with the "
                    "net's five most probable classes and the true class marked")
+    p.add_argument("--show-neighbours", metavar="LAYER", help="neighbours-LAYER.png: test images "
+                   "beside the training images whose features at LAYER are nearest in Euclidean "
+                   "distance (the paper's Figure 4, right; e.g. fc7's 4,096)")
     p.add_argument("--out", metavar="DIR", help="folder for the PNG files (default: the run "
                    "folder, or the checkpoint's folder)")
     g = p.add_argument_group("filters")
@@ -34,9 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "where the filters are not RGB (one grey tile each)")
     g = p.add_argument_group("predictions")
     g.add_argument("--num-preds", type=int, default=8, help="test images to show")
-    g.add_argument("--data-path", metavar="PATH", help="the test data (default: where the run's "
+    g.add_argument("--data-path", metavar="PATH", help="the data (default: where the run's "
                    "checkpoint says it trained; the synthetic set is regenerated)")
     g.add_argument("--data-provider", help="the provider of --data-path (as convnet-train's)")
+    g = p.add_argument_group("neighbours")
+    g.add_argument("--num-queries", type=int, default=5, help="test images to show, one a row")
+    g.add_argument("--num-neighbours", type=int, default=6, help="training images per test image")
+    g.add_argument("--train-features", metavar="DIR", help="the training split's features at "
+                   "the layer, as convnet-train --write-features LAYER --feature-split train "
+                   "wrote them (default: computed now, with a progress line)")
     return p
 
 
@@ -52,9 +61,10 @@ def run_name(run) -> str:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if not (args.show_cost or args.show_filters or args.show_preds):
-        fail("nothing to show: give --show-cost, --show-filters LAYER and/or --show-preds")
-    for name in ("max_filters", "channels", "num_preds"):
+    if not (args.show_cost or args.show_filters or args.show_preds or args.show_neighbours):
+        fail("nothing to show: give --show-cost, --show-filters LAYER, --show-preds and/or "
+             "--show-neighbours LAYER")
+    for name in ("max_filters", "channels", "num_preds", "num_queries", "num_neighbours"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be >= 1")
     from ..show import draw   # after the argument checks: --help works without matplotlib
@@ -78,13 +88,26 @@ def main(argv=None) -> int:
             path = os.path.join(out, f"filters-{layer}.png")
             print(draw.save_filters(grid, path, title), flush=True)
         if args.show_preds:
-            data = open_test_data(run.net, args.data_path, args.data_provider)
+            data = open_test_data(run.net, args.data_path, args.data_provider,
+                                  run.data_options)
             try:
                 preds = predictions(run.net, data, args.num_preds)
             finally:
                 getattr(data, "close", lambda: None)()
             title = f"{name} step {run.net.step}"
             print(draw.save_preds(preds, os.path.join(out, "preds.png"), title), flush=True)
+        if args.show_neighbours:
+            layer = args.show_neighbours
+            data = open_test_data(run.net, args.data_path, args.data_provider,
+                                  run.data_options)
+            try:
+                pics = neighbour_pictures(run.net, data, layer, args.num_queries,
+                                          args.num_neighbours, args.train_features)
+            finally:
+                getattr(data, "close", lambda: None)()
+            title = f"{name} step {run.net.step}: nearest neighbours in {layer}"
+            path = os.path.join(out, f"neighbours-{layer}.png")
+            print(draw.save_neighbours(pics, path, title), flush=True)
     except ShowError as e:
         fail(str(e))
     return 0

@@ -18,6 +18,7 @@ from ..config import ConfigError, ConfigWarning
 from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
 from ..data import DataError, SyntheticDataset, data_layer_shapes, for_net
 from ..data.shapes import shape_option
+from ..features import FeatureError, write_features
 from ..gradcheck import KINK_STEP, STEP, check_net_gradients, numeric_derivative
 from ..net import Net
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
@@ -99,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "schedule)")
     g.add_argument("--lr-gamma", type=float, default=0.1, help="factor per step (step) or per "
                    "epoch (exp)")
+    g.add_argument("--write-features", metavar="LAYER", help="write LAYER's outputs for the "
+                   "--feature-split images into --feature-path as numbered batch files "
+                   "of 1,024 images (data_batch_N.npz: data, labels) and a meta.json, then exit without "
+                   "training (cuda-convnet2's option; with -f RUN, that run's net)")
+    g.add_argument("--feature-path", metavar="DIR", help="folder for --write-features")
+    g.add_argument("--feature-split", choices=["test", "train"], default="test",
+                   help="which split --write-features reads (centre views, no augmentation)")
     g.add_argument("--check-grads", action="store_true", help="compare the net's gradients with "
                    "finite differences (float64, one small batch) and exit")
     g = p.add_argument_group("saving (default: a new run folder RUNS-DIR/<layers file>-<start "
@@ -217,6 +225,25 @@ def check_grads(net: Net, data) -> int:
     return 0 if ok else 1
 
 
+def write_layer_features(args, net: Net, data) -> int:
+    source = args.load_file or args.layers
+    if args.write_features not in {s.name for s in net.specs}:
+        fail(f"--write-features {args.write_features}: the net has no layer of that name (its "
+             f"layers: {', '.join(s.name for s in net.specs)})")
+    print(f"writing the features of layer {args.write_features} for the {args.feature_split} "
+          f"split of {describe(data)}, from {source} (step {net.step})", flush=True)
+    try:
+        meta = write_features(net, data, args.write_features, args.feature_path,
+                              split=args.feature_split, batch_size=args.mini, run=source,
+                              progress=not args.no_progress)
+    except FeatureError as e:
+        fail(str(e))
+    print(f"wrote {meta['images']} x {meta['features']} features (layer shape "
+          f"{'x'.join(map(str, meta['layer_shape']))}) in {meta['batches']} batch file(s) to "
+          f"{args.feature_path}")
+    return 0
+
+
 def open_run(args, argv, shapes):
     """The net and trainer state to start from: a new net from --layers/--params, the run that
     -f names (run folder or checkpoint file) continued, or a cuda-convnet checkpoint imported.
@@ -271,6 +298,8 @@ def main(argv=None) -> int:
         set_num_threads(args.threads)
     if args.no_save and args.save_path:
         fail("--no-save and --save-path contradict each other: give one")
+    if bool(args.write_features) != bool(args.feature_path):
+        fail("--write-features LAYER and --feature-path DIR go together: give both")
     with warnings.catch_warnings():
         warnings.simplefilter("always", ConfigWarning)
         warnings.showwarning = lambda m, *a, **k: print(f"warning: {m}", file=sys.stderr)
@@ -307,6 +336,8 @@ def main(argv=None) -> int:
                                           if k in DATA_OPTIONS})
     if args.check_grads:
         return check_grads(net, data)
+    if args.write_features:
+        return write_layer_features(args, net, data)
     options = TrainOptions(epochs=args.epochs, batch_size=args.mini, test_freq=args.test_freq,
                            test_batches=args.test_batches or None,
                            lr_schedule=args.lr_schedule,

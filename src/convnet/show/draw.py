@@ -11,12 +11,14 @@ import numpy as np
 from ..files import atomic_write
 from .filters import FilterGrid
 from .history import CostCurves
+from .neighbours import NeighbourPictures
 from .preds import Predictions
 from .run import ShowError
 
 DPI = 100
 COST_WIDTH, COST_ROW_HEIGHT = 1000, 340
 PREDS_COLUMNS, PREDS_CELL = 4, (300, 400)      # a cell: the image and its bars, in pixels
+NEIGHBOURS_CELL, NEIGHBOURS_TITLE = 130, 60     # pixels per image (square), and for the title
 FILTERS_MARGIN, FILTERS_TITLE, FILTERS_MIN_WIDTH = 10, 40, 420
 LR_MARKS_MAX = 12      # more changes than this (the exp schedule): the lr panel alone shows them
 
@@ -208,4 +210,41 @@ def save_preds(preds: Predictions, path: str, title: str = "") -> str:
     fig.suptitle(f"{title}  (bars: the {preds.top_classes.shape[1]} most probable classes; red: "
                  "the true class; title red when the top guess is wrong)", fontsize=9,
                  y=1 - 12 / height, va="top")
+    return _save(fig, path)
+
+
+# ---- nearest neighbours ------------------------------------------------------------------------
+
+def neighbours_size(pics: NeighbourPictures) -> Tuple[int, int]:
+    q, k = pics.neighbour_labels.shape
+    return NEIGHBOURS_CELL * (k + 1), NEIGHBOURS_CELL * q + NEIGHBOURS_TITLE
+
+
+def save_neighbours(pics: NeighbourPictures, path: str, title: str = "") -> str:
+    width, height = neighbours_size(pics)
+    q, k = pics.neighbour_labels.shape
+    fig = _figure(width, height)
+    grid = fig.add_gridspec(q, k + 1, hspace=0.3, wspace=0.08, left=0.01, right=0.99,
+                            top=1 - NEIGHBOURS_TITLE / height, bottom=0.01)
+    names = pics.class_names
+    for i in range(q):
+        truth = int(pics.query_labels[i])
+        cells = [(pics.queries[i], f"test: {names[truth]}", "black")]
+        for j in range(k):
+            label = int(pics.neighbour_labels[i, j])
+            cells.append((pics.neighbours[i, j], f"{names[label]}  d={pics.distances[i, j]:.3g}",
+                          "black" if label == truth else "tab:red"))
+        for j, (image, text, colour) in enumerate(cells):
+            ax = fig.add_subplot(grid[i, j])
+            ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(text, fontsize=7, color=colour)
+            if j == 0:
+                for spine in ax.spines.values():
+                    spine.set_edgecolor("tab:blue")
+                    spine.set_linewidth(2)
+    fig.suptitle(f"{title}\n(first column: test images, framed; then the {k} training images "
+                 f"whose {pics.layer} features are nearest; red: another class)", fontsize=9,
+                 y=1 - 6 / height, va="top")
     return _save(fig, path)

@@ -25,13 +25,15 @@ class Predictions:
 
 
 def open_test_data(net, data_path: Optional[str] = None,
-                   data_provider: Optional[str] = None):
-    """The dataset the net was trained on (its test split is what predictions read)."""
+                   data_provider: Optional[str] = None, options: Optional[dict] = None):
+    """The dataset the net was trained on (its test split is what predictions read). options:
+    the run's data options (Run.data_options: the synthetic set's sizes too); default, those
+    the net keeps of real data."""
     from ..cli import train   # convnet-train's parser defaults and its make_data
     args = train.build_parser().parse_args([])
     args.seed = net.seed
     info = net.data_info or {}
-    saved = info.get("options") or {}
+    saved = options or info.get("options") or {}
     if data_path is not None:
         args.data_path, args.data_provider = data_path, data_provider
     else:
@@ -65,7 +67,7 @@ def class_names(data, net, classes: int) -> List[str]:
     return names if len(names) >= classes else [str(k) for k in range(classes)]
 
 
-def _display(data, x: np.ndarray) -> np.ndarray:
+def display_images(data, x: np.ndarray) -> np.ndarray:
     """The network's input images as pictures: the provider's mean image (centre-cropped like the
     test images) added back to 8-bit values; without a mean (the synthetic set), each image
     stretched to [0, 1]."""
@@ -96,7 +98,7 @@ def predictions(net, data, count: int = 8, top: int = 5) -> Predictions:
     probs = np.asarray(net.predict(x), np.float64).reshape(n, -1)
     k = min(top, probs.shape[1])
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return Predictions(images=_display(data, np.asarray(x, np.float32)),
+    return Predictions(images=display_images(data, np.asarray(x, np.float32)),
                        labels=np.asarray(labels, np.int64), top_classes=order,
                        top_probs=np.take_along_axis(probs, order, axis=1),
                        class_names=class_names(data, net, probs.shape[1]))

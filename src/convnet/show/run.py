@@ -29,6 +29,12 @@ class Run:
         return list((self.meta.get("trainer") or {}).get("history") or [])
 
     @property
+    def data_options(self) -> dict:
+        """How convnet-train made the run's data (its data options, the synthetic set's sizes
+        and seed included); empty for a Net.save file."""
+        return dict((self.meta.get("options") or {}).get("data") or {})
+
+    @property
     def net(self):
         if self._net is None:
             from ..net import Net   # the C++ core: only for filters and predictions
