@@ -1,6 +1,6 @@
 """The layer graph on a GPU: a whole training step there equals the CPU's within float32
-tolerance, for nets covering every layer family; and the errors where no GPU is present (these
-run everywhere)."""
+tolerance, for nets covering every layer family and with frozen layers; and the errors where no
+GPU is present (these run everywhere)."""
 
 import numpy as np
 import pytest
@@ -44,6 +44,24 @@ def test_multi_input_conv_local_net_step_matches_cpu():
     rng = np.random.default_rng(1)
     same_step(lambda: build_multi_input(dtype="float32"),
               rng.standard_normal((3, 3, 9, 8)).astype(np.float32), np.array([0, 3, 2]))
+
+
+@needs_gpu
+def test_a_step_with_frozen_layers_matches_cpu():
+    """Freezing survives Net.to; the frozen weights stay bit-identical on the device."""
+    rng = np.random.default_rng(2)
+
+    def make():
+        net = tiny(dtype="float32", seed=7)
+        net.freeze([s.name for s in net.specs if s.type == "conv"][:1])
+        return net
+    before = make()
+    gpu = same_step(make, rng.standard_normal((5, 3, 9, 8)).astype(np.float32),
+                    np.array([0, 1, 2, 3, 0]))
+    assert gpu.frozen == before.frozen and len(gpu.frozen) == 1
+    for name in before.params:
+        if name.split(".")[0] in before.frozen:
+            np.testing.assert_array_equal(gpu.params[name], before.params[name])
 
 
 # AlexNet on the emulated device takes 70-80 s per case on 2 cores whatever the batch (the

@@ -146,6 +146,11 @@ void bind_net(py::module_& m) {
         .def("fused_neuron", &Net::fused_neuron, py::arg("layer"))
         .def("fused_reader", &Net::fused_reader, py::arg("layer"))
         .def("pipelined_reader", &Net::pipelined_reader, py::arg("layer"))
+        .def("set_frozen", &Net::set_frozen, py::arg("layer"), py::arg("frozen"))
+        .def("frozen", [](Net& n, int i) { return n.layer(i).frozen(); }, py::arg("layer"))
+        .def("param_gradient_passes",
+             [](Net& n, int i) { return n.layer(i).param_gradient_passes(); }, py::arg("layer"))
+        .def("backward_passes", &Net::backward_passes, py::arg("layer"))
         .def("set_profiling", &Net::set_profiling, py::arg("on"))
         .def("layer_times", [](const Net& n) {
             py::list out;

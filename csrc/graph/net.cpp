@@ -114,6 +114,7 @@ Net::Net(const std::vector<LayerConfig>& configs, DType dtype, const std::vector
     }
     acts_.resize(layers_.size());
     grads_.resize(layers_.size());
+    backward_passes_.assign(layers_.size(), 0);
     std::vector<int> readers(configs.size(), 0);
     for (const LayerConfig& c : configs)
         for (int j : c.inputs) ++readers[j];
@@ -319,16 +320,28 @@ Shape Net::acts_shape(int i, std::int64_t batch) const {
     return shape;
 }
 
+std::vector<bool> Net::gradients_needed() const {
+    std::vector<bool> needed(layers_.size(), false);
+    for (int i = 0; i < size(); ++i) {   // inputs come before their readers
+        const Layer& layer = *layers_[i];
+        needed[i] = !layer.is_data() && !layer.frozen() && !layers_[i]->params().empty();
+        for (int j : layer.config().inputs) needed[i] = needed[i] || needed[j];
+    }
+    return needed;
+}
+
 void Net::backward(const StepContext& ctx) {
     CONVNET_ARG_CHECK(costs_ran_, "net.backward: the last forward pass skipped the cost layers");
     std::vector<bool> written(layers_.size(), false);
+    const std::vector<bool> needed = gradients_needed();
     for (int i = size() - 1; i >= 0; --i) {
         Layer& layer = *layers_[i];
-        if (layer.is_data() || (!layer.is_cost() && !written[i])) continue;
+        if (layer.is_data() || (!layer.is_cost() && !written[i]) || !needed[i]) continue;
         use_device(layer_devices_[i]);
+        ++backward_passes_[i];
         if (fused_[i] >= 0) {
             const int s = fused_[i], x = layers_[s]->config().inputs[0];
-            if (grads_[x].defined()) {
+            if (grads_[x].defined() && needed[x]) {
                 timed(i, &LayerTime::backward, [&] {
                     layer.fused_softmax_backward(acts_[x], acts_[s], grads_[x],
                                                  written[x] ? 1.f : 0.f);
@@ -352,9 +365,11 @@ void Net::backward(const StepContext& ctx) {
                 j = layers_[j]->config().inputs[0];  // the gradient goes past the neuron
             }
             // A copy edge's gradient is written whole on this device and added over there.
-            din.push_back(e.copy ? e.grad : grads_[j]);  // undefined for data layers
+            // Undefined for data layers, and where nothing below is trained.
+            const bool wanted = grads_[j].defined() && needed[j];
+            din.push_back(!wanted ? Tensor() : e.copy ? e.grad : grads_[j]);
             beta.push_back(!e.copy && written[j] ? 1.f : 0.f);
-            if (!e.copy && grads_[j].defined()) written[j] = true;
+            if (!e.copy && wanted) written[j] = true;
         }
         timed(i, &LayerTime::backward, [&] {
             const Tensor dout = layer.is_cost() ? Tensor() : grads_[i];
@@ -367,7 +382,7 @@ void Net::backward(const StepContext& ctx) {
         for (std::size_t k = 0; k < inputs.size(); ++k) {
             const int j = inputs[k];
             Edge& e = edges_[i][k];
-            if (!e.copy || !grads_[j].defined()) continue;
+            if (!e.copy || !din[k].defined()) continue;
             use_device(layer_devices_[j]);
             if (written[j]) {
                 e.path = copy_edge(e.landing, e.grad);
@@ -393,7 +408,7 @@ std::vector<Net::CopyEdge> Net::copy_edges() const {
 
 void Net::update() {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-        if (layers_[i]->params().empty()) continue;
+        if (layers_[i]->params().empty() || layers_[i]->frozen()) continue;
         use_device(layer_devices_[i]);
         timed(int(i), &LayerTime::update, [&] {
             for (Param& p : layers_[i]->params())

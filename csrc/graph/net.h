@@ -59,6 +59,14 @@ public:
     // forward + backward + update.
     void train_step(const std::vector<Tensor>& batch, const StepContext& ctx);
 
+    // Transfer learning: freezes layer i's parameters (Layer::set_frozen). Backward then does no
+    // work that only frozen layers would use: no parameter gradients for them, no input
+    // gradient for a layer below which nothing is trained, and no backward at all for a layer
+    // that has neither to compute.
+    void set_frozen(int i, bool frozen) { layers_.at(i)->set_frozen(frozen); }
+    // How many backward passes ran layer i's backward (tests count the work freezing saves).
+    std::int64_t backward_passes(int i) const { return backward_passes_.at(i); }
+
     // Layer i's output of the last forward pass; throws for a producer whose neuron was fused.
     const Tensor& output(int i) const;
     // Neuron fusion on (the default) or off; results are identical either way.
@@ -90,6 +98,9 @@ public:
 
 private:
     void allocate(std::int64_t batch);
+    // needed[i]: whether the gradient of layer i's output is wanted, i.e. a layer with trainable
+    // parameters is i or lies below it.
+    std::vector<bool> gradients_needed() const;
     Shape acts_shape(int i, std::int64_t batch) const;
 
     std::vector<std::unique_ptr<Layer>> layers_;
@@ -128,6 +139,7 @@ private:
     bool costs_ran_ = false;
     bool profiling_ = false;
     std::vector<LayerTime> times_;
+    std::vector<std::int64_t> backward_passes_;
     // Runs f, adding its wall time to `slot` of layer i's LayerTime when profiling.
     template <typename F>
     void timed(int i, double LayerTime::*slot, F&& f);

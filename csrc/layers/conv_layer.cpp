@@ -140,21 +140,22 @@ private:
                       const std::vector<Tensor>& din, const std::vector<float>& beta,
                       std::size_t k, const NeuronParams* neuron) {
         const bool op_bias = local_ || !unshared_bias_;
+        const bool param_grads = computes_param_gradients();
         for (std::size_t i = 0; i < in.size(); ++i) {
             const ConvGeometry g = geometry(i, in[i], dout);
             const Tensor& w = params_[i].value;
             const Tensor db = i == 0 && op_bias ? bias().grad : Tensor();
             if (local_) {
                 if (din[i].defined()) local_backward(in[i], w, dout, din[i], {}, {}, g, beta[i]);
-                local_backward(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
+                if (param_grads) local_backward(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
             } else {
                 if (din[i].defined())
                     conv_backward(in[i], w, dout, din[i], {}, {}, g, beta[i],
                                   i == k ? neuron : nullptr);
-                conv_backward(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
+                if (param_grads) conv_backward(in[i], w, dout, {}, params_[i].grad, db, g, 0.f);
             }
         }
-        if (!op_bias) bias_add_backward(dout, bias().grad, 0.f);
+        if (!op_bias && param_grads) bias_add_backward(dout, bias().grad, 0.f);
     }
 
     // Whether one conv_forward call writes the whole output, bias included: a shared-bias conv of

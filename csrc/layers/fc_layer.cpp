@@ -36,12 +36,14 @@ public:
     void backward(const std::vector<Tensor>& in, const Tensor&, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
                   const StepContext&) override {
+        const bool param_grads = computes_param_gradients();
         for (std::size_t i = 0; i < in.size(); ++i) {
             const Tensor dx = din[i].defined() ? din[i].reshape(flat(in[i]).shape()) : Tensor();
             if (dx.defined())
                 fc_backward(flat(in[i]), params_[i].value, dout, dx, {}, {}, beta[i]);
-            fc_backward(flat(in[i]), params_[i].value, dout, {}, params_[i].grad,
-                        i == 0 ? bias().grad : Tensor(), 0.f);
+            if (param_grads)
+                fc_backward(flat(in[i]), params_[i].value, dout, {}, params_[i].grad,
+                            i == 0 ? bias().grad : Tensor(), 0.f);
         }
     }
 

@@ -54,7 +54,7 @@ void Layer::backward_with_neuron(const std::vector<Tensor>& in, const Tensor& ou
                                  const std::vector<float>& beta, const StepContext& ctx,
                                  std::size_t k, const NeuronParams& neuron) {
     backward(in, out, dout, din, beta, ctx);
-    neuron_backward(in[k], in[k], din[k], din[k], neuron);
+    if (din[k].defined()) neuron_backward(in[k], in[k], din[k], din[k], neuron);
 }
 
 void Layer::shape_error(const std::string& what, const Shape& expected,

@@ -134,6 +134,12 @@ public:
                                         float beta);
     virtual CostReport cost_report() const { return {}; }
     std::vector<Param>& params() { return params_; }
+    // A frozen layer's parameters get no gradients and no updates (transfer learning): backward
+    // leaves their grads as they were, and the net skips them in update.
+    bool frozen() const { return frozen_; }
+    void set_frozen(bool frozen) { frozen_ = frozen; }
+    // Backward passes that computed this layer's parameter gradients.
+    std::int64_t param_gradient_passes() const { return param_gradient_passes_; }
     // Multiply-adds per sample of the forward pass, for summaries.
     virtual double flops_per_sample() const { return 0.0; }
 
@@ -144,11 +150,19 @@ protected:
     // Reads the `channels` key and checks that `input` is channels x height x width.
     std::int64_t expect_image(const Shape& input) const;
     Param& add_param(const std::string& name, const Shape& shape, DType dtype);
+    // Whether this backward pass computes the parameter gradients (not frozen); counts it.
+    bool computes_param_gradients() {
+        if (frozen_ || params_.empty()) return false;
+        ++param_gradient_passes_;
+        return true;
+    }
 
     LayerConfig config_;
     std::vector<Param> params_;
     int index_ = 0;
     Device device_ = Device::cpu();
+    bool frozen_ = false;
+    std::int64_t param_gradient_passes_ = 0;
 };
 
 // The variant a layer class that runs several type= strings (cmrnorm, rnorm, cnorm, say) is,

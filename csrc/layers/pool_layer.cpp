@@ -66,7 +66,8 @@ public:
                               const Tensor& dout, const std::vector<Tensor>& din,
                               const std::vector<float>& beta, const StepContext&, std::size_t,
                               const NeuronParams& neuron) override {
-        pool_backward(in[0], out, dout, din[0], p_, beta[0], winners_, &neuron);
+        if (din[0].defined())
+            pool_backward(in[0], out, dout, din[0], p_, beta[0], winners_, &neuron);
     }
 
 private:

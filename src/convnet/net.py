@@ -187,9 +187,10 @@ class Net:
             if int(name.split(":")[1]) >= _core.cuda_device_count():
                 raise RuntimeError(f"Net.to({name!r}): this machine has "
                                    f"{_core.cuda_device_count()} GPU(s)")
-        arrays = self.state_arrays()
+        arrays, frozen = self.state_arrays(), self.frozen
         self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype), devices=names)
         self.load_state_arrays(arrays, f"Net.to({names})")
+        self.freeze(frozen)
         self.set_progress(self._progress)
         return self
 
@@ -279,7 +280,7 @@ class Net:
             raise ValueError("only a net built from config files (Net.from_cfg) can be saved")
         return {"source": self.source, "input_shape": self.input_shape, "dtype": str(self.dtype),
                 "seed": self.seed, "step": self.step, "lr_scale": self.lr_scale,
-                "data": self.data_info}
+                "data": self.data_info, "frozen": self.frozen}
 
     def save(self, path) -> None:
         """Writes the net (config, parameters, momenta, step) to one file, atomically."""
@@ -306,10 +307,53 @@ class Net:
         net.load_state_arrays(arrays, str(path))
         net.step, net.lr_scale = int(m["step"]), float(m.get("lr_scale", 1.0))
         net.data_info = m.get("data")
+        net.freeze(m.get("frozen") or [])
         if "data/mean" in arrays:
             net.data_mean = np.asarray(arrays["data/mean"], np.float32)
         net.set_progress(0.0)
         return net
+
+    # ---- transfer learning -------------------------------------------------------------------
+
+    @property
+    def frozen(self) -> List[str]:
+        """The layers whose weights are frozen (freeze), in net order."""
+        return [s.name for i, s in enumerate(self.specs) if self._core.frozen(i)]
+
+    def freeze(self, layers: Sequence[str], frozen: bool = True) -> None:
+        """Freezes the named layers' weights and biases (frozen=False thaws them): training leaves
+        them bit-identical and computes no gradients for them, and backward stops below the
+        lowest layer that still trains (its input needs no gradient). Checkpoints keep the set.
+        Each layer must have weights (conv, local, fc)."""
+        index = self._weight_layer_index("Net.freeze", layers)
+        for i in index:
+            self._core.set_frozen(i, frozen)
+
+    def weight_gradient_passes(self, layer: str) -> int:
+        """How many backward passes computed the layer's weight gradients."""
+        return self._core.param_gradient_passes(self._weight_layer_index("Net", [layer])[0])
+
+    def backward_passes(self, layer: str) -> int:
+        """How many backward passes ran the layer's backward at all (0 before the first)."""
+        if layer not in self._spec_index:
+            raise KeyError(f"no layer {layer!r}")
+        return self._core.backward_passes(self._spec_index[layer])
+
+    def _weight_layer_index(self, what: str, layers: Sequence[str]) -> List[int]:
+        if isinstance(layers, str):
+            layers = [layers]
+        weighted = [s.name for s in self.specs if s.type in WEIGHT_TYPES]
+        out = []
+        for name in layers:
+            if name not in self._spec_index:
+                raise KeyError(f"{what}: no layer {name!r}; layers with weights: "
+                               f"{', '.join(weighted)}")
+            if name not in weighted:
+                spec = self.specs[self._spec_index[name]]
+                raise ValueError(f"{what}: layer {name!r} ({spec.type}) has no weights; layers "
+                                 f"with weights: {', '.join(weighted)}")
+            out.append(self._spec_index[name])
+        return out
 
     # ---- set-up ------------------------------------------------------------------------------
 
@@ -580,3 +624,10 @@ class Net:
     @property
     def parameter_count(self) -> int:
         return sum(int(np.prod(shape)) for shape in self.param_shapes().values())
+
+    @property
+    def trained_parameter_count(self) -> int:
+        """The parameters training changes: those of the layers not frozen."""
+        frozen = set(self.frozen)
+        return sum(int(np.prod(shape)) for name, shape in self.param_shapes().items()
+                   if name.partition(".")[0] not in frozen)

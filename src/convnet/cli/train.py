@@ -21,6 +21,7 @@ from ..data.shapes import shape_option
 from ..features import FeatureError, write_features
 from ..gradcheck import KINK_STEP, STEP, check_net_gradients, numeric_derivative
 from ..net import Net
+from ..transfer import TransferError, init_from, select_layers, transfer_table
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
 from .train_run import (DATA_OPTIONS, data_options, first_line, given_options, keep_run_options,
                         last_line, save_target)
@@ -41,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "--params is re-read when given, and the run is saved back where it "
                         "was; a cuda-convnet checkpoint (file or run directory) is imported, "
                         "with --layers giving its layer definitions")
+    g.add_argument("--init-from", metavar="RUN", help="start a new run from another run's "
+                   "weights (a run folder, checkpoint or Net.save file): every layer with the "
+                   "same name and parameter shapes is loaded, the others (a new head) keep the "
+                   "config's initialisation; a table says which")
+    g.add_argument("--freeze", metavar="LAYERS", help="layers whose weights stay as they are: "
+                   "names and ranges A-B in net order, comma-separated (e.g. conv1-conv2 for "
+                   "partial fine-tuning); no gradients are computed for them, nor below the "
+                   "lowest layer that trains")
     g.add_argument("--seed", type=int, default=0, help="seed of initialisation, batch order, "
                    "dropout and the synthetic data")
     g.add_argument("--strict", action="store_true", help="unknown config keys are errors")
@@ -225,6 +234,25 @@ def check_grads(net: Net, data) -> int:
     return 0 if ok else 1
 
 
+def transfer(args, net: Net) -> list:
+    """--init-from and --freeze applied to the net; returns the lines that say what was done."""
+    if args.init_from and args.load_file:
+        fail("--init-from starts a new run from another run's weights and -f continues a run: "
+             "give one of them")
+    try:
+        rows = init_from(net, args.init_from) if args.init_from else []
+        if args.freeze is not None:
+            net.freeze(net.frozen, False)
+            net.freeze(select_layers(net, args.freeze))
+    except TransferError as e:
+        fail(str(e))
+    if not rows:
+        return [f"frozen: {', '.join(net.frozen)}"] if args.freeze else []
+    loaded = sum(r.status == "loaded" for r in rows)
+    return [f"initialised from {args.init_from}: {loaded} layer(s) loaded"] + \
+        ["  " + line for line in transfer_table(rows, net.frozen)]
+
+
 def write_layer_features(args, net: Net, data) -> int:
     source = args.load_file or args.layers
     if args.write_features not in {s.name for s in net.specs}:
@@ -314,6 +342,7 @@ def main(argv=None) -> int:
             fail(f"--data-path: {e}")
         except (ConfigError, checkpoint.CheckpointError, ValueError) as e:
             fail(str(e))
+    notes += transfer(args, net)
     for name in ("epochs", "mini", "test_freq"):
         if getattr(args, name) < 1:
             fail(f"--{name.replace('_', '-')} must be >= 1")
@@ -375,7 +404,10 @@ def train(args, trainer: Trainer, log: runs.RunLog, target, header) -> int:
     net, data, state = trainer.net, trainer.data, trainer.state
     for line in header:
         log(line)
-    log(f"training {net.parameter_count:,} parameters for {args.epochs} epoch(s) of "
+    trained = (f"{net.trained_parameter_count:,} of {net.parameter_count:,} parameters "
+               f"({', '.join(net.frozen)} frozen)" if net.frozen else
+               f"{net.parameter_count:,} parameters")
+    log(f"training {trained} for {args.epochs} epoch(s) of "
         f"{trainer.batches_per_epoch} batches of {args.mini} on {describe(data)}")
     try:
         trainer.run()
