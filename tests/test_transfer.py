@@ -137,6 +137,18 @@ def test_init_from_loads_matching_layers_into_a_new_head(tmp_path, rng):
     np.testing.assert_array_equal(net.params["fc10.weights"], head)
 
 
+def test_reinit_keeps_a_same_shaped_head_fresh(tmp_path, rng):
+    source = convnet.Net.from_cfg(*MNIST, seed=4)
+    source.train_step(*batch(rng))
+    source.save(tmp_path / "source.npz")
+    net = convnet.Net.from_cfg(*MNIST, seed=9)
+    fresh = net.params["fc10.weights"]
+    rows = {r.layer: r for r in init_from(net, tmp_path / "source.npz", reinit=["fc10"])}
+    assert rows["fc10"].status == REINITIALISED and rows["fc10"].why == "--reinit"
+    np.testing.assert_array_equal(net.params["fc10.weights"], fresh)
+    np.testing.assert_array_equal(net.params["fc1.weights"], source.params["fc1.weights"])
+
+
 def test_init_from_reports_layers_only_one_net_has(tmp_path):
     source = convnet.Net.from_cfg(*MNIST, seed=4)
     source.save(tmp_path / "source.npz")
@@ -200,6 +212,8 @@ def test_feature_extraction_with_a_new_head_in_one_command(tmp_path, capsys):
      "--freeze pool1: 'pool1' holds no layer with weights"),
     (["--layers", MNIST[0], "--params", MNIST[1], "--init-from", "{tmp}/nothing.npz"],
      "--init-from"),
+    (["--layers", MNIST[0], "--params", MNIST[1], "--reinit", "fc10"],
+     "--reinit LAYERS goes with --init-from RUN"),
 ])
 def test_transfer_errors_are_one_clear_line(tmp_path, capsys, extra, message):
     code, _, err = run_train(capsys, "--layers", MNIST[0], "--params", MNIST[1], *SMALL,

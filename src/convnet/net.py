@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from . import _core, checkpoint, cuda_convnet_checkpoint
+from . import _core, checkpoint, cuda_convnet_checkpoint, runs
 from .config import ConfigError, LayerSpec, Schedule
 from .config import parse as parse_config
 from .config import parse_text, read
@@ -288,9 +288,12 @@ class Net:
 
     @classmethod
     def load(cls, path, params_path=None) -> "Net":
-        """Opens a file from Net.save or a training checkpoint. The layer definitions come from
-        the file; the parameter file is re-read from params_path when given (as cuda-convnet
-        re-reads it on resume), else the copy in the file is used."""
+        """Opens a file from Net.save or a training checkpoint (or a run folder: its
+        checkpoint.npz). The layer definitions come from the file; the parameter file is re-read
+        from params_path when given (as cuda-convnet re-reads it on resume), else the copy in
+        the file is used."""
+        if os.path.isdir(path):
+            path = runs.checkpoint_path(path)
         meta, arrays = checkpoint.load(path)
         m = meta["net"]
         source = dict(m["source"])

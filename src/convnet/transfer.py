@@ -7,7 +7,7 @@ feature extraction (--init-from RUN --freeze every layer but the new head), part
 
 import os
 from dataclasses import dataclass
-from typing import List
+from typing import List, Sequence
 
 from . import checkpoint, runs
 from .net import WEIGHT_TYPES
@@ -61,11 +61,12 @@ def select_layers(net, text: str, what: str = "--freeze") -> List[str]:
     return chosen
 
 
-def init_from(net, source) -> List[TransferRow]:
+def init_from(net, source, reinit: Sequence[str] = ()) -> List[TransferRow]:
     """Copies into `net` the weights and biases of every layer of the source (a run folder, a
     training checkpoint or a Net.save file) that has a layer of the same name and the same
-    parameter shapes here; other layers keep the initialisation they have (the config's). Momenta
-    start at zero. Returns a row per layer of either net saying what happened and why."""
+    parameter shapes here, except the layers named in `reinit` (a new head of the same shape);
+    other layers keep the initialisation they have (the config's). Momenta start at zero.
+    Returns a row per layer of either net saying what happened and why."""
     path = runs.checkpoint_path(source) if os.path.isdir(os.fspath(source)) else os.fspath(source)
     try:
         meta, arrays = checkpoint.load(path)
@@ -85,6 +86,9 @@ def init_from(net, source) -> List[TransferRow]:
     rows = []
     for layer, params in ours.items():
         theirs = by_layer.get(layer)
+        if layer in reinit:
+            rows.append(TransferRow(layer, REINITIALISED, "--reinit"))
+            continue
         if theirs is None:
             rows.append(TransferRow(layer, NEW, "no layer of that name in the source"))
             continue

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "weights (a run folder, checkpoint or Net.save file): every layer with the "
                    "same name and parameter shapes is loaded, the others (a new head) keep the "
                    "config's initialisation; a table says which")
+    g.add_argument("--reinit", metavar="LAYERS", help="with --init-from: layers to initialise "
+                   "from the config even where the source has them (a new head for new "
+                   "classes); names and ranges as --freeze")
     g.add_argument("--freeze", metavar="LAYERS", help="layers whose weights stay as they are: "
                    "names and ranges A-B in net order, comma-separated (e.g. conv1-conv2 for "
                    "partial fine-tuning); no gradients are computed for them, nor below the "
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--train-range", metavar="A-B", help="training batch files (cuda-convnet "
                    "batches; default: all but the last)")
     g.add_argument("--test-range", metavar="A-B", help="test batch files (default: the last)")
+    g.add_argument("--classes", metavar="LIST", help="train and test on these classes only, "
+                   "numbered from 0 in this order: a range 5-9 or a list 0,2,4 (transfer "
+                   "learning from one part of a dataset to another)")
     g.add_argument("--inner-size", type=int, help="crop size (v2); default: the data layer's "
                    "size when the images are larger")
     g.add_argument("--crop-border", type=int, help="crop this many pixels from each side (v1)")
@@ -161,7 +167,7 @@ def make_data(args, net: Net):
                            crop_border=args.crop_border, flip=not args.no_flip,
                            color_noise=args.color_noise, train_range=args.train_range,
                            test_range=args.test_range, skip_bad_images=args.skip_bad_images,
-                           seed=args.seed)
+                           seed=args.seed, classes=args.classes)
         except (DataError, ValueError) as e:
             fail(f"--data-path: {e}")
         if outputs is not None and data.classes > outputs:
@@ -170,6 +176,9 @@ def make_data(args, net: Net):
         return data
     if args.data_path:
         fail("--data-provider synthetic makes its own data; drop --data-path")
+    if args.classes is not None:
+        fail("--classes picks classes of real data (--data-path); the synthetic set has "
+             "--synthetic-classes")
     if args.data_provider not in (None, "synthetic", "dummy"):
         fail(f"--data-provider {args.data_provider} needs --data-path")
     k = args.synthetic_classes
@@ -239,8 +248,11 @@ def transfer(args, net: Net) -> list:
     if args.init_from and args.load_file:
         fail("--init-from starts a new run from another run's weights and -f continues a run: "
              "give one of them")
+    if args.reinit and not args.init_from:
+        fail("--reinit LAYERS goes with --init-from RUN (the layers not to load from it)")
     try:
-        rows = init_from(net, args.init_from) if args.init_from else []
+        reinit = select_layers(net, args.reinit, "--reinit") if args.reinit else []
+        rows = init_from(net, args.init_from, reinit) if args.init_from else []
         if args.freeze is not None:
             net.freeze(net.frozen, False)
             net.freeze(select_layers(net, args.freeze))

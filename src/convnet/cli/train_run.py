@@ -18,7 +18,7 @@ TRAINING_OPTIONS = {"epochs": "epochs", "mini": "batch_size", "test_freq": "test
                     "multiview_test": "multiview"}
 # The files and how they are read; replaced as a whole when the command line names other data.
 DATA_OPTIONS = ("data_path", "data_provider", "train_range", "test_range", "inner_size",
-                "crop_border", "no_flip", "color_noise", "skip_bad_images")
+                "crop_border", "no_flip", "color_noise", "skip_bad_images", "classes")
 # The synthetic set is made from these (and the seed, which also orders the batches).
 SYNTHETIC_OPTIONS = ("synthetic_classes", "synthetic_train_size", "synthetic_test_size", "seed")
 

@@ -424,6 +424,9 @@ class ImageFolder(Provider):
     def size(self, split: str) -> int:
         return len(self._files[check_split(split)])
 
+    def labels(self, split: str) -> np.ndarray:
+        return self._labels[check_split(split)].copy()
+
     def files(self, split: str) -> List[Tuple[str, int]]:
         """(path, label) of every image of the split, in index order."""
         return list(self._files[check_split(split)])

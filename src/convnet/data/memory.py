@@ -96,6 +96,9 @@ class InMemoryProvider(Provider):
         x -= self._mean
         return x, self._y[split][idx].copy()
 
+    def labels(self, split: str) -> np.ndarray:
+        return self._y[check_split(split)].copy()
+
     def close(self) -> None:
         self._x, self._y = {}, {}
 

@@ -25,6 +25,13 @@ class Provider:
         """(float32 (N, C, H, W), mean subtracted; int64 (N,) labels) for the given indices."""
         raise NotImplementedError
 
+    def labels(self, split: str) -> np.ndarray:
+        """int64 (N,): every label of the split, in index order. This default reads the images
+        a thousand at a time; providers that hold the labels return them directly."""
+        n = self.size(split)
+        return np.concatenate([self.images(split, np.arange(i, min(n, i + 1000)))[1]
+                               for i in range(0, n, 1000)] or [np.zeros(0, np.int64)])
+
     @property
     def mean(self) -> np.ndarray:
         """The float32 (C, H, W) mean image that images() subtracts (zeros when none)."""

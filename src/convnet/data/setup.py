@@ -17,6 +17,7 @@ from ..files import atomic_write
 from .augment import AugmentedDataset, Augmentation, ColorPCA
 from .errors import DataError
 from .open import open_dataset
+from .subset import ClassSubset, parse_classes
 
 # cuda-convnet's provider names, and ours.
 PROVIDER_ALIASES = {"cifar": "cifar", "cifar-cropped": "cifar", "image": "cifar",
@@ -94,13 +95,16 @@ def crop_for(path, image_shape: Sequence[int], net_shape: Sequence[int],
 def for_net(path, net_shape: Sequence[int], provider: Optional[str] = None, *,
             inner_size: Optional[int] = None, crop_border: Optional[int] = None,
             flip: bool = True, color_noise: float = 0.0, train_range=None, test_range=None,
-            skip_bad_images: bool = False, seed: int = 0,
+            skip_bad_images: bool = False, seed: int = 0, classes: Optional[str] = None,
             log: Callable[[str], None] = print) -> AugmentedDataset:
-    """The dataset at `path` prepared for a data layer of shape net_shape (C, H, W)."""
+    """The dataset at `path` prepared for a data layer of shape net_shape (C, H, W); classes
+    ('5-9', '0,2,4'): only those classes, numbered from 0 (data/subset.py)."""
     c, h, w = (int(s) for s in net_shape)
     source = open_dataset(path, provider=provider_name(provider), shape=(c, h, w),
                           train_range=train_range, test_range=test_range,
                           skip_bad_images=skip_bad_images)
+    if classes is not None:
+        source = ClassSubset(source, parse_classes(classes))
     crop = crop_for(path, source.image_shape, (c, h, w), inner_size, crop_border)
     pca = colour_pca(source, log) if color_noise > 0 else None
     # Reflections come with crops, as in cuda-convnet's cropped providers; a net fed whole
