@@ -316,6 +316,12 @@ class Net:
         net.set_progress(0.0)
         return net
 
+    def to_onnx(self, path) -> str:
+        """Writes the net's test-time computation (images in, Net.predict's output out) as an
+        ONNX model; see convnet.export. Needs the onnx package."""
+        from .export import to_onnx   # imports onnx, an optional dependency
+        return to_onnx(self, path)
+
     # ---- transfer learning -------------------------------------------------------------------
 
     @property
