@@ -3,7 +3,6 @@ the file, line, section and key."""
 
 import pathlib
 import re
-import warnings
 
 import pytest
 
@@ -314,13 +313,6 @@ def test_unknown_key_warns_with_the_closest_key_and_fails_when_strict():
 def test_params_section_for_a_missing_layer_warns():
     with pytest.warns(ConfigWarning, match=r"\[conv9\] no layer of that name"):
         net(FC, "fc1", FC_P + "[conv9]\nepsW=1\n")
-
-
-def test_no_warnings_for_the_shipped_configs():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for stem in ("alexnet", "cifar10-80sec", "cifar10-18pct"):
-            parse(LAYER_DEFS / f"{stem}.cfg", LAYER_DEFS / f"{stem}-params.cfg", strict=True)
 
 
 # ---- documentation --------------------------------------------------------------------------------
