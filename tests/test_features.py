@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import convnet
+from cli_runner import run_cli
 from convnet.cli import train as train_cli
 from convnet.data import SyntheticDataset
 from convnet.features import (FeatureError, layer_features, nearest_neighbours, plain_batch,
@@ -21,12 +22,7 @@ SMALL_DATA = ["--synthetic-train-size", "70", "--synthetic-test-size", "45", "--
 
 
 def run_train(capsys, *argv):
-    try:
-        code = train_cli.main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(train_cli.main, capsys, *argv)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402
 
 import convnet  # noqa: E402
+from cli_runner import run_cli  # noqa: E402
 from convnet import checkpoint  # noqa: E402
 from convnet.cli import show as show_cli  # noqa: E402
 from convnet.cli import train as train_cli  # noqa: E402
@@ -43,11 +44,7 @@ def run_dir(tmp_path_factory):
 
 def show(capsys, *argv):
     """Runs convnet-show; returns (exit code, stdout lines, stderr)."""
-    try:
-        code = show_cli.main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(show_cli.main, capsys, *argv)
     return code, out.split(), err
 
 

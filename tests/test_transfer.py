@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import convnet
+from cli_runner import run_cli
 from convnet.cli import train as train_cli
 from convnet.transfer import (LOADED, NEW, REINITIALISED, UNUSED, TransferError, init_from,
                               select_layers)
@@ -34,12 +35,7 @@ def five_class_cfg(tmp_path):
 
 
 def run_train(capsys, *argv):
-    try:
-        code = train_cli.main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(train_cli.main, capsys, *argv)
 
 
 def test_frozen_layers_stay_bit_identical_and_get_no_gradients(rng):
