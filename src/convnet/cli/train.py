@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "batches; default: all but the last)")
     g.add_argument("--test-range", metavar="A-B", help="test batch files (default: the last)")
     g.add_argument("--classes", metavar="LIST", help="train and test on these classes only, "
-                   "numbered from 0 in this order: a range 5-9 or a list 0,2,4 (transfer "
+                   "numbered from 0 in ascending order: a range 5-9 or a list 0,2,4 (transfer "
                    "learning from one part of a dataset to another)")
     g.add_argument("--inner-size", type=int, help="crop size (v2); default: the data layer's "
                    "size when the images are larger")
