@@ -1,5 +1,5 @@
-"""--classes: some of a dataset's classes as a dataset of their own, numbered from 0 in the order
-given, with the source's images, order and mean; from every provider (the labels each holds),
+"""--classes: some of a dataset's classes as a dataset of their own, numbered from 0 in ascending
+order, with the source's images, order and mean; from every provider (the labels each holds),
 through convnet-train (kept on resume, refused for the synthetic set) and convnet-show."""
 
 import numpy as np
