@@ -79,6 +79,11 @@ def test_convnet_train_on_some_classes_and_resume(tmp_path, rng, capsys):
     code = main(["-f", str(tmp_path / "run.npz"), "--epochs", "2", "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0 and "(2 classes," in out and "--classes 0,2" in out, out
+    # convnet-show opens the run's data the same way
+    from convnet.show import open_run, open_test_data
+    run = open_run(tmp_path / "run.npz")
+    data = open_test_data(run.net, options=run.data_options)
+    assert data.classes == 2 and data.label_names == ["red", "blue"]
 
 
 def test_classes_of_the_synthetic_set_are_refused(capsys, tmp_path):
