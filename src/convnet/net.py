@@ -515,13 +515,34 @@ class Net:
                 return self.features(x, s.inputs[1])
         return self.forward(x)
 
-    def train_step(self, x, labels) -> dict:
+    def train_step(self, x, labels, *,
+                   combine_gradients: Optional[Callable[["Net"], None]] = None) -> dict:
         """One SGD step on a batch: forward, backward and update in C++. Returns each cost
-        layer's mean loss (and error rates) on the batch, measured before the update."""
+        layer's mean loss (and error rates) on the batch, measured before the update.
+        combine_gradients(net), when given, runs between backward and update and may replace
+        the gradients (set_gradients): data parallelism sums them over processes there."""
         self._require_cost("train_step")
-        self._core.train_step(self._batch(x, labels), self.seed, self.step)
+        if combine_gradients is None:
+            self._core.train_step(self._batch(x, labels), self.seed, self.step)
+        else:
+            self._core.forward(self._batch(x, labels), True, self.seed, self.step, True)
+            self._core.backward(self.seed, self.step)
+            combine_gradients(self)
+            self._core.update()
         self.step += 1
         return self._metrics(len(x))
+
+    def trained_gradients(self) -> Dict[str, np.ndarray]:
+        """The last backward pass's gradients of the parameters that train (not frozen)."""
+        frozen = set(self.frozen)
+        return {name: self._core.param_get(i, j, 1) for name, (i, j) in self._param_index.items()
+                if name.partition(".")[0] not in frozen}
+
+    def set_gradients(self, gradients: Mapping[str, np.ndarray]) -> None:
+        """Replaces the named parameters' gradients (before update)."""
+        for name, value in gradients.items():
+            i, j = self.params._locate(name)
+            self._set(i, j, 1, value, name)
 
     def evaluate(self, x, labels) -> dict:
         """Each cost layer's mean loss and error rates on a batch, in test mode."""

@@ -1,0 +1,25 @@
+"""Run by tests/test_distributed.py under mpiexec: trains the net of test_distributed.LAYERS with
+convnet.distributed.DataParallel for a few steps on the global batches the test gives, and each
+rank writes its final weights to OUT/rank<r>.npz."""
+
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+
+from convnet.distributed import DataParallel  # noqa: E402
+from test_distributed import build, global_batches  # noqa: E402
+
+
+def main(out, steps):
+    net = build()
+    dp = DataParallel(net)
+    metrics = [dp.train_step(x, y) for x, y in global_batches(int(steps))]
+    np.savez(pathlib.Path(out) / f"rank{dp.rank}.npz", loss=[m["logprob"]["loss"] for m in metrics],
+             **{name: net.params[name] for name in net.params})
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
