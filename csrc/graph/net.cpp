@@ -324,7 +324,7 @@ std::vector<bool> Net::gradients_needed() const {
     std::vector<bool> needed(layers_.size(), false);
     for (int i = 0; i < size(); ++i) {   // inputs come before their readers
         const Layer& layer = *layers_[i];
-        needed[i] = !layer.is_data() && !layer.frozen() && !layers_[i]->params().empty();
+        needed[i] = layer.trains();
         for (int j : layer.config().inputs) needed[i] = needed[i] || needed[j];
     }
     return needed;
@@ -408,7 +408,7 @@ std::vector<Net::CopyEdge> Net::copy_edges() const {
 
 void Net::update() {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-        if (layers_[i]->params().empty() || layers_[i]->frozen()) continue;
+        if (!layers_[i]->trains()) continue;
         use_device(layer_devices_[i]);
         timed(int(i), &LayerTime::update, [&] {
             for (Param& p : layers_[i]->params())

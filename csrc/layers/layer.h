@@ -138,6 +138,8 @@ public:
     // leaves their grads as they were, and the net skips them in update.
     bool frozen() const { return frozen_; }
     void set_frozen(bool frozen) { frozen_ = frozen; }
+    // Whether training changes this layer: it has parameters and they are not frozen.
+    bool trains() const { return !frozen_ && !params_.empty(); }
     // Backward passes that computed this layer's parameter gradients.
     std::int64_t param_gradient_passes() const { return param_gradient_passes_; }
     // Multiply-adds per sample of the forward pass, for summaries.
@@ -152,7 +154,7 @@ protected:
     Param& add_param(const std::string& name, const Shape& shape, DType dtype);
     // Whether this backward pass computes the parameter gradients (not frozen); counts it.
     bool computes_param_gradients() {
-        if (frozen_ || params_.empty()) return false;
+        if (!trains()) return false;
         ++param_gradient_passes_;
         return true;
     }

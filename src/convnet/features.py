@@ -26,6 +26,13 @@ class FeatureError(ValueError):
     """A feature folder that cannot be written or read; the message names it."""
 
 
+def require_layer(net, layer: str, what: str) -> None:
+    """FeatureError unless the net has a layer of that name; `what` is the option asking."""
+    if layer not in {s.name for s in net.specs}:
+        raise FeatureError(f"{what} {layer}: the net has no layer {layer!r} (its layers: "
+                           f"{', '.join(s.name for s in net.specs)})")
+
+
 def plain_batch(data, split: str, indices) -> Tuple[np.ndarray, np.ndarray]:
     """Images and labels of `split` as the net sees test images: the centre view, no random crop
     or reflection even for the training split (features must not depend on the draw)."""
@@ -65,9 +72,7 @@ def write_features(net, data, layer: str, folder, *, split: str = "test", batch_
     are replaced) as data_batch_1.npz, ... of file_images images each, computed batch_size at a
     time, then meta.json. Each file is written atomically, meta.json last, so a folder with a
     meta.json is complete. Returns the meta."""
-    if layer not in {s.name for s in net.specs}:
-        raise FeatureError(f"--write-features {layer}: the net has no layer {layer!r} (its layers: "
-                           f"{', '.join(s.name for s in net.specs)})")
+    require_layer(net, layer, "--write-features")
     folder = os.fspath(folder)
     try:
         os.makedirs(folder, exist_ok=True)

@@ -532,11 +532,16 @@ class Net:
         self.step += 1
         return self._metrics(len(x))
 
+    def _trained_param_index(self) -> Dict[str, Tuple[int, int]]:
+        """The (layer, parameter) indices of the parameters that train (not frozen), by name."""
+        frozen = set(self.frozen)
+        return {name: ij for name, ij in self._param_index.items()
+                if name.partition(".")[0] not in frozen}
+
     def trained_gradients(self) -> Dict[str, np.ndarray]:
         """The last backward pass's gradients of the parameters that train (not frozen)."""
-        frozen = set(self.frozen)
-        return {name: self._core.param_get(i, j, 1) for name, (i, j) in self._param_index.items()
-                if name.partition(".")[0] not in frozen}
+        return {name: self._core.param_get(i, j, 1)
+                for name, (i, j) in self._trained_param_index().items()}
 
     def set_gradients(self, gradients: Mapping[str, np.ndarray]) -> None:
         """Replaces the named parameters' gradients (before update)."""
@@ -658,6 +663,5 @@ class Net:
     @property
     def trained_parameter_count(self) -> int:
         """The parameters training changes: those of the layers not frozen."""
-        frozen = set(self.frozen)
-        return sum(int(np.prod(shape)) for name, shape in self.param_shapes().items()
-                   if name.partition(".")[0] not in frozen)
+        return sum(int(np.prod(self._core.param_shape(i, j)))
+                   for i, j in self._trained_param_index().values())

@@ -79,8 +79,9 @@ def init_from(net, source, reinit: Sequence[str] = ()) -> List[TransferRow]:
     for name, value in source_params.items():
         layer, _, param = name.partition(".")
         by_layer.setdefault(layer, {})[param] = value
+    shapes = net.param_shapes()   # not net.params[...].shape: that copies each parameter
     ours = {}
-    for name in net.params:
+    for name in shapes:
         layer, _, param = name.partition(".")
         ours.setdefault(layer, {})[param] = name
     rows = []
@@ -93,9 +94,9 @@ def init_from(net, source, reinit: Sequence[str] = ()) -> List[TransferRow]:
             rows.append(TransferRow(layer, NEW, "no layer of that name in the source"))
             continue
         mismatch = [f"{p} {tuple(theirs[p].shape) if p in theirs else 'missing'} there, "
-                    f"{tuple(net.params[full].shape)} here"
+                    f"{shapes[full]} here"
                     for p, full in params.items()
-                    if p not in theirs or theirs[p].shape != net.params[full].shape]
+                    if p not in theirs or tuple(theirs[p].shape) != shapes[full]]
         if mismatch or set(theirs) != set(params):
             rows.append(TransferRow(layer, REINITIALISED, "; ".join(mismatch) or
                                     "other parameters there"))

@@ -8,7 +8,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..features import FeatureError, layer_features, nearest_neighbours, plain_batch, read_features
+from ..features import (FeatureError, layer_features, nearest_neighbours, plain_batch,
+                        read_features, require_layer)
 from .preds import class_names, display_images
 from .run import ShowError
 
@@ -46,16 +47,14 @@ def training_features(net, data, layer: str, folder: Optional[str], progress: bo
 def neighbour_pictures(net, data, layer: str, queries: int = 5, k: int = 6,
                        features_folder: Optional[str] = None,
                        progress: bool = True) -> NeighbourPictures:
-    if layer not in {s.name for s in net.specs}:
-        raise ShowError(f"--show-neighbours {layer}: the net has no layer {layer!r} (its layers: "
-                        f"{', '.join(s.name for s in net.specs)})")
+    try:
+        require_layer(net, layer, "--show-neighbours")
+    except FeatureError as e:
+        raise ShowError(str(e)) from None
     q = min(queries, data.size("test"))
     if q < 1 or data.size("train") < 1:
         raise ShowError("neighbours need test and training images; a split is empty")
-    try:
-        q_feats, q_labels = layer_features(net, data, layer, "test", np.arange(q))
-    except FeatureError as e:
-        raise ShowError(str(e)) from None
+    q_feats, q_labels = layer_features(net, data, layer, "test", np.arange(q))
     base, base_labels = training_features(net, data, layer, features_folder, progress)
     found = nearest_neighbours(q_feats, base, k)
     shown_k = found.indices.shape[1]
