@@ -1,8 +1,10 @@
-"""Data parallelism over MPI (convnet.distributed): 2 ranks with shards of B images follow one
-process with batches of 2B (weights after several steps with momentum and weight decay, in
-float64 to 1e-10), the ranks end bit-identical, the reported loss is the global batch's; and the
-single-process pieces (sharding, a clear error without mpi4py). The 2-rank test runs mpiexec
-(MPICH from pip install ".[mpi]", in the test extra) and skips where it is missing."""
+"""Data parallelism over MPI (convnet.distributed), through the Python API: 2 ranks with shards
+of B images follow one process with batches of 2B (weights after several steps with momentum and
+weight decay, in float64 to 1e-10), also with dropout (each shard draws its part of the global
+batch's masks) and with uneven shards (a global batch of 5); the ranks end bit-identical, the
+reported loss is the global batch's; and the single-process pieces (sharding, a clear error
+without mpi4py). The 2-rank tests run mpiexec (MPICH from pip install ".[mpi]", in the test
+extra) and skip where it is missing. convnet-train under mpiexec: test_distributed_training.py."""
 
 import os
 import pathlib
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 import convnet
+from convnet.data.loader import shard_bounds
 from nets import build_net, cfg, classifier
 
 LAYERS = classifier("3,10,9", """
@@ -27,18 +30,32 @@ PARAMS = cfg("""
 [fc] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9 wc=0.01
 [logprob] coeff=1
 """)
-GLOBAL_BATCH = 6
+# With dropout after a layer of 7 units, so that a shard's first element falls inside a Philox
+# block, and the global batch of 5 splits into shards of 2 and 3.
+DROPOUT_LAYERS = classifier("3,10,9", """
+[conv] type=conv inputs=data channels=3 filters=5 filterSize=3 padding=1 stride=2 initW=0.3
+       neuron=relu
+[hidden] type=fc inputs=conv outputs=7 initW=0.3 neuron=relu
+[drop] type=dropout inputs=hidden
+[fc] type=fc inputs=drop outputs=4 initW=0.3
+""")
+DROPOUT_PARAMS = PARAMS + cfg("""
+[hidden] epsW=0.05 epsB=0.05 momW=0.9 momB=0.9 wc=0.01
+[drop] keep=0.6
+""")
+NETS = {"plain": (LAYERS, PARAMS, 6), "dropout": (DROPOUT_LAYERS, DROPOUT_PARAMS, 5)}
 
 
-def build():
-    return build_net(LAYERS, PARAMS, dtype="float64", seed=5)
+def build(kind="plain"):
+    layers, params, _ = NETS[kind]
+    return build_net(layers, params, dtype="float64", seed=5)
 
 
-def global_batches(steps):
+def global_batches(steps, kind="plain"):
     rng = np.random.default_rng(11)
+    size = NETS[kind][2]
     for _ in range(steps):
-        yield (rng.standard_normal((GLOBAL_BATCH, 3, 10, 9)),
-               rng.integers(0, 4, GLOBAL_BATCH).astype(np.float64))
+        yield (rng.standard_normal((size, 3, 10, 9)), rng.integers(0, 4, size).astype(np.float64))
 
 
 def mpiexec():
@@ -47,22 +64,24 @@ def mpiexec():
 
 
 @pytest.mark.skipif(mpiexec() is None, reason='needs mpiexec: pip install ".[mpi]"')
-def test_two_ranks_follow_one_process_with_the_whole_batch(tmp_path):
+@pytest.mark.parametrize("kind", ["plain", "dropout"])
+def test_two_ranks_follow_one_process_with_the_whole_batch(tmp_path, kind):
     pytest.importorskip("mpi4py")
     steps = 4
     env = dict(os.environ, OMP_NUM_THREADS="1")
     worker = pathlib.Path(__file__).parent / "mpi_worker.py"
     done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(worker), str(tmp_path),
-                           str(steps)], env=env, capture_output=True, text=True, timeout=300)
+                           str(steps), kind], env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    one = build()
-    losses = [one.train_step(x, y)["logprob"]["loss"] for x, y in global_batches(steps)]
+    one = build(kind)
+    losses = [one.train_step(x, y)["logprob"]["loss"] for x, y in global_batches(steps, kind)]
     with np.load(tmp_path / "rank0.npz") as r0, np.load(tmp_path / "rank1.npz") as r1:
         for name in one.params:
             np.testing.assert_array_equal(r0[name], r1[name], err_msg=name)
             np.testing.assert_allclose(r0[name], one.params[name], rtol=1e-10, atol=1e-12,
                                        err_msg=name)
-            assert not np.allclose(r0[name], build().params[name])   # it did train
+            assert not np.allclose(r0[name], build(kind).params[name])   # it did train
         np.testing.assert_allclose(r0["loss"], losses, rtol=1e-10)
 
 
@@ -75,8 +94,12 @@ def test_each_rank_takes_its_contiguous_shard():
     sx, sy = dp.shard(x, y)
     np.testing.assert_array_equal(sy, [2, 3])
     np.testing.assert_array_equal(sx, x[2:4])
-    with pytest.raises(ValueError, match="7 images does not split evenly over 3 ranks"):
-        dp.shard(np.zeros((7, 2)), np.zeros(7))
+    # Uneven batches: parts differ by at most one image, and cover the batch in order.
+    for n in (7, 2, 1, 0):
+        parts = [shard_bounds(n, r, 3) for r in range(3)]
+        assert parts[0][0] == 0 and parts[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+        assert max(hi - lo for lo, hi in parts) - min(hi - lo for lo, hi in parts) <= 1
 
 
 def test_without_mpi4py_the_error_names_the_extra(monkeypatch):

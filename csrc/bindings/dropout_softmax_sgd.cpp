@@ -21,8 +21,9 @@ namespace {
 using Labels = py::array_t<std::int32_t, py::array::c_style>;
 
 DropoutParams dropout_params(double p, std::uint64_t seed, std::uint64_t step,
-                             std::uint32_t layer, bool train, bool inverted) {
-    return DropoutParams{p, seed, step, layer, train, inverted};
+                             std::uint32_t layer, bool train, bool inverted,
+                             std::uint64_t offset) {
+    return DropoutParams{p, seed, step, layer, train, inverted, offset};
 }
 
 // The labels' memory, once their shape is known to match the scores' rows.
@@ -48,28 +49,29 @@ void bind_dropout(py::module_& m) {
     // The keep mask (one byte per element, 1 = kept) in the first n bytes of `bytes`' storage,
     // whatever its dtype: tensors hold floats, so a float tensor of ceil(n / 4) elements.
     m.def("dropout_mask", [](const Tensor& bytes, std::int64_t n, double p, std::uint64_t seed,
-                             std::uint64_t step, std::uint32_t layer) {
-        const DropoutParams params = dropout_params(p, seed, step, layer, true, false);
+                             std::uint64_t step, std::uint32_t layer, std::uint64_t offset) {
+        const DropoutParams params = dropout_params(p, seed, step, layer, true, false, offset);
         py::gil_scoped_release release;
         dropout_mask_into(bytes, n, params);
     }, py::arg("bytes"), py::arg("n"), py::arg("p"), py::arg("seed"), py::arg("step"),
-       py::arg("layer"));
+       py::arg("layer"), py::arg("offset") = 0);
     m.def("dropout_forward", [](const Tensor& x, const Tensor& y, double p, std::uint64_t seed,
                                 std::uint64_t step, std::uint32_t layer, bool train,
-                                bool inverted) {
-        const DropoutParams params = dropout_params(p, seed, step, layer, train, inverted);
+                                bool inverted, std::uint64_t offset) {
+        const DropoutParams params = dropout_params(p, seed, step, layer, train, inverted, offset);
         py::gil_scoped_release release;
         dropout_forward(x, y, params);
     }, py::arg("x"), py::arg("y"), py::arg("p"), py::arg("seed"), py::arg("step"),
-       py::arg("layer"), py::arg("train"), py::arg("inverted"));
+       py::arg("layer"), py::arg("train"), py::arg("inverted"), py::arg("offset") = 0);
     m.def("dropout_backward", [](const Tensor& dy, const Tensor& dx, double p, std::uint64_t seed,
                                  std::uint64_t step, std::uint32_t layer, bool train,
-                                 bool inverted, float beta) {
-        const DropoutParams params = dropout_params(p, seed, step, layer, train, inverted);
+                                 bool inverted, float beta, std::uint64_t offset) {
+        const DropoutParams params = dropout_params(p, seed, step, layer, train, inverted, offset);
         py::gil_scoped_release release;
         dropout_backward(dy, dx, params, beta);
     }, py::arg("dy"), py::arg("dx"), py::arg("p"), py::arg("seed"), py::arg("step"),
-       py::arg("layer"), py::arg("train"), py::arg("inverted"), py::arg("beta") = 0.f);
+       py::arg("layer"), py::arg("train"), py::arg("inverted"), py::arg("beta") = 0.f,
+       py::arg("offset") = 0);
 }
 
 void bind_softmax(py::module_& m) {

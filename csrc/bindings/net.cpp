@@ -118,16 +118,18 @@ void bind_net(py::module_& m) {
             p.eps = eps, p.mom = mom, p.wc = wc;
         }, py::arg("layer"), py::arg("param"), py::arg("eps"), py::arg("mom"), py::arg("wc"))
         .def("forward", [](Net& n, const std::vector<py::array>& batch, bool train,
-                           std::uint64_t seed, std::uint64_t step, bool run_costs) {
+                           std::uint64_t seed, std::uint64_t step, bool run_costs,
+                           std::uint64_t sample_offset) {
             auto tensors = borrow_list(batch, "Net.forward", "batch");
             py::gil_scoped_release release;
-            n.forward(tensors, StepContext{train, seed, step}, run_costs);
+            n.forward(tensors, StepContext{train, seed, step, sample_offset}, run_costs);
         }, py::arg("batch"), py::arg("train"), py::arg("seed"), py::arg("step"),
-           py::arg("run_costs"))
-        .def("backward", [](Net& n, std::uint64_t seed, std::uint64_t step) {
+           py::arg("run_costs"), py::arg("sample_offset") = 0)
+        .def("backward", [](Net& n, std::uint64_t seed, std::uint64_t step,
+                            std::uint64_t sample_offset) {
             py::gil_scoped_release release;
-            n.backward(StepContext{true, seed, step});
-        }, py::arg("seed"), py::arg("step"))
+            n.backward(StepContext{true, seed, step, sample_offset});
+        }, py::arg("seed"), py::arg("step"), py::arg("sample_offset") = 0)
         .def("update", [](Net& n) {
             py::gil_scoped_release release;
             n.update();

@@ -29,9 +29,9 @@ inline void mul_hi_lo(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
 }
 
 // Bit e of keep[v]: whether element e of group first_group + v (block
-// 16 * (first_group + v) + e / 4, word e % 4) is kept. kGroups groups at once: one group's rounds
-// are a chain of dependent multiplies, and independent chains side by side keep the multiplier
-// busy.
+// 16 * (a.first_group + first_group + v) + e / 4, word e % 4) is kept. kGroups groups at once:
+// one group's rounds are a chain of dependent multiplies, and independent chains side by side
+// keep the multiplier busy.
 constexpr int kGroups = 4;
 
 inline void keep_bits(const Apply& a, std::int64_t first_group, std::uint64_t (&keep)[kGroups]) {
@@ -42,8 +42,8 @@ inline void keep_bits(const Apply& a, std::int64_t first_group, std::uint64_t (&
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m512i c0[kGroups], c1[kGroups], c2[kGroups], c3[kGroups];
     for (int v = 0; v < kGroups; ++v) {
-        c0[v] = _mm512_add_epi32(_mm512_set1_epi32(int(std::uint32_t(16 * (first_group + v)))),
-                                 lane);
+        const std::int64_t block = 16 * (a.first_group + first_group + v);
+        c0[v] = _mm512_add_epi32(_mm512_set1_epi32(int(std::uint32_t(block))), lane);
         c1[v] = _mm512_set1_epi32(int(std::uint32_t(a.step)));
         c2[v] = _mm512_set1_epi32(int(std::uint32_t(a.step >> 32)));
         c3[v] = _mm512_set1_epi32(int(a.layer));

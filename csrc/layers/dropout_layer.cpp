@@ -1,6 +1,7 @@
 // type=dropout (inverted, cuda-convnet2), dropout2 (classic, the paper's) and hs (the 2012 code's
 // classic dropout with keep in the definition file). The mask comes from the counter-based RNG
-// keyed by (seed, layer index, step), so a resumed run draws the same masks.
+// keyed by (seed, layer index, step), so a resumed run draws the same masks, and indexed by the
+// element's position in the global batch, so data-parallel shards draw the one-process mask.
 #include "layers/layer.h"
 #include "ops/dropout.h"
 
@@ -26,21 +27,24 @@ public:
             out.copy_from(in[0]);
             return;
         }
-        dropout_forward(in[0], out, params(ctx));
+        dropout_forward(in[0], out, params(ctx, in[0]));
     }
 
     void backward(const std::vector<Tensor>&, const Tensor&, const Tensor& dout,
                   const std::vector<Tensor>& din, const std::vector<float>& beta,
                   const StepContext& ctx) override {
         if (!din[0].defined()) return;
-        DropoutParams p = params(ctx);
+        DropoutParams p = params(ctx, dout);
         if (!enabled_) p.p = 0.0, p.train = false, p.inverted = true;  // the identity
         dropout_backward(dout, din[0], p, beta[0]);
     }
 
 private:
-    DropoutParams params(const StepContext& ctx) const {
+    // x: the layer's input or output gradient, (batch, ...), for the elements per image.
+    DropoutParams params(const StepContext& ctx, const Tensor& x) const {
         DropoutParams p;
+        const std::int64_t batch = x.ndim() > 0 ? x.dim(0) : 1;
+        p.offset = ctx.sample_offset * std::uint64_t(batch > 0 ? x.numel() / batch : 0);
         p.p = 1.0 - keep_;
         p.seed = ctx.seed;
         p.step = ctx.step;

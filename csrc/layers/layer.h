@@ -47,6 +47,9 @@ struct Param {
 struct StepContext {
     bool train = true;
     std::uint64_t seed = 0, step = 0;
+    // Where this batch's first image is in the global batch it is a shard of (data parallelism):
+    // random streams are indexed by global position, so the shards draw the global batch's.
+    std::uint64_t sample_offset = 0;
 };
 
 // The losses and error counts a cost layer reports for the last forward pass.

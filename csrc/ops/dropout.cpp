@@ -18,21 +18,22 @@ static void check_params(const DropoutParams& p, const char* op) {
     CONVNET_ARG_CHECK(p.p >= 0.0 && p.p < 1.0, op, ": p must be in [0, 1), got ", p.p);
 }
 
-// The Philox counter holds the block index i/4 in 32 bits.
-static void check_size(std::int64_t n, const char* op) {
-    CONVNET_ARG_CHECK(n / 4 < (std::int64_t(1) << 32), op, ": tensors of more than 2^34 elements");
+// The Philox counter holds the block index j/4 in 32 bits.
+static void check_size(std::int64_t n, const DropoutParams& p, const char* op) {
+    CONVNET_ARG_CHECK(n >= 0 && (p.offset + std::uint64_t(n)) / 4 < (std::uint64_t(1) << 32), op,
+                      ": stream positions past 2^34 (offset ", p.offset, ", ", n, " elements)");
 }
 
 void dropout_mask(std::uint8_t* mask, std::int64_t n, const DropoutParams& p) {
     check_params(p, "dropout_mask");
-    check_size(n, "dropout_mask");
+    check_size(n, p, "dropout_mask");
     dropout_mask_cpu(mask, n, p);
 }
 
 void dropout_mask_into(const Tensor& bytes, std::int64_t n, const DropoutParams& p) {
     const char* op = "dropout_mask_into";
     check_params(p, op);
-    check_size(n, op);
+    check_size(n, p, op);
     CONVNET_ARG_CHECK(bytes.defined(), op, ": the mask's storage is missing");
     CONVNET_ARG_CHECK(n >= 0 && std::size_t(n) <= bytes.nbytes(), op, ": ", n,
                       " mask bytes do not fit a tensor of ", bytes.nbytes(), " bytes");
@@ -48,7 +49,7 @@ static void apply(const Tensor& in, const Tensor& out, const DropoutParams& p, f
     expect(in, op, in_name, in.dtype(), in.device());
     expect(out, op, out_name, in.dtype(), in.device());
     expect_shape(out, op, out_name, in.shape());
-    check_size(in.numel(), op);
+    check_size(in.numel(), p, op);
     ops_detail::run_on_device(
         op, in,
         CONVNET_CPU(dropout_apply_cpu<T>(in.data<T>(), out.data<T>(), in.numel(), p, T(beta))),

@@ -1,6 +1,8 @@
 // Dropout with a counter-based mask (csrc/math/rng.h): element i of the flat tensor is kept when
-// word i%4 of Philox4x32-10(counter = (i/4, step lo, step hi, layer), key = seed) is below
-// floor(keep * 2^32), keep = 1 - p. The mask is never stored: backward regenerates it.
+// word j%4 of Philox4x32-10(counter = (j/4, step lo, step hi, layer), key = seed) is below
+// floor(keep * 2^32), keep = 1 - p, at stream position j = offset + i. The offset places a shard
+// of a batch (data parallelism) where its elements are in the whole batch, so the shards draw
+// the whole batch's mask between them. The mask is never stored: backward regenerates it.
 // Classic dropout (the paper; cuda-convnet's dropout2): train y = x*mask, test y = x*keep.
 // Inverted dropout (cuda-convnet2's dropout): train y = x*mask/keep, test y = x.
 // x, y, dy, dx: any shape, same for all; float32 on the GPU.
@@ -19,6 +21,7 @@ struct DropoutParams {
     std::uint32_t layer = 0;
     bool train = true;
     bool inverted = false;
+    std::uint64_t offset = 0;  // stream position of element 0
 
     // y = x * factor where kept (or always, at test time)
     double kept_factor() const;

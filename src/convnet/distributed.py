@@ -2,22 +2,49 @@
 
 Every rank holds the same net and takes its own contiguous shard of each global batch; after
 backward, the gradients of the parameters that train are summed over the ranks with one
-MPI_Allreduce and divided by the number of ranks, so every rank applies the same update: the
-gradient of the mean loss over the whole global batch, which is what one process computes on it.
-N ranks with shards of B images therefore follow one process with batches of N*B, up to the
-order of the float sums (float32 rounding; a float64 net agrees to ~1e-12).
+MPI_Allreduce, each rank's weighted by its share of the batch, so every rank applies the same
+update: the gradient of the mean loss over the whole global batch, which is what one process
+computes on it. Dropout draws the global batch's masks (each shard at its offset in the batch)
+and augmentation the global batch's crops, so N ranks with shards of B images follow one process
+with batches of N*B, up to the order of the float sums (float32 rounding; a float64 net agrees
+to ~1e-12).
 
-This is the first piece of multi-process training: DataParallel.train_step for the Python API.
-Dropout layers draw their masks per shard (element indices restart at each rank's shard), so
-nets with dropout train correctly but not identically to the one-process run."""
+DataParallel is the engine of `mpiexec -n N convnet-train ...` (convnet.trainer) and of the
+Python API. Collectives wait with a deadline (timeout): a rank that hangs or has died stops the
+others with an error instead of a hang."""
 
-from typing import Tuple
+import hashlib
+import json
+import os
+import socket
+import time
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .data.loader import shard_bounds
+
 
 class DistributedError(RuntimeError):
-    """MPI is missing or the ranks disagree; the message says what to do."""
+    """MPI is missing, the ranks disagree or one stopped answering; the message says what."""
+
+
+# The environment variables in which MPI launchers tell a process its rank and the number of
+# ranks: MPICH's Hydra (and Slurm's PMI), Open MPI, MVAPICH.
+LAUNCHER_VARIABLES = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+                      ("MV2_COMM_WORLD_RANK", "MV2_COMM_WORLD_SIZE"))
+
+# Seconds a collective may wait for the other ranks before this rank gives up on them.
+DEFAULT_TIMEOUT = 300.0
+
+
+def launched_world() -> Tuple[int, int]:
+    """(rank, number of ranks) as an MPI launcher set them in the environment; (0, 1) for a
+    process not started by one. Reads no MPI library, so a plain run never loads one."""
+    for rank, size in LAUNCHER_VARIABLES:
+        if os.environ.get(size, "").isdigit() and os.environ.get(rank, "").isdigit():
+            return int(os.environ[rank]), int(os.environ[size])
+    return 0, 1
 
 
 def mpi():
@@ -30,40 +57,108 @@ def mpi():
     return MPI
 
 
+def weights_digest(net) -> str:
+    """A hash of every parameter's and momentum's bytes: equal on two ranks exactly when they
+    hold the same state."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, value in net.state_arrays(views=True).items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
+
+
 class DataParallel:
     """Trains `net` on this rank's shards of global batches, in step with the other ranks of
     `comm` (default: MPI.COMM_WORLD). Every rank must build the same net (the same config and
-    seed): the constructor checks that their weights agree."""
+    seed, or the same checkpoint): the constructor checks that their weights agree, and that
+    the `facts` every rank states (name -> value: config, options, data) are rank 0's."""
 
-    def __init__(self, net, comm=None):
+    def __init__(self, net, comm=None, timeout: float = DEFAULT_TIMEOUT,
+                 facts: Optional[Dict[str, object]] = None):
         MPI = mpi()
         self.net, self.comm = net, comm if comm is not None else MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.timeout = float(timeout)
         self._mpi = MPI
-        digest = np.array([float(np.sum(v, dtype=np.float64)) for v in net.params.values()])
-        first = self.comm.bcast(digest, root=0)
-        mismatch = self.comm.allreduce(int(not np.array_equal(first, digest)), op=MPI.SUM)
-        if mismatch:
-            raise DistributedError(f"{mismatch} rank(s) start from other weights than rank 0: "
-                                   "build the same config with the same seed on every rank")
+        self.comm_seconds = 0.0   # time spent in the gradient all-reduce (waiting included)
+        self.agree({**(facts or {}), "the weights and momenta": weights_digest(net)})
+
+    # ---- collectives with a deadline -----------------------------------------------------------
+
+    def _wait(self, request, what: str) -> None:
+        """Waits for a nonblocking collective, giving up after `timeout` seconds."""
+        deadline, pause = time.monotonic() + self.timeout, 0.0
+        while not request.Test():
+            if time.monotonic() > deadline:
+                raise DistributedError(
+                    f"rank {self.rank} of {self.size}: no answer from the other ranks for "
+                    f"{self.timeout:g} s in {what}: a rank hangs or has stopped (its launcher's "
+                    "message names its pid and host)")
+            time.sleep(pause)   # short naps: the all-reduce needs this thread to progress
+            pause = min(2 * pause or 1e-5, 1e-3)
+
+    def allreduce(self, buffer: np.ndarray, what: str) -> np.ndarray:
+        """buffer summed over the ranks, in place."""
+        self._wait(self.comm.Iallreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.SUM), what)
+        return buffer
+
+    def allgather(self, value, what: str) -> list:
+        """Every rank's (small, picklable) value, in rank order."""
+        blob = np.frombuffer(json.dumps(value, sort_keys=True, default=str).encode(), np.uint8)
+        sizes = np.zeros(self.size, np.int64)
+        sizes[self.rank] = blob.size
+        self.allreduce(sizes, what)
+        data = np.zeros(int(sizes.sum()), np.uint8)
+        start = int(sizes[:self.rank].sum())
+        data[start:start + blob.size] = blob
+        self.allreduce(data, what)   # each rank fills its own slice: the sum is the gather
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        return [json.loads(data[a:b].tobytes()) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def agree(self, facts: Dict[str, object], what: str = "the ranks' start") -> None:
+        """Checks that every rank states the same facts as rank 0 (config, checkpoint, options,
+        data); raises DistributedError on every rank, naming the ranks and what differs."""
+        every = self.allgather(facts, what)
+        lines = []
+        for rank, theirs in enumerate(every[1:], 1):
+            for key in every[0]:
+                if theirs.get(key) != every[0][key]:
+                    lines.append(f"rank {rank} differs from rank 0 in {key}: "
+                                 f"{_short(theirs.get(key))} against {_short(every[0][key])}")
+        if lines:
+            raise DistributedError("the ranks do not start from the same run (every rank must "
+                                   "read the same config, checkpoint and data):\n  " +
+                                   "\n  ".join(lines))
+
+    def where(self) -> List[str]:
+        """'rank R: pid P on HOST' for every rank (the launcher names a dead rank by pid)."""
+        here = f"pid {os.getpid()} on {socket.gethostname()}"
+        return [f"rank {r}: {w}" for r, w in enumerate(self.allgather(here, "the rank table"))]
+
+    # ---- training ------------------------------------------------------------------------------
+
+    def bounds(self, n: int) -> Tuple[int, int]:
+        """This rank's part [lo, hi) of a global batch of n images."""
+        return shard_bounds(n, self.rank, self.size)
 
     def shard(self, x, labels) -> Tuple[np.ndarray, np.ndarray]:
-        """This rank's part of a global batch: images [rank*B, (rank+1)*B) of N*B."""
-        n = len(x)
-        if n % self.size:
-            raise ValueError(f"DataParallel: a global batch of {n} images does not split "
-                             f"evenly over {self.size} ranks")
-        b = n // self.size
-        part = slice(self.rank * b, (self.rank + 1) * b)
-        return x[part], np.asarray(labels)[part]
+        """This rank's part of a global batch (x, labels)."""
+        lo, hi = self.bounds(len(x))
+        return x[lo:hi], np.asarray(labels)[lo:hi]
 
-    def combine_gradients(self, net) -> None:
-        """Sums the trained parameters' gradients over the ranks (one Allreduce of one buffer)
-        and divides by the number of ranks."""
+    def combine_gradients(self, net, share: float = None) -> None:
+        """Sums the trained parameters' gradients over the ranks (one all-reduce of one buffer),
+        each rank's weighted by its share of the global batch times the number of ranks (1 for
+        equal shards), and divides by the number of ranks: the global batch's mean gradient."""
         grads = net.trained_gradients()
         flat = np.concatenate([g.ravel() for g in grads.values()]) if grads else \
             np.zeros(0, net.dtype)
-        self.comm.Allreduce(self._mpi.IN_PLACE, flat, op=self._mpi.SUM)
+        scale = 1.0 if share is None else share * self.size
+        if scale != 1.0:
+            flat *= scale
+        start = time.perf_counter()
+        self.allreduce(flat, f"the gradient all-reduce of step {net.step}")
+        self.comm_seconds += time.perf_counter() - start
         flat /= self.size
         out, at = {}, 0
         for name, g in grads.items():
@@ -71,21 +166,51 @@ class DataParallel:
             at += g.size
         net.set_gradients(out)
 
+    def train_shard(self, x, labels, first: int, total: int) -> dict:
+        """One step on this rank's shard x (images first .. first + len(x) of a global batch of
+        `total`); returns the metrics over the global batch. An empty shard (a last batch with
+        fewer images than ranks) still takes part in the all-reduce and the update."""
+        share = len(x) / total
+        if len(x) == 0:
+            self.net.set_gradients({name: np.zeros_like(g) for name, g in
+                                    self.net.trained_gradients().items()})
+            self.combine_gradients(self.net, share)
+            self.net.apply_gradients(self.net.trained_gradients())
+            local = {}
+        else:
+            local = self.net.train_step(
+                x, labels, sample_offset=first,
+                combine_gradients=lambda net: self.combine_gradients(net, share))
+        return self.mean_metrics(local, len(x))
+
     def train_step(self, x, labels, *, sharded: bool = False) -> dict:
         """One step on a global batch (each rank passes the whole batch and takes its shard), or
-        with sharded=True on this rank's shard. Returns the metrics over the global batch."""
-        if not sharded:
-            x, labels = self.shard(x, labels)
-        local = self.net.train_step(x, labels, combine_gradients=self.combine_gradients)
-        return self.mean_metrics(local, len(x))
+        with sharded=True on this rank's equal shard. Returns the metrics over the global
+        batch."""
+        if sharded:
+            n = len(x) * self.size
+            return self.train_shard(x, labels, self.rank * len(x), n)
+        lo, hi = self.bounds(len(x))
+        return self.train_shard(x[lo:hi], np.asarray(labels)[lo:hi], lo, len(x))
+
+    def sum_totals(self, totals: Dict[Tuple[str, str], float], count: int):
+        """Per-image sums of the net's metrics ((layer, name) -> sum) and the image count, added
+        over the ranks; a rank without images passes none."""
+        keys = self.net.metric_names()
+        sums = np.array([totals.get(k, 0.0) for k in keys] + [count], np.float64)
+        self.allreduce(sums, "the metrics' sums")
+        return dict(zip(keys, sums[:-1])), int(sums[-1])
 
     def mean_metrics(self, metrics: dict, count: int) -> dict:
         """Each metric averaged over the ranks, weighted by their shard sizes."""
-        keys = [(layer, k) for layer in sorted(metrics) for k in sorted(metrics[layer])]
-        sums = np.array([metrics[l][k] * count for l, k in keys] + [count], np.float64)
-        self.comm.Allreduce(self._mpi.IN_PLACE, sums, op=self._mpi.SUM)
+        totals = {(layer, k): v * count for layer in metrics for k, v in metrics[layer].items()}
+        sums, total = self.sum_totals(totals, count)
         out: dict = {}
-        for (layer, k), total in zip(keys, sums[:-1]):
-            out.setdefault(layer, {})[k] = float(total / sums[-1])
+        for (layer, k), value in sums.items():
+            out.setdefault(layer, {})[k] = float(value / max(total, 1))
         return out
 
+
+def _short(value, limit: int = 120) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -421,6 +421,17 @@ class Net:
                              "labels and a softmax), so there is nothing to train or score; "
                              "predict() and features() work without one")
 
+    def metric_names(self) -> List[Tuple[str, str]]:
+        """(cost layer, metric) for every metric train_step and evaluate report, in their
+        order."""
+        out = []
+        for i in self._cost_layers():
+            s = self.specs[i]
+            out.append((s.name, "loss"))
+            if s.type == "cost.logreg":
+                out += [(s.name, "top1_error"), (s.name, f"top{s['topk']}_error")]
+        return list(dict.fromkeys(out))   # topk=1 names top1_error once
+
     def _metrics(self, n) -> dict:
         out = {}
         for i in self._cost_layers():
@@ -516,21 +527,34 @@ class Net:
         return self.forward(x)
 
     def train_step(self, x, labels, *,
-                   combine_gradients: Optional[Callable[["Net"], None]] = None) -> dict:
+                   combine_gradients: Optional[Callable[["Net"], None]] = None,
+                   sample_offset: int = 0) -> dict:
         """One SGD step on a batch: forward, backward and update in C++. Returns each cost
         layer's mean loss (and error rates) on the batch, measured before the update.
         combine_gradients(net), when given, runs between backward and update and may replace
-        the gradients (set_gradients): data parallelism sums them over processes there."""
+        the gradients (set_gradients): data parallelism sums them over processes there.
+        sample_offset: where x's first image is in the global batch x is a shard of, so that
+        dropout draws that part of the global batch's masks."""
         self._require_cost("train_step")
-        if combine_gradients is None:
+        if combine_gradients is None and not sample_offset:
             self._core.train_step(self._batch(x, labels), self.seed, self.step)
         else:
-            self._core.forward(self._batch(x, labels), True, self.seed, self.step, True)
-            self._core.backward(self.seed, self.step)
-            combine_gradients(self)
+            self._core.forward(self._batch(x, labels), True, self.seed, self.step, True,
+                               sample_offset)
+            self._core.backward(self.seed, self.step, sample_offset)
+            if combine_gradients is not None:
+                combine_gradients(self)
             self._core.update()
         self.step += 1
         return self._metrics(len(x))
+
+    def apply_gradients(self, gradients: Mapping[str, np.ndarray]) -> None:
+        """One SGD update (momentum, weight decay, the current rates) with the given gradients
+        of the parameters that train, without a forward or backward pass: a data-parallel rank
+        whose shard of a small last batch is empty still takes the step the others take."""
+        self.set_gradients(gradients)
+        self._core.update()
+        self.step += 1
 
     def _trained_param_index(self) -> Dict[str, Tuple[int, int]]:
         """The (layer, parameter) indices of the parameters that train (not frozen), by name."""

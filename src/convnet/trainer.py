@@ -54,9 +54,14 @@ class TrainOptions:
 
 
 class Trainer:
+    """parallel: a convnet.distributed.DataParallel when this process is one of several ranks
+    training together: every rank runs the same loop over the same global batches (batch_size
+    images each), loads and trains on its shard of each, and tests on its part of the test
+    set; the caller has only rank 0 log and save."""
+
     def __init__(self, net: Net, data, options: TrainOptions, state: Optional[TrainState] = None,
-                 log: Callable[[str], None] = print):
-        self.net, self.data, self.opt = net, data, options
+                 log: Callable[[str], None] = print, parallel=None):
+        self.net, self.data, self.opt, self.parallel = net, data, options, parallel
         self.state = state or TrainState()
         if options.batch_size < 1:
             raise ValueError("the batch size (--mini) must be >= 1")
@@ -118,6 +123,9 @@ class Trainer:
             count = min(n, self.opt.test_batches * self.opt.batch_size)
             start = len(self.state.history) * count % max(n, 1)
             indices = (start + np.arange(count)) % n
+        if self.parallel is not None:   # this rank's part; the sums are added up below
+            lo, hi = self.parallel.bounds(len(indices))
+            indices = indices[lo:hi]
         if multiview:
             return self._evaluate_views(indices)
         totals, count = {}, 0
@@ -129,6 +137,8 @@ class Trainer:
                     for k, v in metrics.items():
                         totals[(layer, k)] = totals.get((layer, k), 0.0) + v * len(y)
                 count += len(y)
+        if self.parallel is not None:
+            totals, count = self.parallel.sum_totals(totals, count)
         out = {}
         for (layer, k), v in totals.items():
             out.setdefault(layer, {})[k] = v / max(count, 1)
@@ -152,6 +162,9 @@ class Trainer:
             rank = (probs > picked[:, None]).sum(axis=1)   # classes scoring above the label
             top1 += float((rank >= 1).sum())
             topkerr += float((rank >= topk).sum())
+        if self.parallel is not None:
+            loss, top1, topkerr, n = self.parallel.allreduce(
+                np.array([loss, top1, topkerr, n], np.float64), "the ten-view test")
         metrics = {"loss": loss / max(n, 1), "top1_error": top1 / max(n, 1)}
         metrics[f"top{topk}_error"] = topkerr / max(n, 1)
         return {cost.name: metrics}
@@ -185,16 +198,21 @@ class Trainer:
             # Augmenting datasets take a key, so a batch's crops, flips and colour noise are a
             # function of (seed, epoch, batch) and a resumed run draws the same ones.
             key = (lambda b: (epoch, b)) if hasattr(self.data, "views") else None
+            shard = None if self.parallel is None else (self.parallel.rank, self.parallel.size)
             loader = Loader(self.data, "train", self._order(epoch), opt.batch_size,
                             start_batch=st.batch, key=key, workers=opt.workers,
-                            reuse_buffers=True, pinned=self.net.device != "cpu")
+                            reuse_buffers=True, pinned=self.net.device != "cpu", shard=shard)
             self._loader = loader
             try:
-                for _, x, y in loader:
+                for b, x, y in loader:
                     if opt.lr_schedule in ("step", "exp"):
                         self.net.lr_scale = self._fixed_lr_scale()
                     self.net.set_progress(self._progress())
-                    metrics = self.net.train_step(x, y)
+                    if self.parallel is None:
+                        metrics = self.net.train_step(x, y)
+                    else:   # the metrics of the global batch
+                        lo, _, n = loader.part(b)
+                        metrics = self.parallel.train_shard(x, y, lo, n)
                     st.batch += 1
                     recent.append(metrics)
                     loss = sum(m["loss"] for m in metrics.values())

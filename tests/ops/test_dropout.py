@@ -146,6 +146,50 @@ def test_mask_depends_on_seed_step_and_layer():
     np.testing.assert_array_equal(ops.dropout_mask((33, 64), **base).ravel(), m.ravel())
 
 
+# Offsets around the CPU's 64-element groups and the GPU's 4-element blocks: a shard's first
+# element in the middle of a block, at a group's start, just past it, and far on.
+OFFSETS = [0, 1, 3, 4, 63, 64, 65, 130, 4096 * 7 + 5, 2**33 + 2]
+
+
+@pytest.mark.parametrize("offset", OFFSETS)
+@pytest.mark.parametrize("n", [1, 5, 64, 203])
+def test_mask_at_an_offset_is_that_part_of_the_stream(offset, n):
+    key = dict(p=0.45, seed=2**40 + 9, step=77, layer=3)
+    mask = ops.dropout_mask((n,), **key, offset=offset)
+    np.testing.assert_array_equal(mask, ref.mask((n,), **key, offset=offset))
+    if offset < 10**6:   # and the slice of one longer mask from 0
+        np.testing.assert_array_equal(mask, ops.dropout_mask((offset + n,), **key)[offset:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("inverted", [False, True], ids=["classic", "inverted"])
+def test_shards_at_their_offsets_make_the_whole_batch(rng, dtype, inverted):
+    # A batch of 6 images of 5 x 7 x 3 (105 elements, not a multiple of 4 or 64) cut at images
+    # 0, 1, 4: each shard at its offset gives exactly its part of the whole batch's dropout,
+    # forward and backward (float32 takes the AVX-512 loop where a shard starts on a group).
+    key = dict(p=0.4, seed=5, step=12, layer=2, inverted=inverted)
+    x = rng.standard_normal((6, 5, 7, 3)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    whole_y, whole_dx = ops.dropout_forward(x, **key), ops.dropout_backward(dy, **key)
+    per_image = x[0].size
+    for lo, hi in ((0, 1), (1, 4), (4, 6)):
+        offset = lo * per_image
+        np.testing.assert_array_equal(ops.dropout_forward(x[lo:hi], **key, offset=offset),
+                                      whole_y[lo:hi])
+        np.testing.assert_array_equal(ops.dropout_backward(dy[lo:hi], **key, offset=offset),
+                                      whole_dx[lo:hi])
+    # 64 elements per image: shards start on whole groups.
+    x = rng.standard_normal((5, 64)).astype(dtype)
+    whole = ops.dropout_forward(x, **key)
+    np.testing.assert_array_equal(ops.dropout_forward(x[2:], **key, offset=128), whole[2:])
+    assert_close(whole, ref.forward(x, 0.4, 5, 12, 2, True, inverted), FP32_REL_TOL)
+
+
+def test_an_offset_past_the_stream_is_refused():
+    with pytest.raises(ValueError, match="stream positions past 2\\^34"):
+        ops.dropout_mask((8,), p=0.5, seed=1, step=1, offset=2**34 - 4)
+
+
 @pytest.mark.parametrize("shape", ODD_SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("inverted", [False, True], ids=["classic", "inverted"])
 @pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
@@ -261,3 +305,26 @@ def test_dropout_forward_backward(shape, train, inverted, rng):
     call("dropout_backward", cpu(dy), cdx, *args, beta=1.0)
     check(host(tdx), cdx.numpy(), accumulated(old, 1.0, ref.backward(dy, **kw)),
           "dx accumulated")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("offset", [1, 3, 4, 65, 4096 * 7 + 5])
+@pytest.mark.parametrize("n", [1, 6, 105, 3003])
+def test_dropout_at_an_offset_bit_exact(offset, n, rng):
+    # A data-parallel shard's dropout: the mask, forward and backward at a stream offset (the
+    # vector path only where the offset is a multiple of 4) equal the CPU's bit for bit.
+    key = GPU_KEYS[1]
+    words = (n + 3) // 4
+    storage = dev(np.full(words * 4, 0xAB, dtype=np.uint8).view(np.float32))
+    call("dropout_mask", storage, n, key["p"], key["seed"], key["step"], key["layer"], offset)
+    got = host(storage).view(np.uint8)
+    exact(got[:n], ref.mask((n,), **key, offset=offset), "GPU mask vs reference mask")
+    assert (got[n:] == 0xAB).all(), "the mask kernel wrote past its n bytes"
+    x = rng.standard_normal(n).astype(np.float32)
+    args = (key["p"], key["seed"], key["step"], key["layer"], True, True)
+    ty = poisoned((n,))
+    call("dropout_forward", dev(x), ty, *args, offset=offset)
+    exact(host(ty), ops.dropout_forward(x, **key, inverted=True, offset=offset), "y vs CPU")
+    tdx = poisoned((n,))
+    call("dropout_backward", dev(x), tdx, *args, beta=0.0, offset=offset)
+    exact(host(tdx), ops.dropout_backward(x, **key, inverted=True, offset=offset), "dx vs CPU")

@@ -46,23 +46,25 @@ def threshold(p):
     return math.floor((1.0 - p) * 2.0**32)
 
 
-def words(n, seed, step, layer=0):
-    """The Philox word behind each of the first n flat elements: element i uses word i % 4 of
-    counter (i // 4, step lo, step hi, layer) under key (seed lo, seed hi)."""
-    blocks = (n + 3) // 4
-    counters = np.zeros((blocks, 4), dtype=np.uint64)
-    counters[:, 0] = np.arange(blocks, dtype=np.uint64)
+def words(n, seed, step, layer=0, offset=0):
+    """The Philox word behind each of n flat elements at stream positions offset .. offset+n-1:
+    position j uses word j % 4 of counter (j // 4, step lo, step hi, layer) under key (seed lo,
+    seed hi)."""
+    first, last = offset // 4, (offset + n + 3) // 4
+    counters = np.zeros((last - first, 4), dtype=np.uint64)
+    counters[:, 0] = np.arange(first, last, dtype=np.uint64)
     counters[:, 1] = step & _WORD
     counters[:, 2] = step >> 32
     counters[:, 3] = layer
-    return philox4x32(counters, (seed & _WORD, seed >> 32)).reshape(-1)[:n]
+    out = philox4x32(counters, (seed & _WORD, seed >> 32)).reshape(-1)
+    return out[offset - 4 * first:][:n]
 
 
-def mask(shape, p, seed, step, layer=0):
-    """uint8 keep mask (1 = kept) of the given shape."""
+def mask(shape, p, seed, step, layer=0, offset=0):
+    """uint8 keep mask (1 = kept) of the given shape, its element 0 at stream position offset."""
     shape = tuple(shape)
     n = int(np.prod(shape, dtype=np.int64))
-    return (words(n, seed, step, layer) < threshold(p)).astype(np.uint8).reshape(shape)
+    return (words(n, seed, step, layer, offset) < threshold(p)).astype(np.uint8).reshape(shape)
 
 
 def _scale(p, train, inverted):
@@ -72,17 +74,17 @@ def _scale(p, train, inverted):
     return 1.0 if inverted else keep
 
 
-def forward(x, p, seed, step, layer, train, inverted):
+def forward(x, p, seed, step, layer, train, inverted, offset=0):
     """classic train: x*mask; classic test: x*(1-p); inverted train: x*mask/(1-p); inverted
     test: x."""
     x = np.asarray(x, np.float64)
-    m = mask(x.shape, p, seed, step, layer) if train else 1.0
+    m = mask(x.shape, p, seed, step, layer, offset) if train else 1.0
     return x * m * _scale(p, train, inverted)
 
 
-def backward(dy, p, seed, step, layer, train, inverted):
+def backward(dy, p, seed, step, layer, train, inverted, offset=0):
     """y is linear in x with a diagonal Jacobian (mask times a constant), so dx = that diagonal
-    times dy, with the mask regenerated from (seed, step, layer)."""
+    times dy, with the mask regenerated from (seed, step, layer, offset)."""
     dy = np.asarray(dy, np.float64)
-    m = mask(dy.shape, p, seed, step, layer) if train else 1.0
+    m = mask(dy.shape, p, seed, step, layer, offset) if train else 1.0
     return dy * m * _scale(p, train, inverted)

@@ -4,25 +4,28 @@ built-in synthetic dataset shaped for the net's data layer, so any config can be
 machine."""
 
 import argparse
+import hashlib
 import os
 import sys
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 
 import numpy as np
 
-from .. import checkpoint, runs, set_num_threads, set_precision
+from .. import __version__, checkpoint, runs, set_num_threads, set_precision
 from ..config import ConfigError, ConfigWarning
 from ..cuda_convnet_checkpoint import is_cuda_convnet_checkpoint
 from ..data import DataError, SyntheticDataset, data_layer_shapes, for_net
 from ..data.shapes import shape_option
+from ..distributed import DEFAULT_TIMEOUT, DataParallel, DistributedError
 from ..features import FeatureError, write_features
 from ..gradcheck import KINK_STEP, STEP, check_net_gradients, numeric_derivative
 from ..net import Net
 from ..transfer import TransferError, init_from, select_layers, transfer_table
 from ..trainer import TrainingDiverged, TrainOptions, Trainer, TrainState
+from .train_parallel import local_rank, run_ranks
 from .train_run import (DATA_OPTIONS, data_options, first_line, given_options, keep_run_options,
                         last_line, save_target)
 
@@ -144,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "cores, or the tensor cores with TF32 or BF16 inputs (FP32 accumulation)")
     g.add_argument("--threads", type=int, help="CPU threads (OpenMP and OpenBLAS)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--collective-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help="under mpiexec (data parallelism over ranks): seconds a rank waits for "
+                        "the others in a collective before it stops the run")
     return p
 
 
@@ -320,10 +326,33 @@ def open_run(args, argv, shapes):
     return net, TrainState(), None, []
 
 
+def run_facts(net: Net, trainer: Trainer, data) -> dict:
+    """What every rank of a data-parallel run must share with rank 0 (the weights are checked
+    as well): the config, where the run stands, the options and the data."""
+    def digest(text):
+        return hashlib.sha1((text or "").encode()).hexdigest()[:12]
+    source, st = net.source or {}, trainer.state
+    options = {k: v for k, v in asdict(trainer.opt).items()
+               if k not in ("save_path", "progress", "workers", "data")}
+    return {"the layer definitions (hash)": digest(source.get("layers")),
+            "the layer parameters (hash)": digest(source.get("params")),
+            "the step": net.step, "the epoch and batch": [st.epoch, st.batch],
+            "the training options": options, "the data": describe(data),
+            "convnet's version": __version__}
+
+
 def main(argv=None) -> int:
-    start = time.time()
     argv = sys.argv[1:] if argv is None else list(argv)
+    return run_ranks(train_command, argv)
+
+
+def train_command(argv, world) -> int:
+    """The command in this process; world: MPI.COMM_WORLD when an MPI launcher started this
+    process as one of several ranks (data parallelism), else None."""
+    start = time.time()
     args = build_parser().parse_args(argv)
+    if world is not None and (args.check_grads or args.write_features):
+        fail("--check-grads and --write-features run in one process: drop mpiexec")
     devices = None
     if args.gpu is not None:
         ids = [i.strip() for i in args.gpu.split(",")]
@@ -360,6 +389,12 @@ def main(argv=None) -> int:
             fail(f"--{name.replace('_', '-')} must be >= 1")
     if args.test_batches is not None and args.test_batches < 0:
         fail("--test-batches must be >= 0 (0: the whole test set every time)")
+    if devices is not None and world is not None:
+        # One rank per GPU: the list names a host's GPUs, and each rank takes its own.
+        if net.logical_devices != 1:
+            fail(f"--gpu under mpiexec: the config places layers on {net.logical_devices} "
+                 "devices with gpu=; data parallelism over ranks takes nets on one device")
+        devices = [devices[local_rank(world) % len(devices)]]
     if devices is not None:
         # One GPU takes every logical device; a list maps the config's gpu=0, 1, ... in order
         # (cuda-convnet2's --gpu), and 0,0 puts both columns on one GPU.
@@ -388,6 +423,15 @@ def main(argv=None) -> int:
                            multiview=args.multiview_test, data=data_options(args))
     log = runs.RunLog()
     trainer = Trainer(net, data, options, state, log=log)
+    if world is not None:
+        try:
+            trainer.parallel = DataParallel(net, world, timeout=args.collective_timeout,
+                                            facts=run_facts(net, trainer, data))
+        except DistributedError as e:
+            fail(str(e))
+        notes += [f"data parallel over {trainer.parallel.size} ranks "
+                  f"({-(-args.mini // trainer.parallel.size)} images of each batch of "
+                  f"{args.mini} per rank):"] + ["  " + w for w in trainer.parallel.where()]
     done = state.epoch + state.batch / trainer.batches_per_epoch
     if args.test_only:
         for line in notes:
@@ -401,8 +445,9 @@ def main(argv=None) -> int:
         print(f"the run has done {done:g} epoch(s) of the {args.epochs} asked for: nothing to "
               f"train (-f {args.load_file} --epochs N with N > {done:g} continues it)")
         return 0
+    leader = world is None or world.Get_rank() == 0   # the rank that writes the run
     target = save_target(args, continued, args.layers or (net.source or {}).get("layers_path"),
-                         start)
+                         start) if leader else None
     trainer.opt.save_path = target
     if target is not None:
         log.open(runs.companion(target, runs.LOG))
@@ -423,7 +468,7 @@ def train(args, trainer: Trainer, log: runs.RunLog, target, header) -> int:
         f"{trainer.batches_per_epoch} batches of {args.mini} on {describe(data)}")
     try:
         trainer.run()
-    except TrainingDiverged as e:
+    except (TrainingDiverged, DistributedError) as e:
         log.error(f"convnet-train: stopped: {e}")
         return 1
     except DataError as e:

@@ -241,24 +241,32 @@ class Augmentation:
                              f"{images.shape[1]} channels")
         return images
 
-    def train(self, images, key, out: Optional[np.ndarray] = None) -> np.ndarray:
+    def train(self, images, key, out: Optional[np.ndarray] = None,
+              part: Optional[Tuple[int, int]] = None) -> np.ndarray:
         """A new float32 (N, C, crop, crop) array: per image a crop at offsets drawn uniformly
         from [0, H-crop] x [0, W-crop], a horizontal reflection with probability 1/2 and one
         colour offset added to all its pixels. A pure function of (images, key); the input is
         not modified. out: a float32 (N, C, crop, crop) array to write into (a loader's reused
-        buffer) instead of a new one."""
+        buffer) instead of a new one. part=(first, total): the images are images first ..
+        first + N of a batch of `total` (a data-parallel rank's shard), and get that batch's
+        draws for them."""
         colour = self.color_noise > 0
         images = self._check(images, colour)
         n, c, h, w = images.shape
+        first, total = part if part is not None else (0, n)
+        if not 0 <= first <= first + n <= total:
+            raise ValueError(f"augmentation: images {first}..{first + n} are not part of a "
+                             f"batch of {total}")
+        mine = slice(first, first + n)
         rng = _rng(key)
         # The draws always happen in this order, each for the whole batch.
         size = self.crop
         if size is not None:
-            ys = rng.integers(0, h - size + 1, n)
-            xs = rng.integers(0, w - size + 1, n)
+            ys = rng.integers(0, h - size + 1, total)[mine]
+            xs = rng.integers(0, w - size + 1, total)[mine]
         else:
             size, ys, xs = None, np.zeros(n, np.int64), np.zeros(n, np.int64)
-        flips = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
+        flips = rng.random(total)[mine] < 0.5 if self.flip else np.zeros(n, bool)
         # One strided copy per image, the reflection folded into it: several times faster than
         # a fancy-indexed gather over sliding windows (which also holds the GIL throughout).
         sh, sw = (size, size) if size is not None else (h, w)
@@ -267,7 +275,7 @@ class Augmentation:
             patch = images[i, :, ys[i]:ys[i] + sh, xs[i]:xs[i] + sw]
             out[i] = patch[..., ::-1] if flips[i] else patch
         if colour:
-            offsets = self.pca.noise(n, self.color_noise, rng).astype(np.float32)
+            offsets = self.pca.noise(total, self.color_noise, rng)[mine].astype(np.float32)
             out += offsets[:, :, None, None]
         return out
 
@@ -342,13 +350,17 @@ class AugmentedDataset:
         raw = np.ascontiguousarray(indices, np.int64).tobytes()
         return (self.seed, 0, zlib.crc32(raw))
 
-    def batch(self, split: str, indices, key=None,
-              out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def batch(self, split: str, indices, key=None, out: Optional[np.ndarray] = None,
+              part: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """(float32 (N,) + shape images, int64 (N,) labels); thread-safe if the provider is.
-        out: an array to write the images into (the loader's reused, possibly pinned, buffer)."""
+        out: an array to write the images into (the loader's reused, possibly pinned, buffer).
+        part=(first, total): indices are positions first .. of a training batch of `total` under
+        `key`, which the augmentation draws for (a data-parallel rank's shard)."""
+        if part is not None and key is None:
+            raise ValueError("a part of a batch needs the batch's augmentation key")
         images, labels = self.provider.images(split, indices)
         if split == "train":
-            images = self.augmentation.train(images, self._key(indices, key), out=out)
+            images = self.augmentation.train(images, self._key(indices, key), out=out, part=part)
         else:
             images = self.augmentation.test(images, out=out)
         return images, np.asarray(labels, np.int64)

@@ -25,6 +25,12 @@ def batch_key(b: int) -> Tuple[int]:
     return (b,)
 
 
+def shard_bounds(n: int, rank: int, size: int) -> Tuple[int, int]:
+    """Rank's contiguous part [lo, hi) of n images among `size` ranks: equal parts when size
+    divides n, otherwise parts that differ by at most one image (some empty when n < size)."""
+    return rank * n // size, (rank + 1) * n // size
+
+
 class Loader:
     """Iterates (batch_number, images, labels) for batches start_batch .. end of `order`.
 
@@ -39,11 +45,15 @@ class Loader:
 
     A worker's exception (a DataError for a corrupt file, say) is raised in the consumer when it
     reaches that batch, with the batch number in a note; the loader is closed by then. Use it as
-    a context manager (or call close()) so that stopping early also stops the threads."""
+    a context manager (or call close()) so that stopping early also stops the threads.
+
+    shard=(rank, size): a data-parallel rank's loader, which yields only its part of every batch
+    (shard_bounds; part(b) says which), augmented with the whole batch's draws."""
 
     def __init__(self, dataset, split: str, order, batch_size: int, start_batch: int = 0,
                  key: Optional[Callable[[int], tuple]] = batch_key, workers: int = 2,
-                 prefetch: int = 4, reuse_buffers: bool = False, pinned: bool = False):
+                 prefetch: int = 4, reuse_buffers: bool = False, pinned: bool = False,
+                 shard: Optional[Tuple[int, int]] = None):
         order = np.asarray(order)
         if order.ndim != 1 or not (order.size == 0 or np.issubdtype(order.dtype, np.integer)):
             raise ValueError(f"loader: order must be a 1-D array of indices, got "
@@ -61,6 +71,9 @@ class Loader:
                              f"batches of {order.size} indices")
         self.dataset, self.split, self.order, self.batch_size = dataset, split, order, batch_size
         self.key, self.workers = key, workers
+        if shard is not None and not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"loader: shard (rank, size) must have 0 <= rank < size, got {shard}")
+        self.shard = shard
         self.prefetch = max(prefetch, workers)
         self.wait_time = 0.0
         self._next = start_batch        # the batch the consumer gets next
@@ -91,9 +104,23 @@ class Loader:
         """Batches still to come."""
         return 0 if self._closed else self.batches - self._next
 
+    def part(self, b) -> Tuple[int, int, int]:
+        """(lo, hi, n): batch b has n images, of which this loader yields lo .. hi - 1 (all of
+        them without a shard)."""
+        n = len(self.order[b * self.batch_size:(b + 1) * self.batch_size])
+        return (0, n, n) if self.shard is None else shard_bounds(n, *self.shard) + (n,)
+
     def _load(self, b):
         indices = self.order[b * self.batch_size:(b + 1) * self.batch_size]
         extra = {} if self.key is None else {"key": tuple(self.key(b))}
+        if self.shard is not None:
+            lo, hi, n = self.part(b)
+            if lo == hi:   # a short last batch with fewer images than ranks
+                return (np.empty((0,) + tuple(self.dataset.shape), np.float32),
+                        np.empty(0, np.int64))
+            indices = indices[lo:hi]
+            if self.key is not None:
+                extra["part"] = (lo, n)
         if self._ring is not None:
             extra["out"] = self._ring[b % len(self._ring)][:len(indices)]
         return self.dataset.batch(self.split, indices, **extra)
