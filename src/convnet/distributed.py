@@ -92,8 +92,8 @@ class DataParallel:
             if time.monotonic() > deadline:
                 raise DistributedError(
                     f"rank {self.rank} of {self.size}: no answer from the other ranks for "
-                    f"{self.timeout:g} s in {what}: a rank hangs or has stopped (its launcher's "
-                    "message names its pid and host)")
+                    f"{self.timeout:g} s in {what}: another rank hangs or has died (the rank "
+                    "table at the start of the log gives their pids and hosts)")
             time.sleep(pause)   # short naps: the all-reduce needs this thread to progress
             pause = min(2 * pause or 1e-5, 1e-3)
 
