@@ -8,7 +8,6 @@ extra) and skip where it is missing. convnet-train under mpiexec: test_distribut
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import pytest
 
 import convnet
 from convnet.data.loader import shard_bounds
+from convnet.distributed import launcher
 from nets import build_net, cfg, classifier
 
 LAYERS = classifier("3,10,9", """
@@ -59,8 +59,7 @@ def global_batches(steps, kind="plain"):
 
 
 def mpiexec():
-    here = pathlib.Path(sys.executable).parent / "mpiexec"
-    return str(here) if here.exists() else shutil.which("mpiexec")
+    return launcher()
 
 
 @pytest.mark.skipif(mpiexec() is None, reason='needs mpiexec: pip install ".[mpi]"')

@@ -16,7 +16,9 @@ others with an error instead of a hang."""
 import hashlib
 import json
 import os
+import shutil
 import socket
+import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -36,6 +38,8 @@ LAUNCHER_VARIABLES = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_C
 
 # Seconds a collective may wait for the other ranks before this rank gives up on them.
 DEFAULT_TIMEOUT = 300.0
+# Seconds a rank polls a collective without pause before it naps between polls.
+SPIN = 0.05
 
 
 def launched_world() -> Tuple[int, int]:
@@ -45,6 +49,13 @@ def launched_world() -> Tuple[int, int]:
         if os.environ.get(size, "").isdigit() and os.environ.get(rank, "").isdigit():
             return int(os.environ[rank]), int(os.environ[size])
     return 0, 1
+
+
+def launcher() -> Optional[str]:
+    """The mpiexec to start ranks with: the one beside this Python (pip's MPICH wheel installs
+    it into the environment's bin/, matching the MPI mpi4py loads), else the first on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else shutil.which("mpiexec")
 
 
 def mpi():
@@ -86,16 +97,21 @@ class DataParallel:
     # ---- collectives with a deadline -----------------------------------------------------------
 
     def _wait(self, request, what: str) -> None:
-        """Waits for a nonblocking collective, giving up after `timeout` seconds."""
-        deadline, pause = time.monotonic() + self.timeout, 0.0
+        """Waits for a nonblocking collective, giving up after `timeout` seconds. MPICH moves a
+        collective on only while a rank calls into it, so the wait polls without pause for
+        SPIN seconds (a blocking MPI call spins too), then naps between polls, so that a rank
+        waiting long for a slow one (rank 0 writing a checkpoint) leaves its core alone."""
+        start = time.monotonic()
+        deadline = start + self.timeout
         while not request.Test():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise DistributedError(
                     f"rank {self.rank} of {self.size}: no answer from the other ranks for "
                     f"{self.timeout:g} s in {what}: another rank hangs or has died (the rank "
                     "table at the start of the log gives their pids and hosts)")
-            time.sleep(pause)   # short naps: the all-reduce needs this thread to progress
-            pause = min(2 * pause or 1e-5, 1e-3)
+            if now - start > SPIN:
+                time.sleep(1e-3)
 
     def allreduce(self, buffer: np.ndarray, what: str) -> np.ndarray:
         """buffer summed over the ranks, in place."""

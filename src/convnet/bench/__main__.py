@@ -179,7 +179,17 @@ def main(argv=None):
                    help="the provider type for --data PATH (default: detected from the files)")
     p.add_argument("--data-workers", default="1,2", metavar="LIST",
                    help="loader worker counts for --data, comma-separated (default: 1,2)")
+    p.add_argument("--parallel", action="store_true",
+                   help="data parallelism over MPI ranks instead of the ops: all-reduce "
+                        "bandwidth, and the training step's time, communication share and "
+                        "images/s on 1 to N ranks (with --ranks, --filter on the net's name, "
+                        "--quick, --json); needs pip install \"convnet[mpi]\"")
+    p.add_argument("--ranks", metavar="LIST", help="rank counts for --parallel, "
+                   "comma-separated (default: 1 and 2 where there are two cores)")
     args = p.parse_args(argv)
+    if args.parallel:
+        from . import parallel
+        return parallel.run(args)
     if args.data is not None:
         from . import data
         return data.main(args, sys.argv[1:] if argv is None else list(argv))

@@ -1,0 +1,165 @@
+"""python -m convnet.bench --parallel: data parallelism over MPI ranks on this machine.
+
+For each rank count N of --ranks, the bench starts `mpiexec -n N` on this module (each rank with
+its share of the cores as threads) and measures, with convnet.distributed.DataParallel:
+- the all-reduce of the gradients (float32 sums, DataParallel.allreduce) at several sizes: ms,
+  algorithm bandwidth (bytes / time) and bus bandwidth (2 (N-1)/N bytes / time, the data each
+  rank sends and receives in a ring; comparable across rank counts and with the copy bandwidth);
+- the training step of the shipped nets at their usual global batch, each rank on its shard:
+  ms per step, the part of it spent in the gradient all-reduce (waiting included: without
+  overlap with backward none of it is hidden), images/s, and the speed-up over one rank.
+Ranks and threads share this machine's cores, so the step's scaling shows what ranks cost
+against threads; across machines or GPUs the all-reduce is what grows."""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+# Gradient-sized buffers: MNIST's net is 3 MB of weights, the CIFAR-10 nets 0.3-0.4 MB, AlexNet
+# 244 MB.
+SIZES_MB = [0.25, 4.0, 32.0, 256.0]
+NETS = [("mnist", 128), ("cifar10-80sec", 128), ("cifar10-18pct", 128), ("alexnet", 32)]
+
+
+def run(args) -> int:
+    """The parent: one mpiexec per rank count, then the tables."""
+    from ..distributed import launcher
+    mpiexec = launcher()
+    if mpiexec is None:
+        raise SystemExit('convnet.bench --parallel needs mpiexec and mpi4py: pip install '
+                         '"convnet[mpi]"')
+    if not any(args.filter in stem for stem, _ in NETS):
+        raise SystemExit(f"convnet.bench --parallel: no net matches --filter {args.filter!r} "
+                         f"(the nets: {', '.join(stem for stem, _ in NETS)})")
+    cores = os.cpu_count() or 1
+    ranks = [int(r) for r in (args.ranks or f"1,{min(cores, 2)}").split(",")]
+    if any(r < 1 for r in ranks):
+        raise SystemExit("convnet.bench --parallel: --ranks takes positive counts, e.g. 1,2")
+    from .__main__ import measure_copy
+    copy = measure_copy(cores, 8 << 20 if args.quick else 256 << 20)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="convnet-bench-parallel-") as folder:
+        for n in ranks:
+            threads = max(1, cores // n)
+            out = os.path.join(folder, f"ranks{n}.json")
+            cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "convnet.bench.parallel",
+                   "--out", out, "--threads", str(threads), "--filter", args.filter or ""]
+            cmd += ["--quick"] if args.quick else []
+            print(f"{n} rank(s) x {threads} thread(s) ...", flush=True)
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            done = subprocess.run(cmd, env=env)
+            if done.returncode != 0:
+                raise SystemExit(f"convnet.bench --parallel: the run on {n} ranks failed "
+                                 f"(exit code {done.returncode})")
+            with open(out) as f:
+                results.append(json.load(f))
+    print_tables(results, copy)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"copy_gbps": copy, "runs": results}, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def print_tables(results, copy) -> None:
+    print(f"\nall-reduce of float32 gradients (DataParallel.allreduce, MPI_Iallreduce), median; "
+          f"this machine's copy bandwidth {copy:.1f} GB/s")
+    print(f"{'MB':>7} {'ranks':>5} {'ms':>8} {'algbw GB/s':>11} {'busbw GB/s':>11}")
+    for r in results:
+        for a in r["allreduce"]:
+            print(f"{a['mb']:7.2f} {r['ranks']:5d} {a['ms']:8.3f} {a['algbw']:11.2f} "
+                  f"{a['busbw']:11.2f}")
+    print("\ntraining step at the global batch, each rank on its shard (median over rounds)")
+    print(f"{'net':15} {'batch':>5} {'ranks':>5} {'threads':>7} {'ms/step':>8} {'comm ms':>8} "
+          f"{'comm %':>6} {'images/s':>9} {'vs 1 rank':>9}")
+    one = {s["net"]: s for r in results if r["ranks"] == 1 for s in r["steps"]}
+    for r in results:
+        for s in r["steps"]:
+            base = one.get(s["net"])
+            speedup = f"{base['ms'] / s['ms']:9.2f}" if base else f"{'-':>9}"
+            print(f"{s['net']:15} {s['batch']:5d} {r['ranks']:5d} {r['threads']:7d} "
+                  f"{s['ms']:8.1f} {s['comm_ms']:8.2f} {100 * s['comm_ms'] / s['ms']:6.1f} "
+                  f"{s['batch'] / s['ms'] * 1e3:9.0f} {speedup}")
+
+
+# ---- the worker: one rank of one run --------------------------------------------------------
+
+def _max_over_ranks(dp, seconds: float) -> float:
+    """The slowest rank's time: a collective step ends when the last rank is done."""
+    return float(dp.comm.allreduce(seconds, op=dp._mpi.MAX))
+
+
+def _time_allreduce(dp, mb: float, repeats: int) -> dict:
+    buffer = np.ones(int(mb * (1 << 20)) // 4, np.float32)
+    dp.allreduce(buffer, "the bench")   # first touch and connection set-up
+    times = []
+    for _ in range(repeats):
+        dp.comm.Barrier()
+        start = time.perf_counter()
+        dp.allreduce(buffer, "the bench")
+        times.append(_max_over_ranks(dp, time.perf_counter() - start))
+    seconds = statistics.median(times)
+    nbytes = buffer.nbytes
+    return {"mb": nbytes / (1 << 20), "ms": 1e3 * seconds, "algbw": nbytes / seconds / 1e9,
+            "busbw": 2 * (dp.size - 1) / dp.size * nbytes / seconds / 1e9}
+
+
+def _time_steps(dp, stem, batch, rounds, steps) -> dict:
+    from .train import _batch
+    net = dp.net
+    x, labels = _batch(net, batch, np.random.default_rng(0))   # the same on every rank
+    dp.train_step(x, labels)   # first touch and workspaces outside the timing
+    times, comm = [], []
+    for _ in range(rounds):
+        dp.comm.Barrier()
+        before = dp.comm_seconds
+        start = time.perf_counter()
+        for _ in range(steps):
+            dp.train_step(x, labels)
+        times.append(_max_over_ranks(dp, (time.perf_counter() - start) / steps))
+        comm.append(_max_over_ranks(dp, (dp.comm_seconds - before) / steps))
+    return {"net": stem, "batch": batch, "ms": 1e3 * statistics.median(times),
+            "comm_ms": 1e3 * statistics.median(comm)}
+
+
+def worker(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m convnet.bench.parallel")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--filter", default="")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    import convnet
+    from ..distributed import DataParallel, mpi
+    from .train import layer_defs
+    convnet.set_num_threads(args.threads)
+    comm = mpi().COMM_WORLD
+    root = layer_defs()
+    sizes = SIZES_MB[:2] if args.quick else SIZES_MB
+    nets = [(s, 2 if args.quick else b) for s, b in NETS if args.filter in s]
+    rounds, steps = (1, 1) if args.quick else (3, 3)
+    result = {"ranks": comm.Get_size(), "threads": args.threads, "allreduce": [], "steps": []}
+    first = None
+    for stem, batch in nets:
+        net = convnet.Net.from_cfg(root / f"{stem}.cfg", root / f"{stem}-params.cfg", seed=0)
+        dp = DataParallel(net, comm)
+        if first is None:
+            first = dp
+            result["allreduce"] = [_time_allreduce(dp, mb, 3 if args.quick else 7)
+                                   for mb in sizes]
+        result["steps"].append(_time_steps(dp, stem, batch, rounds, steps))
+    if comm.Get_rank() == 0:
+        with open(args.out, "w") as f:
+            json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker())
