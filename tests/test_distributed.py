@@ -62,17 +62,24 @@ def mpiexec():
     return launcher()
 
 
-@pytest.mark.skipif(mpiexec() is None, reason='needs mpiexec: pip install ".[mpi]"')
+def run_ranks(out, steps, kind, mode="overlap"):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    worker = pathlib.Path(__file__).parent / "mpi_worker.py"
+    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(worker), str(out),
+                           str(steps), kind, mode], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+needs_mpi = pytest.mark.skipif(mpiexec() is None, reason='needs mpiexec: pip install ".[mpi]"')
+
+
+@needs_mpi
 @pytest.mark.parametrize("kind", ["plain", "dropout"])
 def test_two_ranks_follow_one_process_with_the_whole_batch(tmp_path, kind):
     pytest.importorskip("mpi4py")
     steps = 4
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    worker = pathlib.Path(__file__).parent / "mpi_worker.py"
-    done = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(worker), str(tmp_path),
-                           str(steps), kind], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    run_ranks(tmp_path, steps, kind)
     one = build(kind)
     losses = [one.train_step(x, y)["logprob"]["loss"] for x, y in global_batches(steps, kind)]
     with np.load(tmp_path / "rank0.npz") as r0, np.load(tmp_path / "rank1.npz") as r1:
@@ -82,6 +89,57 @@ def test_two_ranks_follow_one_process_with_the_whole_batch(tmp_path, kind):
                                        err_msg=name)
             assert not np.allclose(r0[name], build(kind).params[name])   # it did train
         np.testing.assert_allclose(r0["loss"], losses, rtol=1e-10)
+        assert r0["overlap"] and r0["buckets"] >= 2   # one per layer at 512 bytes
+
+
+@needs_mpi
+def test_overlapped_buckets_sum_the_same_bits_as_after_backward(tmp_path):
+    pytest.importorskip("mpi4py")
+    (tmp_path / "overlap").mkdir()
+    (tmp_path / "after").mkdir()
+    run_ranks(tmp_path / "overlap", 3, "dropout", "overlap")
+    run_ranks(tmp_path / "after", 3, "dropout", "after")
+    with np.load(tmp_path / "overlap" / "rank0.npz") as a, \
+            np.load(tmp_path / "after" / "rank0.npz") as b:
+        assert a["overlap"] and not b["overlap"]
+        for name in build("dropout").params:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_backward_says_when_each_layer_s_gradients_are_final():
+    net = build("dropout")
+    net.freeze(["conv"])
+    ready = []
+    x, y = next(global_batches(1, "dropout"))
+    net.train_step(x, y, params_ready=ready.append)
+    names = [net.specs[i].name for i in ready]
+    assert names == ["fc", "hidden"]   # backward order; frozen and parameterless layers not
+
+
+def test_buckets_hold_whole_layers_in_backward_order_and_sum_in_pieces():
+    from convnet.allreduce import GradientAllReduce
+    net = build("dropout")
+    x, y = next(global_batches(1, "dropout"))
+    grads = net.gradients(x, y)
+    pieces = []
+
+    def reduce(piece, what):   # as if a second rank held the same gradients
+        pieces.append(piece.size)
+        piece *= 2
+
+    def no_answer(what):
+        return RuntimeError(what)
+    sums = GradientAllReduce(net, 2, reduce, timeout=10, no_answer=no_answer, overlap=False,
+                             bucket_bytes=600, piece_bytes=256)
+    layers = [layer for b in sums.buckets for layer in b.layers]
+    assert layers == sorted(layers, reverse=True) and len(set(layers)) == len(layers)
+    assert all(b.buffer.nbytes >= 600 for b in sums.buckets[:-1])
+    assert len(sums.buckets) >= 2 and not pieces   # nothing summed before a step
+    sums.start(1.0)
+    sums.finish()
+    assert max(pieces) == 256 // 8 and sum(pieces) == sum(b.buffer.size for b in sums.buckets)
+    for name, value in net.trained_gradients().items():
+        np.testing.assert_array_equal(value, grads[name], err_msg=name)   # (2 g) / 2
 
 
 def test_each_rank_takes_its_contiguous_shard():

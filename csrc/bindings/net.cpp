@@ -126,10 +126,17 @@ void bind_net(py::module_& m) {
         }, py::arg("batch"), py::arg("train"), py::arg("seed"), py::arg("step"),
            py::arg("run_costs"), py::arg("sample_offset") = 0)
         .def("backward", [](Net& n, std::uint64_t seed, std::uint64_t step,
-                            std::uint64_t sample_offset) {
+                            std::uint64_t sample_offset, py::object params_ready) {
+            std::function<void(int)> ready;
+            if (!params_ready.is_none())
+                ready = [&params_ready](int layer) {
+                    py::gil_scoped_acquire gil;
+                    params_ready(layer);
+                };
             py::gil_scoped_release release;
-            n.backward(StepContext{true, seed, step, sample_offset});
-        }, py::arg("seed"), py::arg("step"), py::arg("sample_offset") = 0)
+            n.backward(StepContext{true, seed, step, sample_offset}, ready);
+        }, py::arg("seed"), py::arg("step"), py::arg("sample_offset") = 0,
+           py::arg("params_ready") = py::none())
         .def("update", [](Net& n) {
             py::gil_scoped_release release;
             n.update();

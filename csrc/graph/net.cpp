@@ -330,7 +330,7 @@ std::vector<bool> Net::gradients_needed() const {
     return needed;
 }
 
-void Net::backward(const StepContext& ctx) {
+void Net::backward(const StepContext& ctx, const std::function<void(int)>& params_ready) {
     CONVNET_ARG_CHECK(costs_ran_, "net.backward: the last forward pass skipped the cost layers");
     std::vector<bool> written(layers_.size(), false);
     const std::vector<bool> needed = gradients_needed();
@@ -393,6 +393,7 @@ void Net::backward(const StepContext& ctx) {
             }
             use_device(layer_devices_[i]);
         }
+        if (params_ready && layer.trains()) params_ready(i);
     }
 }
 

@@ -25,6 +25,7 @@
 // peer access between its GPUs) and through host memory where not, without blocking the host.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -54,7 +55,10 @@ public:
     // batch[j] is the (N, shape...) tensor of data layer j. With run_costs false the cost layers
     // are skipped (no labels needed), and backward is not allowed until the next full forward.
     void forward(const std::vector<Tensor>& batch, const StepContext& ctx, bool run_costs = true);
-    void backward(const StepContext& ctx);
+    // params_ready(i), when given, is called as soon as layer i's parameter gradients are final
+    // (right after its backward, in backward order): data parallelism starts summing them over
+    // processes while backward goes on below.
+    void backward(const StepContext& ctx, const std::function<void(int)>& params_ready = {});
     void update();
     // forward + backward + update.
     void train_step(const std::vector<Tensor>& batch, const StepContext& ctx);

@@ -1,9 +1,9 @@
 """Data parallelism over MPI processes (mpi4py; pip install ".[mpi]" brings MPICH too).
 
-Every rank holds the same net and takes its own contiguous shard of each global batch; after
-backward, the gradients of the parameters that train are summed over the ranks with one
-MPI_Allreduce, each rank's weighted by its share of the batch, so every rank applies the same
-update: the gradient of the mean loss over the whole global batch, which is what one process
+Every rank holds the same net and takes its own contiguous shard of each global batch; the
+gradients of the parameters that train are summed over the ranks with MPI_Allreduce, in buckets
+overlapped with the backward pass (convnet.allreduce), each rank's weighted by its share of the
+batch, so every rank applies the same update: the gradient of the mean loss over the whole global batch, which is what one process
 computes on it. Dropout draws the global batch's masks (each shard at its offset in the batch)
 and augmentation the global batch's crops, so N ranks with shards of B images follow one process
 with batches of N*B, up to the order of the float sums (float32 rounding; a float64 net agrees
@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .allreduce import BUCKET_BYTES, GradientAllReduce
 from .data.loader import shard_bounds
 
 
@@ -40,6 +41,8 @@ LAUNCHER_VARIABLES = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_C
 DEFAULT_TIMEOUT = 300.0
 # Seconds a rank polls a collective without pause before it naps between polls.
 SPIN = 0.05
+# The communication thread's nap between polls of a gradient bucket's sum.
+NAP = 5e-5
 
 
 def launched_world() -> Tuple[int, int]:
@@ -85,14 +88,44 @@ class DataParallel:
     the `facts` every rank states (name -> value: config, options, data) are rank 0's."""
 
     def __init__(self, net, comm=None, timeout: float = DEFAULT_TIMEOUT,
-                 facts: Optional[Dict[str, object]] = None):
+                 facts: Optional[Dict[str, object]] = None, overlap: bool = True,
+                 bucket_bytes: int = BUCKET_BYTES):
         MPI = mpi()
         self.net, self.comm = net, comm if comm is not None else MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = float(timeout)
         self._mpi = MPI
-        self.comm_seconds = 0.0   # time spent in the gradient all-reduce (waiting included)
         self.agree({**(facts or {}), "the weights and momenta": weights_digest(net)})
+        # Overlap needs a second thread in MPI calls (never two at once).
+        overlap = overlap and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
+        if overlap:
+            buckets_comm = self.comm.Dup()   # the communication thread's own
+
+            def reduce(piece, what):
+                # Polled with naps: a blocking call would spin on the core backward runs on.
+                request = buckets_comm.Iallreduce(MPI.IN_PLACE, piece, op=MPI.SUM)
+                while not request.Test():
+                    time.sleep(NAP)
+        else:
+            reduce = self.allreduce
+        self.gradients = GradientAllReduce(net, self.size, reduce, self.timeout,
+                                           self._no_answer, overlap=overlap,
+                                           bucket_bytes=bucket_bytes)
+
+    @property
+    def comm_seconds(self) -> float:
+        """Seconds spent summing gradients over the ranks (overlapped with backward or not)."""
+        return self.gradients.comm_seconds
+
+    @property
+    def exposed_seconds(self) -> float:
+        """Seconds the steps waited for the gradient sums after backward: the communication
+        that compute did not hide."""
+        return self.gradients.exposed_seconds
+
+    def close(self) -> None:
+        """Stops the communication thread (the net stays usable on its own)."""
+        self.gradients.close()
 
     # ---- collectives with a deadline -----------------------------------------------------------
 
@@ -106,12 +139,15 @@ class DataParallel:
         while not request.Test():
             now = time.monotonic()
             if now > deadline:
-                raise DistributedError(
-                    f"rank {self.rank} of {self.size}: no answer from the other ranks for "
-                    f"{self.timeout:g} s in {what}: another rank hangs or has died (the rank "
-                    "table at the start of the log gives their pids and hosts)")
+                raise self._no_answer(what)
             if now - start > SPIN:
                 time.sleep(1e-3)
+
+    def _no_answer(self, what: str) -> DistributedError:
+        return DistributedError(
+            f"rank {self.rank} of {self.size}: no answer from the other ranks for "
+            f"{self.timeout:g} s in {what}: another rank hangs or has died (the rank table at "
+            "the start of the log gives their pids and hosts)")
 
     def allreduce(self, buffer: np.ndarray, what: str) -> np.ndarray:
         """buffer summed over the ranks, in place."""
@@ -162,41 +198,23 @@ class DataParallel:
         lo, hi = self.bounds(len(x))
         return x[lo:hi], np.asarray(labels)[lo:hi]
 
-    def combine_gradients(self, net, share: float = None) -> None:
-        """Sums the trained parameters' gradients over the ranks (one all-reduce of one buffer),
-        each rank's weighted by its share of the global batch times the number of ranks (1 for
-        equal shards), and divides by the number of ranks: the global batch's mean gradient."""
-        grads = net.trained_gradients()
-        flat = np.concatenate([g.ravel() for g in grads.values()]) if grads else \
-            np.zeros(0, net.dtype)
-        scale = 1.0 if share is None else share * self.size
-        if scale != 1.0:
-            flat *= scale
-        start = time.perf_counter()
-        self.allreduce(flat, f"the gradient all-reduce of step {net.step}")
-        self.comm_seconds += time.perf_counter() - start
-        flat /= self.size
-        out, at = {}, 0
-        for name, g in grads.items():
-            out[name] = flat[at:at + g.size].reshape(g.shape)
-            at += g.size
-        net.set_gradients(out)
-
     def train_shard(self, x, labels, first: int, total: int) -> dict:
         """One step on this rank's shard x (images first .. first + len(x) of a global batch of
-        `total`); returns the metrics over the global batch. An empty shard (a last batch with
-        fewer images than ranks) still takes part in the all-reduce and the update."""
-        share = len(x) / total
+        `total`); returns the metrics over the global batch. The shards' gradients are summed
+        weighted by their share of the batch (times the number of ranks: 1 for equal shards),
+        so the update follows the global batch's mean gradient. An empty shard (a last batch
+        with fewer images than ranks) still takes part in the sums and the update."""
+        self.gradients.start(len(x) / total * self.size)
         if len(x) == 0:
             self.net.set_gradients({name: np.zeros_like(g) for name, g in
                                     self.net.trained_gradients().items()})
-            self.combine_gradients(self.net, share)
+            self.gradients.finish()
             self.net.apply_gradients(self.net.trained_gradients())
             local = {}
         else:
-            local = self.net.train_step(
-                x, labels, sample_offset=first,
-                combine_gradients=lambda net: self.combine_gradients(net, share))
+            ready = self.gradients.params_ready if self.gradients.overlap else None
+            local = self.net.train_step(x, labels, sample_offset=first, params_ready=ready,
+                                        combine_gradients=self.gradients.finish)
         return self.mean_metrics(local, len(x))
 
     def train_step(self, x, labels, *, sharded: bool = False) -> dict:

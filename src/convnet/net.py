@@ -199,6 +199,10 @@ class Net:
         """The physical device of each logical device (cfg gpu=0, 1, ...)."""
         return list(self._core.devices)
 
+    def _on_cpu(self) -> bool:
+        """Every layer on the CPU, where the parameters can be read and written in place."""
+        return all(d == "cpu" for d in self._core.devices)
+
     def _set(self, i, j, kind, value, what):
         shape = tuple(self._core.param_shape(i, j))
         value = np.ascontiguousarray(value, dtype=self.dtype)
@@ -251,7 +255,7 @@ class Net:
         on a CPU net views of the live values, valid until the next step changes them (what a
         save that writes them at once needs: AlexNet's are 488 MB)."""
         out = {}
-        live = views and all(d == "cpu" for d in self._core.devices)
+        live = views and self._on_cpu()
         for name, (i, j) in self._param_index.items():
             if live:
                 out[f"param/{name}"] = self._core.param_value(i, j)
@@ -528,20 +532,22 @@ class Net:
 
     def train_step(self, x, labels, *,
                    combine_gradients: Optional[Callable[["Net"], None]] = None,
-                   sample_offset: int = 0) -> dict:
+                   sample_offset: int = 0,
+                   params_ready: Optional[Callable[[int], None]] = None) -> dict:
         """One SGD step on a batch: forward, backward and update in C++. Returns each cost
         layer's mean loss (and error rates) on the batch, measured before the update.
         combine_gradients(net), when given, runs between backward and update and may replace
         the gradients (set_gradients): data parallelism sums them over processes there.
         sample_offset: where x's first image is in the global batch x is a shard of, so that
-        dropout draws that part of the global batch's masks."""
+        dropout draws that part of the global batch's masks. params_ready(layer index): called
+        during backward as soon as that layer's parameter gradients are final."""
         self._require_cost("train_step")
-        if combine_gradients is None and not sample_offset:
+        if combine_gradients is None and not sample_offset and params_ready is None:
             self._core.train_step(self._batch(x, labels), self.seed, self.step)
         else:
             self._core.forward(self._batch(x, labels), True, self.seed, self.step, True,
                                sample_offset)
-            self._core.backward(self.seed, self.step, sample_offset)
+            self._core.backward(self.seed, self.step, sample_offset, params_ready)
             if combine_gradients is not None:
                 combine_gradients(self)
             self._core.update()
@@ -566,6 +572,29 @@ class Net:
         """The last backward pass's gradients of the parameters that train (not frozen)."""
         return {name: self._core.param_get(i, j, 1)
                 for name, (i, j) in self._trained_param_index().items()}
+
+    def trained_parameters(self) -> List[Tuple[int, str, Tuple[int, ...]]]:
+        """(layer index, name, shape) of every parameter that trains, in net order."""
+        return [(i, name, tuple(self._core.param_shape(i, j)))
+                for name, (i, j) in self._trained_param_index().items()]
+
+    def read_gradient(self, name: str, out: np.ndarray, scale: float = 1.0) -> None:
+        """out (flat, the parameter's size) = scale * the named parameter's gradient: straight
+        from the live gradient on a CPU net, through a copy from the device otherwise."""
+        i, j = self.params._locate(name)
+        live = self._core.param_grad(i, j) if self._on_cpu() else self._core.param_get(i, j, 1)
+        if scale != 1.0:
+            np.multiply(live.reshape(-1), scale, out=out)
+        else:
+            np.copyto(out, live.reshape(-1))
+
+    def write_gradient(self, name: str, value: np.ndarray) -> None:
+        """The named parameter's gradient = value (flat or shaped), before update."""
+        i, j = self.params._locate(name)
+        if self._on_cpu():
+            np.copyto(self._core.param_grad(i, j).reshape(-1), value.reshape(-1))
+        else:
+            self._set(i, j, 1, value.reshape(self._core.param_shape(i, j)), name)
 
     def set_gradients(self, gradients: Mapping[str, np.ndarray]) -> None:
         """Replaces the named parameters' gradients (before update)."""

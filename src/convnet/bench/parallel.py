@@ -5,9 +5,10 @@ its share of the cores as threads) and measures, with convnet.distributed.DataPa
 - the all-reduce of the gradients (float32 sums, DataParallel.allreduce) at several sizes: ms,
   algorithm bandwidth (bytes / time) and bus bandwidth (2 (N-1)/N bytes / time, the data each
   rank sends and receives in a ring; comparable across rank counts and with the copy bandwidth);
-- the training step of the shipped nets at their usual global batch, each rank on its shard:
-  ms per step, the part of it spent in the gradient all-reduce (waiting included: without
-  overlap with backward none of it is hidden), images/s, and the speed-up over one rank.
+- the training step of the shipped nets at their usual global batch, each rank on its shard,
+  with the gradients summed in buckets overlapped with backward and, in turn, after backward:
+  ms per step, the time spent summing, the part of it the step waited for (not hidden by
+  compute; all of it without overlap), images/s, and the speed-up over one rank.
 Ranks and threads share this machine's cores, so the step's scaling shows what ranks cost
 against threads; across machines or GPUs the all-reduce is what grows."""
 
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import List
 
 import numpy as np
 
@@ -76,16 +78,18 @@ def print_tables(results, copy) -> None:
         for a in r["allreduce"]:
             print(f"{a['mb']:7.2f} {r['ranks']:5d} {a['ms']:8.3f} {a['algbw']:11.2f} "
                   f"{a['busbw']:11.2f}")
-    print("\ntraining step at the global batch, each rank on its shard (median over rounds)")
-    print(f"{'net':15} {'batch':>5} {'ranks':>5} {'threads':>7} {'ms/step':>8} {'comm ms':>8} "
-          f"{'comm %':>6} {'images/s':>9} {'vs 1 rank':>9}")
-    one = {s["net"]: s for r in results if r["ranks"] == 1 for s in r["steps"]}
+    print("\ntraining step at the global batch, each rank on its shard (median over rounds); "
+          "comm: summing the gradients, exposed: the part the step waited for")
+    print(f"{'net':15} {'batch':>5} {'ranks':>5} {'threads':>7} {'overlap':>7} {'ms/step':>8} "
+          f"{'comm ms':>8} {'exposed':>8} {'exp. %':>6} {'images/s':>9} {'vs 1 rank':>9}")
+    one = {(s["net"], s["overlap"]): s for r in results if r["ranks"] == 1 for s in r["steps"]}
     for r in results:
         for s in r["steps"]:
-            base = one.get(s["net"])
+            base = one.get((s["net"], s["overlap"]))
             speedup = f"{base['ms'] / s['ms']:9.2f}" if base else f"{'-':>9}"
             print(f"{s['net']:15} {s['batch']:5d} {r['ranks']:5d} {r['threads']:7d} "
-                  f"{s['ms']:8.1f} {s['comm_ms']:8.2f} {100 * s['comm_ms'] / s['ms']:6.1f} "
+                  f"{'yes' if s['overlap'] else 'no':>7} {s['ms']:8.1f} {s['comm_ms']:8.2f} "
+                  f"{s['exposed_ms']:8.2f} {100 * s['exposed_ms'] / s['ms']:6.1f} "
                   f"{s['batch'] / s['ms'] * 1e3:9.0f} {speedup}")
 
 
@@ -111,22 +115,27 @@ def _time_allreduce(dp, mb: float, repeats: int) -> dict:
             "busbw": 2 * (dp.size - 1) / dp.size * nbytes / seconds / 1e9}
 
 
-def _time_steps(dp, stem, batch, rounds, steps) -> dict:
+def _time_steps(modes, stem, batch, rounds, steps) -> List[dict]:
+    """modes: DataParallel objects over one net (with and without overlap), timed in turn."""
     from .train import _batch
-    net = dp.net
-    x, labels = _batch(net, batch, np.random.default_rng(0))   # the same on every rank
-    dp.train_step(x, labels)   # first touch and workspaces outside the timing
-    times, comm = [], []
+    x, labels = _batch(modes[0].net, batch, np.random.default_rng(0))   # the same everywhere
+    for dp in modes:
+        dp.train_step(x, labels)   # first touch and workspaces outside the timing
+    figures = {id(dp): ([], [], []) for dp in modes}
     for _ in range(rounds):
-        dp.comm.Barrier()
-        before = dp.comm_seconds
-        start = time.perf_counter()
-        for _ in range(steps):
-            dp.train_step(x, labels)
-        times.append(_max_over_ranks(dp, (time.perf_counter() - start) / steps))
-        comm.append(_max_over_ranks(dp, (dp.comm_seconds - before) / steps))
-    return {"net": stem, "batch": batch, "ms": 1e3 * statistics.median(times),
-            "comm_ms": 1e3 * statistics.median(comm)}
+        for dp in modes:
+            times, comm, exposed = figures[id(dp)]
+            dp.comm.Barrier()
+            before = dp.comm_seconds, dp.exposed_seconds
+            start = time.perf_counter()
+            for _ in range(steps):
+                dp.train_step(x, labels)
+            times.append(_max_over_ranks(dp, (time.perf_counter() - start) / steps))
+            comm.append(_max_over_ranks(dp, (dp.comm_seconds - before[0]) / steps))
+            exposed.append(_max_over_ranks(dp, (dp.exposed_seconds - before[1]) / steps))
+    return [{"net": stem, "batch": batch, "overlap": dp.gradients.overlap,
+             **{k: 1e3 * statistics.median(v) for k, v in
+                zip(("ms", "comm_ms", "exposed_ms"), figures[id(dp)])}} for dp in modes]
 
 
 def worker(argv=None) -> int:
@@ -146,15 +155,15 @@ def worker(argv=None) -> int:
     nets = [(s, 2 if args.quick else b) for s, b in NETS if args.filter in s]
     rounds, steps = (1, 1) if args.quick else (3, 3)
     result = {"ranks": comm.Get_size(), "threads": args.threads, "allreduce": [], "steps": []}
-    first = None
     for stem, batch in nets:
         net = convnet.Net.from_cfg(root / f"{stem}.cfg", root / f"{stem}-params.cfg", seed=0)
-        dp = DataParallel(net, comm)
-        if first is None:
-            first = dp
-            result["allreduce"] = [_time_allreduce(dp, mb, 3 if args.quick else 7)
+        modes = [DataParallel(net, comm, overlap=True), DataParallel(net, comm, overlap=False)]
+        if not result["allreduce"]:
+            result["allreduce"] = [_time_allreduce(modes[1], mb, 3 if args.quick else 7)
                                    for mb in sizes]
-        result["steps"].append(_time_steps(dp, stem, batch, rounds, steps))
+        result["steps"] += _time_steps(modes, stem, batch, rounds, steps)
+        for dp in modes:
+            dp.close()
     if comm.Get_rank() == 0:
         with open(args.out, "w") as f:
             json.dump(result, f)
