@@ -89,7 +89,7 @@ def test_device_count_and_replica_errors():
     net = build()
     with pytest.raises(ValueError, match="2 logical device"):
         net.to(["cpu", "cpu", "cpu"])
-    with pytest.raises(ConfigError, match="several GPUs"):
+    with pytest.raises(ConfigError, match="its inputs have different replica counts"):
         build(TWO_COLUMNS.replace("gpu=1", "gpu=0,1", 1))
 
 

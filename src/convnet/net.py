@@ -21,6 +21,7 @@ from .config import parse as parse_config
 from .config import parse_text, read
 from .config.values import parse_neuron
 from .layers import render
+from .replicas import replica_count, replica_placement, replicated_step
 
 WEIGHT_TYPES = ("conv", "local", "fc")
 FEATURES_BATCH = 128   # images per forward pass when features() is given more
@@ -138,15 +139,11 @@ class Net:
                                      and s["dataIdx"] == 0 and s.get("shape") is None
                                      and s.name in data_shapes), None)
         where = self.placement
-        for spec, d in zip(self.specs, self._layer_dicts):
-            if len(where[spec.name]) > 1:
-                raise ConfigError(f"gpu={','.join(map(str, where[spec.name]))}: a layer on several "
-                                  "GPUs (v2's data-parallel replicas) is not supported; give one "
-                                  "device per layer", section=spec.name, key="gpu")
-            d["device"] = where[spec.name][0]
-        self.logical_devices = 1 + max(d["device"] for d in self._layer_dicts)
-        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype),
-                               devices=["cpu"] * self.logical_devices)
+        # Replicated layers (gpu=0,1,...): one layer graph per replica (convnet.replicas).
+        self.replicas = replica_count(self.specs, where)
+        self._placements = replica_placement(self.specs, where, self.replicas)
+        self.logical_devices = 1 + max(max(p) for p in self._placements)
+        self._cores = self._build_cores(["cpu"] * self.logical_devices)
         self._progress = 0.0
         self._param_index = {}
         for i, s in enumerate(self.specs):
@@ -157,6 +154,18 @@ class Net:
         self.set_progress(0.0)
         if str(device) != "cpu":
             self.to(device)
+
+    def _build_cores(self, devices) -> list:
+        """The C++ layer graph of each replica on the physical devices (one per logical one)."""
+        return [_core.Net([dict(d, device=dev) for d, dev in zip(self._layer_dicts, placement)],
+                          dtype=str(self.dtype), devices=devices)
+                for placement in self._placements]
+
+    @property
+    def _core(self):
+        """The first replica's layer graph: the net itself without replicated layers; with
+        them, the graph that tests, predicts and reports the weights (all hold the same)."""
+        return self._cores[0]
 
     @property
     def device(self) -> str:
@@ -188,7 +197,7 @@ class Net:
                 raise RuntimeError(f"Net.to({name!r}): this machine has "
                                    f"{_core.cuda_device_count()} GPU(s)")
         arrays, frozen = self.state_arrays(), self.frozen
-        self._core = _core.Net(self._layer_dicts, dtype=str(self.dtype), devices=names)
+        self._cores = self._build_cores(names)
         self.load_state_arrays(arrays, f"Net.to({names})")
         self.freeze(frozen)
         self.set_progress(self._progress)
@@ -211,7 +220,8 @@ class Net:
                 value = np.full(shape, value.reshape(()), self.dtype)
             else:
                 raise ValueError(f"{what}: expected shape {shape}, got {value.shape}")
-        self._core.param_set(i, j, kind, value)
+        for core in self._cores:
+            core.param_set(i, j, kind, value)
 
     @classmethod
     def from_cfg(cls, layers_path, params_path=None, input_shape=None, *, seed: int = 0,
@@ -339,8 +349,9 @@ class Net:
         lowest layer that still trains (its input needs no gradient). Checkpoints keep the set.
         Each layer must have weights (conv, local, fc)."""
         index = self._weight_layer_index("Net.freeze", layers)
-        for i in index:
-            self._core.set_frozen(i, frozen)
+        for core in self._cores:
+            for i in index:
+                core.set_frozen(i, frozen)
 
     def weight_gradient_passes(self, layer: str) -> int:
         """How many backward passes computed the layer's weight gradients."""
@@ -391,11 +402,12 @@ class Net:
             if s.type not in WEIGHT_TYPES or not s.params:
                 continue
             count = self._core.param_count(i)
-            for j in range(count - 1):
-                self._core.set_hyper(i, j, self.lr_scale * s["epsW"][j].value(progress),
-                                     s["momW"][j], s["wc"][j])
-            self._core.set_hyper(i, count - 1, self.lr_scale * s["epsB"].value(progress),
-                                 s["momB"], 0.0)
+            for core in self._cores:
+                for j in range(count - 1):
+                    core.set_hyper(i, j, self.lr_scale * s["epsW"][j].value(progress),
+                                   s["momW"][j], s["wc"][j])
+                core.set_hyper(i, count - 1, self.lr_scale * s["epsB"].value(progress),
+                               s["momB"], 0.0)
 
     # ---- running -----------------------------------------------------------------------------
 
@@ -436,10 +448,13 @@ class Net:
                 out += [(s.name, "top1_error"), (s.name, f"top{s['topk']}_error")]
         return list(dict.fromkeys(out))   # topk=1 names top1_error once
 
-    def _metrics(self, n) -> dict:
+    def _metrics(self, n, cores=None) -> dict:
+        """The cost layers' figures of the last forward pass, summed over `cores` (the replica
+        graphs that ran, whose parts make the batch; default: the first graph alone)."""
         out = {}
         for i in self._cost_layers():
-            loss, top1, topk, samples = self._core.cost_report(i)
+            loss, top1, topk, samples = (float(v) for v in np.sum(
+                [core.cost_report(i) for core in cores or self._cores[:1]], axis=0))
             s = self.specs[i]
             out[s.name] = {"loss": loss / max(samples, 1)}
             if s.type == "cost.logreg":
@@ -542,7 +557,16 @@ class Net:
         dropout draws that part of the global batch's masks. params_ready(layer index): called
         during backward as soon as that layer's parameter gradients are final."""
         self._require_cost("train_step")
-        if combine_gradients is None and not sample_offset and params_ready is None:
+        if self.replicas > 1:   # the graphs' gradients summed first; no per-layer hook then
+            ran = [self._cores[r] for r in
+                   replicated_step(self, self._cores, x, labels, sample_offset)]
+            if combine_gradients is not None:
+                combine_gradients(self)
+            for core in self._cores:
+                core.update()
+            self.step += 1
+            return self._metrics(len(x), ran)
+        elif combine_gradients is None and not sample_offset and params_ready is None:
             self._core.train_step(self._batch(x, labels), self.seed, self.step)
         else:
             self._core.forward(self._batch(x, labels), True, self.seed, self.step, True,
@@ -559,7 +583,8 @@ class Net:
         of the parameters that train, without a forward or backward pass: a data-parallel rank
         whose shard of a small last batch is empty still takes the step the others take."""
         self.set_gradients(gradients)
-        self._core.update()
+        for core in self._cores:
+            core.update()
         self.step += 1
 
     def _trained_param_index(self) -> Dict[str, Tuple[int, int]]:
@@ -592,7 +617,8 @@ class Net:
         """The named parameter's gradient = value (flat or shaped), before update."""
         i, j = self.params._locate(name)
         if self._on_cpu():
-            np.copyto(self._core.param_grad(i, j).reshape(-1), value.reshape(-1))
+            for core in self._cores:
+                np.copyto(core.param_grad(i, j).reshape(-1), value.reshape(-1))
         else:
             self._set(i, j, 1, value.reshape(self._core.param_shape(i, j)), name)
 

@@ -21,7 +21,7 @@ import convnet
 import convnet.ops as ops
 
 from . import report, shapes
-from .timing import LoadMonitor, measure, median_seconds, reused_freed_memory
+from .timing import LoadMonitor, measure, measure_copy, median_seconds, reused_freed_memory
 
 
 def _cpu_model():
@@ -55,20 +55,6 @@ def measure_sgemm(n=2048):
     a = rng.standard_normal((n, n)).astype(np.float32)
     b = rng.standard_normal((n, n)).astype(np.float32)
     return 2.0 * n ** 3 / median_seconds(lambda: ops.fc_forward(a, b), min_runs=5) / 1e9
-
-
-def measure_copy(threads, nbytes=256 << 20):
-    """Memory bandwidth as a threaded copy (read + write) of an array far larger than the caches:
-    each of `threads` threads copies its own slice (numpy releases the GIL while copying)."""
-    from concurrent.futures import ThreadPoolExecutor
-    src = np.ones(nbytes // 4, np.float32)
-    dst = np.empty_like(src)
-    bounds = np.linspace(0, src.size, threads + 1).astype(int)
-    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-    with ThreadPoolExecutor(threads) as pool:
-        def copy():
-            list(pool.map(lambda s: np.copyto(dst[s], src[s]), slices))
-        return 2.0 * nbytes / median_seconds(copy, min_runs=5) / 1e9
 
 
 def _torch(threads):

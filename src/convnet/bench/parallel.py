@@ -24,6 +24,8 @@ from typing import List
 
 import numpy as np
 
+from .timing import measure_copy
+
 # Gradient-sized buffers: MNIST's net is 3 MB of weights, the CIFAR-10 nets 0.3-0.4 MB, AlexNet
 # 244 MB.
 SIZES_MB = [0.25, 4.0, 32.0, 256.0]
@@ -44,7 +46,6 @@ def run(args) -> int:
     ranks = [int(r) for r in (args.ranks or f"1,{min(cores, 2)}").split(",")]
     if any(r < 1 for r in ranks):
         raise SystemExit("convnet.bench --parallel: --ranks takes positive counts, e.g. 1,2")
-    from .__main__ import measure_copy
     copy = measure_copy(cores, 8 << 20 if args.quick else 256 << 20)
     results = []
     with tempfile.TemporaryDirectory(prefix="convnet-bench-parallel-") as folder:

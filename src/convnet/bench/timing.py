@@ -14,6 +14,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -96,3 +98,17 @@ class LoadMonitor:
         wall = time.perf_counter() - self._t0
         other = (busy - self._busy0) - (_own_seconds() - self._own0)
         return max(0.0, other / wall) if wall > 0 else None
+
+
+def measure_copy(threads, nbytes=256 << 20):
+    """Memory bandwidth as a threaded copy (read + write) of an array far larger than the caches:
+    each of `threads` threads copies its own slice (numpy releases the GIL while copying)."""
+    from concurrent.futures import ThreadPoolExecutor
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    bounds = np.linspace(0, src.size, threads + 1).astype(int)
+    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(threads) as pool:
+        def copy():
+            list(pool.map(lambda s: np.copyto(dst[s], src[s]), slices))
+        return 2.0 * nbytes / median_seconds(copy, min_runs=5) / 1e9

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--collective-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help="under mpiexec (data parallelism over ranks): seconds a rank waits for "
                         "the others in a collective before it stops the run")
+    g.add_argument("--no-overlap", action="store_true", help="under mpiexec: sum the gradients "
+                   "over the ranks after backward instead of in buckets overlapped with it "
+                   "(the same sums; see docs/distributed.md for when each is faster)")
     return p
 
 
@@ -426,7 +429,8 @@ def train_command(argv, world) -> int:
     if world is not None:
         try:
             trainer.parallel = DataParallel(net, world, timeout=args.collective_timeout,
-                                            facts=run_facts(net, trainer, data))
+                                            facts=run_facts(net, trainer, data),
+                                            overlap=not args.no_overlap)
         except DistributedError as e:
             fail(str(e))
         notes += [f"data parallel over {trainer.parallel.size} ranks "
