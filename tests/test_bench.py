@@ -11,6 +11,7 @@ import pytest
 import convnet
 
 from convnet.bench.__main__ import main
+from convnet.distributed import launcher
 
 META_KEYS = {"machine", "threads", "date", "version", "numpy", "blas", "device", "torch",
              "sgemm_gflops", "sgemm_gflops_start", "sgemm_gflops_end", "copy_gbps",
@@ -90,6 +91,23 @@ def test_trainer_against_step_quick_run(capsys, monkeypatch):
     assert row, out
     step, trainer, ratio = map(float, row.groups())
     assert step > 0 and trainer > 0 and ratio == pytest.approx(trainer / step, abs=0.01)
+
+
+@pytest.mark.skipif(launcher() is None, reason='needs mpiexec: pip install ".[mpi]"')
+def test_parallel_quick_run(capsys, monkeypatch, tmp_path):
+    # The MPI benchmark's own code at batch 2 on 1 and 2 ranks (one mpiexec each).
+    pytest.importorskip("mpi4py")
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["--parallel", "--quick", "--filter", "mnist", "--ranks", "1,2",
+                 "--json", str(tmp_path / "p.json")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^ +4\.00 +2 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", out, flags=re.M), out
+    for ranks, overlap in ((1, "yes"), (1, "no"), (2, "yes"), (2, "no")):
+        assert re.search(rf"^mnist +2 +{ranks} +\d+ +{overlap} +[\d.]+", out, flags=re.M), out
+    runs = json.loads((tmp_path / "p.json").read_text())["runs"]
+    assert [r["ranks"] for r in runs] == [1, 2]
+    two = [s for s in runs[1]["steps"] if not s["overlap"]][0]
+    assert 0 < two["comm_ms"] <= two["ms"]
 
 
 def test_the_pytorch_translation_steps_every_shipped_net(monkeypatch):

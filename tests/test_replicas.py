@@ -5,13 +5,19 @@ concat) train exactly as the same net on one device: float64 weights after steps
 weight decay and dropout to 1e-10, on batches that split evenly, unevenly and leave a replica
 without images. The replica graphs keep identical weights; checkpoints hold one copy; the rules
 cuda-convnet2 states for replicas are errors naming the layer. On the emulated GPUs (marked gpu)
-the replicas run on two devices against the CPU's single-device run."""
+the replicas run on two and four devices against the CPU's single-device run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import convnet
 from convnet.config import ConfigError
+from gpu_helpers import EMULATED
 from helpers import GPU_VS_CPU_REL_TOL
 from nets import build_net, cfg, classifier
 
@@ -124,14 +130,12 @@ def test_the_replica_rules_are_errors_naming_the_layer(change, message):
     assert "gpu" in str(caught.value)
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("kind", ["data-parallel", "hybrid"])
-def test_replicas_on_gpus_match_one_cpu(kind):
-    # Two devices (the emulator's default): the data-parallel replicas on cuda:0 and cuda:1, the
-    # hybrid's four replicas on cuda:0, cuda:1, cuda:0, cuda:1.
-    gpus = ["cuda:0", "cuda:1"] if convnet.cuda_device_count() > 1 else ["cuda:0", "cuda:0"]
+def replicas_on_gpus_match_one_cpu(kind):
+    """A few steps of the replicated net on the GPUs there are (logical device d on GPU d modulo
+    their number) against the single-device net on the CPU."""
+    gpus = convnet.cuda_device_count()
     many = build(kind, dtype="float32")
-    many.to([gpus[d % 2] for d in range(many.logical_devices)])
+    many.to([f"cuda:{d % gpus}" for d in range(many.logical_devices)])
     one = build(kind, single=True, dtype="float32")
     for x, y in batches([8, 5], np.float32):
         got, want = many.train_step(x, y), one.train_step(x, y)
@@ -139,3 +143,28 @@ def test_replicas_on_gpus_match_one_cpu(kind):
     for name in one.params:
         np.testing.assert_allclose(many.params[name], one.params[name],
                                    rtol=100 * GPU_VS_CPU_REL_TOL, atol=1e-5, err_msg=name)
+    return many.devices
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", ["data-parallel", "hybrid"])
+def test_replicas_on_gpus_match_one_cpu(kind):
+    # On two devices (the emulator's default): the data-parallel replicas on cuda:0 and cuda:1,
+    # the hybrid's four on cuda:0, cuda:1, cuda:0, cuda:1.
+    replicas_on_gpus_match_one_cpu(kind)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not EMULATED, reason="four emulated devices (CONVNET_EMU_DEVICES=4)")
+def test_the_hybrid_on_four_emulated_devices():
+    """The hybrid's four convolution replicas on four devices of their own. The emulator reads
+    CONVNET_EMU_DEVICES once, so this runs in a fresh process."""
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, CONVNET_EMU_DEVICES="4",
+               PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]))
+    script = ("import test_replicas as t\n"
+              "print(','.join(t.replicas_on_gpus_match_one_cpu('hybrid')))\n")
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=tests, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == "cuda:0,cuda:1,cuda:2,cuda:3"

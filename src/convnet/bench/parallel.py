@@ -2,8 +2,8 @@
 
 For each rank count N of --ranks, the bench starts `mpiexec -n N` on this module (each rank with
 its share of the cores as threads) and measures, with convnet.distributed.DataParallel:
-- the all-reduce of the gradients (float32 sums, DataParallel.allreduce) at several sizes: ms,
-  algorithm bandwidth (bytes / time) and bus bandwidth (2 (N-1)/N bytes / time, the data each
+- the all-reduce (float32 sums, DataParallel.allreduce) at gradient sizes, as one message and in
+  the pieces the gradient sums use: ms and bus bandwidth (2 (N-1)/N bytes / time, the data each
   rank sends and receives in a ring; comparable across rank counts and with the copy bandwidth);
 - the training step of the shipped nets at their usual global batch, each rank on its shard,
   with the gradients summed in buckets overlapped with backward and, in turn, after backward:
@@ -24,6 +24,7 @@ from typing import List
 
 import numpy as np
 
+from ..allreduce import PIECE_BYTES
 from .timing import measure_copy
 
 # Gradient-sized buffers: MNIST's net is 3 MB of weights, the CIFAR-10 nets 0.3-0.4 MB, AlexNet
@@ -72,13 +73,14 @@ def run(args) -> int:
 
 
 def print_tables(results, copy) -> None:
-    print(f"\nall-reduce of float32 gradients (DataParallel.allreduce, MPI_Iallreduce), median; "
-          f"this machine's copy bandwidth {copy:.1f} GB/s")
-    print(f"{'MB':>7} {'ranks':>5} {'ms':>8} {'algbw GB/s':>11} {'busbw GB/s':>11}")
+    print(f"\nall-reduce of float32 sums (MPI_Iallreduce), median: as one message and in the "
+          f"{PIECE_BYTES >> 20} MB pieces the gradient sums use; bus bandwidth = 2 (N-1)/N bytes "
+          f"/ time; this machine's copy bandwidth {copy:.1f} GB/s")
+    print(f"{'MB':>7} {'ranks':>5} {'one ms':>8} {'busbw':>7} {'pieces ms':>9} {'busbw':>7}")
     for r in results:
-        for a in r["allreduce"]:
-            print(f"{a['mb']:7.2f} {r['ranks']:5d} {a['ms']:8.3f} {a['algbw']:11.2f} "
-                  f"{a['busbw']:11.2f}")
+        for a in r["allreduce"] if r["ranks"] > 1 else []:
+            print(f"{a['mb']:7.2f} {r['ranks']:5d} {a['whole_ms']:8.3f} {a['whole_busbw']:7.2f} "
+                  f"{a['pieces_ms']:9.3f} {a['pieces_busbw']:7.2f}")
     print("\ntraining step at the global batch, each rank on its shard (median over rounds); "
           "comm: summing the gradients, exposed: the part the step waited for")
     print(f"{'net':15} {'batch':>5} {'ranks':>5} {'threads':>7} {'overlap':>7} {'ms/step':>8} "
@@ -102,18 +104,32 @@ def _max_over_ranks(dp, seconds: float) -> float:
 
 
 def _time_allreduce(dp, mb: float, repeats: int) -> dict:
+    """The sum of a buffer as one message and in the pieces the gradient sums use, in turn."""
     buffer = np.ones(int(mb * (1 << 20)) // 4, np.float32)
-    dp.allreduce(buffer, "the bench")   # first touch and connection set-up
-    times = []
-    for _ in range(repeats):
-        dp.comm.Barrier()
-        start = time.perf_counter()
+    piece = PIECE_BYTES // 4
+
+    def whole():
         dp.allreduce(buffer, "the bench")
-        times.append(_max_over_ranks(dp, time.perf_counter() - start))
-    seconds = statistics.median(times)
-    nbytes = buffer.nbytes
-    return {"mb": nbytes / (1 << 20), "ms": 1e3 * seconds, "algbw": nbytes / seconds / 1e9,
-            "busbw": 2 * (dp.size - 1) / dp.size * nbytes / seconds / 1e9}
+
+    def pieces():
+        for at in range(0, buffer.size, piece):
+            dp.allreduce(buffer[at:at + piece], "the bench")
+    ways = {"whole": whole, "pieces": pieces}
+    times = {name: [] for name in ways}
+    for way in ways.values():
+        way()   # first touch and connection set-up
+    for _ in range(repeats):
+        for name, way in ways.items():
+            dp.comm.Barrier()
+            start = time.perf_counter()
+            way()
+            times[name].append(_max_over_ranks(dp, time.perf_counter() - start))
+    out = {"mb": buffer.nbytes / (1 << 20)}
+    for name in ways:
+        seconds = statistics.median(times[name])
+        out[f"{name}_ms"] = 1e3 * seconds
+        out[f"{name}_busbw"] = 2 * (dp.size - 1) / dp.size * buffer.nbytes / seconds / 1e9
+    return out
 
 
 def _time_steps(modes, stem, batch, rounds, steps) -> List[dict]:
