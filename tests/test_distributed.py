@@ -166,3 +166,19 @@ def test_without_mpi4py_the_error_names_the_extra(monkeypatch):
         distributed.DataParallel(convnet.Net.from_cfg(
             pathlib.Path(__file__).resolve().parents[1] / "layer_defs" / "mnist.cfg",
             pathlib.Path(__file__).resolve().parents[1] / "layer_defs" / "mnist-params.cfg"))
+
+
+def test_freezing_or_thawing_a_layer_changes_what_is_summed():
+    from convnet.allreduce import GradientAllReduce
+    net = build("dropout")
+    sums = GradientAllReduce(net, 1, lambda piece, what: None, timeout=10,
+                             no_answer=RuntimeError, overlap=False)
+
+    def summed():
+        sums.start(1.0)
+        return {name for b in sums.buckets for _, name, _, _ in b.params}
+    assert summed() == set(net.trained_gradients())
+    net.freeze(["hidden"])
+    assert summed() == {"conv.weights", "conv.biases", "fc.weights", "fc.biases"}
+    net.freeze(["hidden"], False)
+    assert "hidden.weights" in summed()

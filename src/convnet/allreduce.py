@@ -45,8 +45,8 @@ class GradientAllReduce:
         self.net, self.ranks, self.reduce = net, ranks, reduce
         self.timeout, self.no_answer = timeout, no_answer
         self.piece = max(1, piece_bytes // np.dtype(net.dtype).itemsize)
-        self.buckets = self._plan(net, bucket_bytes)
-        self.bucket_of = {layer: b for b in self.buckets for layer in b.layers}
+        self.bucket_bytes = bucket_bytes
+        self._replan()
         self.overlap = overlap
         self.comm_seconds = 0.0      # time spent summing (on the communication thread)
         self.exposed_seconds = 0.0   # time the step waited for the sums after backward
@@ -60,12 +60,19 @@ class GradientAllReduce:
                                             name="convnet-allreduce")
             self._thread.start()
 
+    def _replan(self) -> None:
+        """Buckets for the parameters that train now (freezing or thawing layers changes them)."""
+        trained = self.net.trained_parameters()
+        self._trained = [name for _, name, _ in trained]
+        self.buckets = self._plan(trained, self.net.dtype, self.bucket_bytes)
+        self.bucket_of = {layer: b for b in self.buckets for layer in b.layers}
+
     @staticmethod
-    def _plan(net, bucket_bytes) -> List[Bucket]:
+    def _plan(trained, dtype, bucket_bytes) -> List[Bucket]:
         by_layer = {}
-        for layer, name, shape in net.trained_parameters():
+        for layer, name, shape in trained:
             by_layer.setdefault(layer, []).append((name, int(np.prod(shape, dtype=np.int64))))
-        itemsize = np.dtype(net.dtype).itemsize
+        itemsize = np.dtype(dtype).itemsize
         buckets, layers, params, size = [], [], [], 0
         for layer in sorted(by_layer, reverse=True):
             layers.append(layer)
@@ -73,10 +80,10 @@ class GradientAllReduce:
                 params.append((layer, name, size, n))
                 size += n
             if size * itemsize >= bucket_bytes:
-                buckets.append(Bucket(layers, params, net.dtype))
+                buckets.append(Bucket(layers, params, dtype))
                 layers, params, size = [], [], 0
         if layers:
-            buckets.append(Bucket(layers, params, net.dtype))
+            buckets.append(Bucket(layers, params, dtype))
         return buckets
 
     # ---- one step ------------------------------------------------------------------------------
@@ -84,6 +91,8 @@ class GradientAllReduce:
     def start(self, scale: float) -> None:
         """Before backward: this rank's gradients enter the sums times `scale`."""
         self._scale = scale
+        if [name for _, name, _ in self.net.trained_parameters()] != self._trained:
+            self._replan()
         for b in self.buckets:
             b.waiting = set(b.layers)
 

@@ -3,11 +3,11 @@
 Every rank holds the same net and takes its own contiguous shard of each global batch; the
 gradients of the parameters that train are summed over the ranks with MPI_Allreduce, in buckets
 overlapped with the backward pass (convnet.allreduce), each rank's weighted by its share of the
-batch, so every rank applies the same update: the gradient of the mean loss over the whole global batch, which is what one process
-computes on it. Dropout draws the global batch's masks (each shard at its offset in the batch)
-and augmentation the global batch's crops, so N ranks with shards of B images follow one process
-with batches of N*B, up to the order of the float sums (float32 rounding; a float64 net agrees
-to ~1e-12).
+batch, so every rank applies the same update: the gradient of the mean loss over the whole
+global batch, which is what one process computes on it. Dropout draws the global batch's masks
+(each shard at its offset in the batch) and augmentation the global batch's crops, so N ranks
+with shards of B images follow one process with batches of N*B, up to the order of the float
+sums (float32 rounding; a float64 net agrees to ~1e-12).
 
 DataParallel is the engine of `mpiexec -n N convnet-train ...` (convnet.trainer) and of the
 Python API. Collectives wait with a deadline (timeout): a rank that hangs or has died stops the
@@ -155,7 +155,7 @@ class DataParallel:
         return buffer
 
     def allgather(self, value, what: str) -> list:
-        """Every rank's (small, picklable) value, in rank order."""
+        """Every rank's value (small, JSON-encodable), in rank order."""
         blob = np.frombuffer(json.dumps(value, sort_keys=True, default=str).encode(), np.uint8)
         sizes = np.zeros(self.size, np.int64)
         sizes[self.rank] = blob.size

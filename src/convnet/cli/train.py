@@ -340,6 +340,7 @@ def run_facts(net: Net, trainer: Trainer, data) -> dict:
     return {"the layer definitions (hash)": digest(source.get("layers")),
             "the layer parameters (hash)": digest(source.get("params")),
             "the step": net.step, "the epoch and batch": [st.epoch, st.batch],
+            "the frozen layers": net.frozen,
             "the training options": options, "the data": describe(data),
             "convnet's version": __version__}
 
