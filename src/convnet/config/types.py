@@ -31,8 +31,9 @@ def _weight_params():
                   doc="L2 weight decay per input (weights only)"),
         float_key("wball", 0.0, minimum=0.0, per_input=True,
                   doc="max-norm of each filter (0: none); parsed, not applied yet"),
-        int_key("updatePeriod", 0, minimum=0, doc="v2: update every N backward passes; parsed, not "
-                "applied yet (convnet updates after every pass)"),
+        int_key("updatePeriod", 0, minimum=0, doc="v2: update every N backward passes of "
+                "replicated layers; parsed, not applied: convnet updates once per batch, summing "
+                "every pass (docs/distributed.md)"),
         float_key("superEps", 0.0, doc="parsed for compatibility; unused upstream too"),
         float_key("superMom", 0.0, doc="parsed for compatibility; unused upstream too"),
     )
