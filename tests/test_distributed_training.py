@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import convnet
+from helpers import GPU_VS_CPU_REL_TOL
 from nets import cfg, classifier
 from test_distributed import mpiexec
 
@@ -131,6 +132,23 @@ def test_ranks_train_the_weights_of_one_process(tmp_path, setup, ranks):
                                                 ).params["hidden.weights"])
 
 
+@pytest.mark.gpu
+def test_ranks_on_gpus_train_the_weights_of_one_cpu_process(tmp_path, setup):
+    # Each rank on the GPU of its rank on the host (--gpu 0,1; both on cuda:0 where there is
+    # one), its gradients summed through host memory, against one process on the CPU.
+    cpu, gpu = tmp_path / "cpu.npz", tmp_path / "gpu.npz"
+    assert launch(1, *setup, "--epochs", "1", "--save-path", cpu).returncode == 0
+    gpus = "0,1" if convnet.cuda_device_count() > 1 else "0"
+    done = launch(2, *setup, "--epochs", "1", "--save-path", gpu, "--gpu", gpus)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"rank 1: pid \d+ on .*, cuda:" + gpus[-1], done.stdout), done.stdout
+    a, b = trained(cpu), trained(gpu)
+    assert a.step == b.step == 4
+    for name in a.params:   # float32 kernels against the CPU's, over four steps
+        np.testing.assert_allclose(b.params[name], a.params[name], rtol=100 * GPU_VS_CPU_REL_TOL,
+                                   atol=1e-5, err_msg=name)
+
+
 @pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
 def test_a_checkpoint_resumes_on_another_number_of_ranks(tmp_path, setup, first, then):
     straight, run = tmp_path / "straight.npz", tmp_path / "run.npz"
@@ -185,7 +203,7 @@ def _start_long_run(tmp_path, setup, *extra):
     pids, lines = {}, []
     for line in proc.stdout:   # rank 0 prints the rank table before training
         lines.append(line)
-        found = re.match(r"\s+rank (\d+): pid (\d+) on", line)
+        found = re.match(r"\s+rank (\d+): pid (\d+) on .*, cpu$", line)
         if found:
             pids[int(found[1])] = int(found[2])
         if line.startswith("training "):

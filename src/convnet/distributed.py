@@ -183,8 +183,9 @@ class DataParallel:
                                    "\n  ".join(lines))
 
     def where(self) -> List[str]:
-        """'rank R: pid P on HOST' for every rank (the launcher names a dead rank by pid)."""
-        here = f"pid {os.getpid()} on {socket.gethostname()}"
+        """'rank R: pid P on HOST, DEVICES' for every rank (the launcher names a dead rank by
+        pid)."""
+        here = f"pid {os.getpid()} on {socket.gethostname()}, {','.join(self.net.devices)}"
         return [f"rank {r}: {w}" for r, w in enumerate(self.allgather(here, "the rank table"))]
 
     # ---- training ------------------------------------------------------------------------------

@@ -394,11 +394,10 @@ def train_command(argv, world) -> int:
     if args.test_batches is not None and args.test_batches < 0:
         fail("--test-batches must be >= 0 (0: the whole test set every time)")
     if devices is not None and world is not None:
-        # One rank per GPU: the list names a host's GPUs, and each rank takes its own.
-        if net.logical_devices != 1:
-            fail(f"--gpu under mpiexec: the config places layers on {net.logical_devices} "
-                 "devices with gpu=; data parallelism over ranks takes nets on one device")
-        devices = [devices[local_rank(world) % len(devices)]]
+        # The list names a host's GPUs; each rank takes the next as many as the config's
+        # logical devices (one for most nets), by its rank on the host.
+        first = local_rank(world) * net.logical_devices
+        devices = [devices[(first + k) % len(devices)] for k in range(net.logical_devices)]
     if devices is not None:
         # One GPU takes every logical device; a list maps the config's gpu=0, 1, ... in order
         # (cuda-convnet2's --gpu), and 0,0 puts both columns on one GPU.
