@@ -136,12 +136,21 @@ class DataParallel:
         waiting long for a slow one (rank 0 writing a checkpoint) leaves its core alone."""
         start = time.monotonic()
         deadline = start + self.timeout
-        while not request.Test():
+        while not self._test(request, what):
             now = time.monotonic()
             if now > deadline:
                 raise self._no_answer(what)
             if now - start > SPIN:
                 time.sleep(1e-3)
+
+    def _test(self, request, what: str) -> bool:
+        """Whether the collective is done; an error MPI reports (a peer that died, with a
+        library that notices) becomes a DistributedError naming this rank and the collective."""
+        try:
+            return request.Test()
+        except self._mpi.Exception as e:
+            raise DistributedError(f"rank {self.rank} of {self.size}: MPI failed in {what} "
+                                   f"({e}): another rank has probably died") from None
 
     def _no_answer(self, what: str) -> DistributedError:
         return DistributedError(
