@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import convnet
+from convnet import _core
 from convnet.config import ConfigError
 from gpu_helpers import EMULATED
 from helpers import GPU_VS_CPU_REL_TOL
@@ -143,6 +144,8 @@ def replicas_on_gpus_match_one_cpu(kind):
     for name in one.params:
         np.testing.assert_allclose(many.params[name], one.params[name],
                                    rtol=100 * GPU_VS_CPU_REL_TOL, atol=1e-5, err_msg=name)
+    if gpus > 1:   # the graphs' gradients crossed devices: with NCCL where it is there
+        assert many.gradient_sum_path == ("nccl" if _core.nccl_status() == "" else "host")
     return many.devices
 
 

@@ -1,5 +1,6 @@
-// Between GPUs (CUDA builds only): whether two can reach each other, which path the copies took,
-// and streams of our own for the tests of the stream checks.
+// Between devices: sums across devices (every build; NCCL where there are GPUs and the library),
+// and, on CUDA builds, whether two GPUs can reach each other, which path the copies took, and
+// streams of our own for the tests of the stream checks.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -7,6 +8,8 @@
 
 #include "api.h"
 #include "bindings/families.h"
+#include "comm/device_sum.h"
+#include "comm/nccl.h"
 #include "core/cuda_runtime.h"
 #include "ops/eltwise.h"
 
@@ -15,6 +18,16 @@ namespace py = pybind11;
 namespace convnet::bindings {
 
 void bind_between_devices(py::module_& m) {
+    m.def("sum_across_devices", [](const std::vector<Tensor>& parts) {
+        py::gil_scoped_release release;
+        return sum_across_devices(parts);
+    }, py::arg("parts"));
+    // "" where NCCL can be used, else why not.
+    m.def("nccl_status", [] {
+        std::string why_not;
+        return nccl::api(&why_not) ? std::string() : why_not;
+    });
+    m.def("set_nccl_library", &nccl::set_library, py::arg("path"));
 #ifdef CONVNET_WITH_CUDA
     m.def("cuda_can_access_peer", &cuda::can_access_peer, py::arg("device"), py::arg("peer"));
     m.def("cuda_copy_counts", [] {
@@ -41,8 +54,6 @@ void bind_between_devices(py::module_& m) {
         scale_cuda(x.data<float>(), {2.0}, {out.data<float>()}, x.numel(), 0.f,
                    reinterpret_cast<void*>(stream));
     }, py::arg("x"), py::arg("out"), py::arg("stream"));
-#else
-    (void)m;
 #endif
 }
 

@@ -13,6 +13,7 @@
 #include "api.h"
 #include "bindings/convert.h"
 #include "bindings/families.h"
+#include "graph/replicas.h"
 
 namespace py = pybind11;
 
@@ -45,6 +46,11 @@ const Param& cpu_param(Net& n, const char* what, int layer, int param) {
 
 void bind_net(py::module_& m) {
     m.def("layer_types", &registered_layer_types);
+    m.def("sum_replica_gradients", [](const std::vector<Net*>& graphs,
+                                      const std::vector<double>& shares) {
+        py::gil_scoped_release release;
+        return sum_replica_gradients(graphs, shares);
+    }, py::arg("graphs"), py::arg("shares"));
     py::class_<Net>(m, "Net")
         .def(py::init([](const std::vector<py::dict>& layers, const std::string& dtype,
                          const std::vector<std::string>& devices) {

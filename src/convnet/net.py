@@ -144,6 +144,9 @@ class Net:
         self._placements = replica_placement(self.specs, where, self.replicas)
         self.logical_devices = 1 + max(max(p) for p in self._placements)
         self._cores = self._build_cores(["cpu"] * self.logical_devices)
+        # How the last step summed the replicas' gradients across devices ("nccl", "host",
+        # "local"); None before a replicated step.
+        self.gradient_sum_path: Optional[str] = None
         self._progress = 0.0
         self._param_index = {}
         for i, s in enumerate(self.specs):

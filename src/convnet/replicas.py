@@ -9,19 +9,22 @@ How it runs here: a net whose largest replica count is R is R copies of the laye
 that replica's device, so graph r carries part r of the batch through every layer, and a layer
 of one replica sits on its one device in every graph. Each graph runs forward and backward on
 its part; the gradients of every parameter are then summed over the graphs, weighted by their
-parts of the batch, and every graph applies the same update. The weights stay identical copies,
-and the step is the single-device step on the whole batch (cuda-convnet2's updatePeriod equal to
-the passes: one update per batch). On GPUs the sum goes through host memory (the emulated
-devices' path too).
+parts of the batch (in C++: csrc/graph/replicas.cpp, on each device, then across devices with
+NCCL on GPUs, through host memory otherwise; the emulated devices have an emulated NCCL), and
+every graph applies the same update. The weights stay identical copies, and the step is the
+single-device step on the whole batch (cuda-convnet2's updatePeriod equal to the passes: one
+update per batch).
 
 cuda-convnet2's rules, checked: a layer's inputs have equal replica counts, every consumer of a
 layer has the same count, a layer's count divides its inputs' counts, and a layer's replicas are
 on distinct devices."""
 
+import os
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from . import _core
 from .config import ConfigError
 
 
@@ -70,25 +73,42 @@ def replica_placement(specs: Sequence, where: Dict[str, Tuple[int, ...]],
 def replicated_step(net, cores, x, labels, sample_offset: int) -> List[int]:
     """Forward and backward of a batch split over the replica graphs `cores` (graph r on part
     r, dropout at that part's place in the batch), then every graph holds the whole batch's
-    mean gradient. Returns the graphs that ran (a part is empty when the batch is smaller than
-    the replica count)."""
+    mean gradient (summed on each device, then across devices with NCCL on GPUs, else through
+    host memory: net.gradient_sum_path says which). Returns the graphs that ran (a part is
+    empty when the batch is smaller than the replica count)."""
     from .data.loader import shard_bounds
     n, ran, shares = len(x), [], []
     labels = np.asarray(labels)
     for r, core in enumerate(cores):
         lo, hi = shard_bounds(n, r, len(cores))
+        shares.append((hi - lo) / n)
         if hi == lo:
             continue
         core.forward(net._batch(x[lo:hi], labels[lo:hi]), True, net.seed, net.step, True,
                      sample_offset + lo)
         core.backward(net.seed, net.step, sample_offset + lo)
         ran.append(r)
-        shares.append((hi - lo) / n)
-    for _, (i, j) in net._trained_param_index().items():
-        total = None
-        for r, share in zip(ran, shares):   # a fixed order: the same bits every step
-            part = cores[r].param_get(i, j, 1) * share
-            total = part if total is None else total + part
-        for core in cores:
-            core.param_set(i, j, 1, np.ascontiguousarray(total, net.dtype))
+    use_wheel_nccl()
+    net.gradient_sum_path = _core.sum_replica_gradients(cores, shares)
     return ran
+
+
+def use_wheel_nccl() -> None:
+    """Points the C++ side at the nvidia-nccl wheel's library (pip install "convnet[nccl]")
+    where it is installed and no NCCL was loaded yet; otherwise the system's libnccl.so.2."""
+    global _nccl_looked
+    if _nccl_looked:
+        return
+    _nccl_looked = True
+    try:
+        import nvidia.nccl as wheel   # a namespace package: its directory is in __path__
+    except ImportError:
+        return
+    for folder in wheel.__path__:
+        library = os.path.join(folder, "lib", "libnccl.so.2")
+        if os.path.exists(library):
+            _core.set_nccl_library(library)
+            return
+
+
+_nccl_looked = False

@@ -1,0 +1,38 @@
+// NCCL, the part of its C API convnet calls, through a table of functions: on a CUDA build
+// libnccl.so.2 opened at run time (the nvidia-nccl-cu13 wheel's, or the system's), so that
+// nothing is needed to build and a machine without NCCL still trains (through host memory); on
+// the emulated build the emulator's collectives (emu/src/nccl.cpp), which sum through host
+// memory, so the calling code is tested without a GPU. The declarations follow NCCL's ABI
+// (nccl.h): communicators are opaque pointers, results and types are C enums.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace convnet::nccl {
+
+using Comm = void*;                   // ncclComm_t
+constexpr int kSuccess = 0;           // ncclSuccess
+constexpr int kFloat32 = 7;           // ncclFloat32
+constexpr int kFloat64 = 8;           // ncclFloat64
+constexpr int kSum = 0;               // ncclSum
+
+struct Api {
+    int (*comm_init_all)(Comm* comms, int ndev, const int* devices);    // ncclCommInitAll
+    int (*comm_destroy)(Comm comm);                                     // ncclCommDestroy
+    int (*all_reduce)(const void* send, void* recv, std::size_t count, int dtype, int op,
+                      Comm comm, void* stream);                          // ncclAllReduce
+    int (*group_start)();                                                // ncclGroupStart
+    int (*group_end)();                                                  // ncclGroupEnd
+    const char* (*error_string)(int result);                             // ncclGetErrorString
+};
+
+// The table, or nullptr with the reason in *why_not (a build without CUDA, no libnccl.so.2).
+// Loaded once; set_library first to name the file (the wheel's path, found from Python).
+const Api* api(std::string* why_not = nullptr);
+void set_library(const std::string& path);
+
+// Throws convnet::Error naming `what` and NCCL's message when `result` is not kSuccess.
+void check(const Api& nccl, int result, const char* what);
+
+}  // namespace convnet::nccl

@@ -1,0 +1,50 @@
+"""Sums across devices (csrc/comm/device_sum.cpp), the collective of replicated layers: every
+part ends holding the sum in list order, through NCCL where every part is on a GPU and NCCL is
+there (on the emulated build, the emulator's NCCL: emu/src/nccl.cpp), through host memory
+otherwise (a CPU part); parts that differ, or two on one device, are errors. The float64 sums of
+replicated CPU nets are in test_replicas.py."""
+
+import numpy as np
+import pytest
+
+import convnet
+from convnet import _core
+from gpu_helpers import host
+
+GPUS = convnet.cuda_device_count()
+
+
+def test_one_part_stays_and_bad_parts_are_errors():
+    a = np.arange(6, dtype=np.float64)
+    t = convnet.Tensor.from_numpy(a.copy(), "cpu")
+    assert _core.sum_across_devices([t]) == "local"
+    np.testing.assert_array_equal(t.numpy(), a)
+    with pytest.raises(ValueError, match="two parts on cpu"):
+        _core.sum_across_devices([t, convnet.Tensor.from_numpy(a.copy(), "cpu")])
+    with pytest.raises(ValueError, match="no tensors"):
+        _core.sum_across_devices([])
+
+
+def test_nccl_status_says_why_not_or_nothing():
+    status = _core.nccl_status()
+    assert isinstance(status, str)
+    if not convnet.built_with_cuda():
+        assert "no CUDA" in status
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(GPUS < 2, reason="needs two GPUs")
+def test_parts_on_two_gpus_end_holding_the_sum(rng):
+    a, b = (rng.standard_normal((3, 1001)).astype(np.float32) for _ in range(2))
+    parts = [convnet.Tensor.from_numpy(a, "cuda:0"), convnet.Tensor.from_numpy(b, "cuda:1")]
+    path = _core.sum_across_devices(parts)
+    assert path == ("nccl" if _core.nccl_status() == "" else "host")
+    for t in parts:   # a + b in one float addition: the same bits on both devices
+        np.testing.assert_array_equal(host(t), a + b)
+    # A CPU part takes the host path.
+    mixed = [convnet.Tensor.from_numpy(a, "cpu"), convnet.Tensor.from_numpy(b, "cuda:1")]
+    assert _core.sum_across_devices(mixed) == "host"
+    np.testing.assert_array_equal(host(mixed[1]), a + b)
+    np.testing.assert_array_equal(mixed[0].numpy(), a + b)
+    with pytest.raises(ValueError, match="differ in size or type"):
+        _core.sum_across_devices([parts[0], convnet.Tensor.from_numpy(a[:1], "cuda:1")])
