@@ -4,6 +4,9 @@ there (on the emulated build, the emulator's NCCL: emu/src/nccl.cpp), through ho
 otherwise (a CPU part); parts that differ, or two on one device, are errors. The float64 sums of
 replicated CPU nets are in test_replicas.py."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -30,6 +33,27 @@ def test_nccl_status_says_why_not_or_nothing():
     assert isinstance(status, str)
     if not convnet.built_with_cuda():
         assert "no CUDA" in status
+
+
+def _nccl_wheel():
+    try:
+        import nvidia.nccl  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.mark.skipif(not (convnet.built_with_cuda() and _nccl_wheel()),
+                    reason='needs a CUDA build and pip install ".[nccl]"')
+def test_the_wheel_s_nccl_is_found_and_has_every_call():
+    # In a fresh process: the library is opened once, at first use.
+    script = ("from convnet import _core, replicas\n"
+              "replicas.use_wheel_nccl()\n"
+              "print(repr(_core.nccl_status()))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "''", run.stdout
 
 
 @pytest.mark.gpu
