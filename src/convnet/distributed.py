@@ -216,10 +216,8 @@ class DataParallel:
         with fewer images than ranks) still takes part in the sums and the update."""
         self.gradients.start(len(x) / total * self.size)
         if len(x) == 0:
-            self.net.set_gradients({name: np.zeros_like(g) for name, g in
-                                    self.net.trained_gradients().items()})
-            self.gradients.finish()
-            self.net.apply_gradients(self.net.trained_gradients())
+            zeros = {name: np.zeros_like(g) for name, g in self.net.trained_gradients().items()}
+            self.net.apply_gradients(zeros, combine_gradients=self.gradients.finish)
             local = {}
         else:
             ready = self.gradients.params_ready if self.gradients.overlap else None
@@ -232,10 +230,8 @@ class DataParallel:
         with sharded=True on this rank's equal shard. Returns the metrics over the global
         batch."""
         if sharded:
-            n = len(x) * self.size
-            return self.train_shard(x, labels, self.rank * len(x), n)
-        lo, hi = self.bounds(len(x))
-        return self.train_shard(x[lo:hi], np.asarray(labels)[lo:hi], lo, len(x))
+            return self.train_shard(x, labels, self.rank * len(x), len(x) * self.size)
+        return self.train_shard(*self.shard(x, labels), self.bounds(len(x))[0], len(x))
 
     def sum_totals(self, totals: Dict[Tuple[str, str], float], count: int):
         """Per-image sums of the net's metrics ((layer, name) -> sum) and the image count, added

@@ -560,32 +560,35 @@ class Net:
         dropout draws that part of the global batch's masks. params_ready(layer index): called
         during backward as soon as that layer's parameter gradients are final."""
         self._require_cost("train_step")
-        if self.replicas > 1:   # the graphs' gradients summed first; no per-layer hook then
-            ran = [self._cores[r] for r in
-                   replicated_step(self, self._cores, x, labels, sample_offset)]
-            if combine_gradients is not None:
-                combine_gradients(self)
-            for core in self._cores:
-                core.update()
+        ran = None   # the replica graphs whose costs count (default: the one graph)
+        if self.replicas == 1 and combine_gradients is None and not sample_offset and \
+                params_ready is None:
+            self._core.train_step(self._batch(x, labels), self.seed, self.step)   # fused in C++
             self.step += 1
-            return self._metrics(len(x), ran)
-        elif combine_gradients is None and not sample_offset and params_ready is None:
-            self._core.train_step(self._batch(x, labels), self.seed, self.step)
         else:
-            self._core.forward(self._batch(x, labels), True, self.seed, self.step, True,
-                               sample_offset)
-            self._core.backward(self.seed, self.step, sample_offset, params_ready)
-            if combine_gradients is not None:
-                combine_gradients(self)
-            self._core.update()
-        self.step += 1
-        return self._metrics(len(x))
+            if self.replicas > 1:   # the graphs' gradients summed first; no per-layer hook then
+                ran = [self._cores[r] for r in
+                       replicated_step(self, self._cores, x, labels, sample_offset)]
+            else:
+                self._core.forward(self._batch(x, labels), True, self.seed, self.step, True,
+                                   sample_offset)
+                self._core.backward(self.seed, self.step, sample_offset, params_ready)
+            self._update(combine_gradients)
+        return self._metrics(len(x), ran)
 
-    def apply_gradients(self, gradients: Mapping[str, np.ndarray]) -> None:
+    def apply_gradients(self, gradients: Mapping[str, np.ndarray], *,
+                        combine_gradients: Optional[Callable[["Net"], None]] = None) -> None:
         """One SGD update (momentum, weight decay, the current rates) with the given gradients
-        of the parameters that train, without a forward or backward pass: a data-parallel rank
-        whose shard of a small last batch is empty still takes the step the others take."""
+        of the parameters that train, without a forward or backward pass (combine_gradients as
+        in train_step): a data-parallel rank whose shard of a small last batch is empty still
+        takes the step the others take."""
         self.set_gradients(gradients)
+        self._update(combine_gradients)
+
+    def _update(self, combine_gradients) -> None:
+        """The end of a step: the gradients combined (when asked), every graph updated."""
+        if combine_gradients is not None:
+            combine_gradients(self)
         for core in self._cores:
             core.update()
         self.step += 1
