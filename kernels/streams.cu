@@ -63,4 +63,30 @@ void stream_destroy(std::uintptr_t stream) {
     }
 }
 
+std::uintptr_t event_create(int device) {
+    const DeviceGuard on(device);
+    cudaEvent_t event = nullptr;
+    CONVNET_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    return reinterpret_cast<std::uintptr_t>(event);
+}
+
+void event_destroy(std::uintptr_t event) {
+    cudaEventDestroy(reinterpret_cast<cudaEvent_t>(event));   // at teardown: errors ignored
+}
+
+void event_record(std::uintptr_t event, std::uintptr_t stream) {
+    CONVNET_CUDA_CHECK(cudaEventRecord(reinterpret_cast<cudaEvent_t>(event),
+                                       as_cuda_stream(stream)));
+}
+
+bool event_done(std::uintptr_t event) {
+    const cudaError_t err = cudaEventQuery(reinterpret_cast<cudaEvent_t>(event));
+    if (err == cudaErrorNotReady) {
+        cudaGetLastError();   // not an error: nothing for a later check to find
+        return false;
+    }
+    CONVNET_CUDA_CHECK(err);
+    return true;
+}
+
 }  // namespace convnet::cuda

@@ -12,6 +12,7 @@ import convnet
 
 from convnet.bench.__main__ import main
 from convnet.distributed import launcher
+from gpu_helpers import EMULATED
 
 META_KEYS = {"machine", "threads", "date", "version", "numpy", "blas", "device", "torch",
              "sgemm_gflops", "sgemm_gflops_start", "sgemm_gflops_end", "copy_gbps",
@@ -101,13 +102,34 @@ def test_parallel_quick_run(capsys, monkeypatch, tmp_path):
     assert main(["--parallel", "--quick", "--filter", "mnist", "--ranks", "1,2",
                  "--json", str(tmp_path / "p.json")]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^ +4\.00 +2 +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", out, flags=re.M), out
+    assert re.search(r"^ +4\.00 +2 +MPI +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+$", out, flags=re.M), out
     for ranks, overlap in ((1, "yes"), (1, "no"), (2, "yes"), (2, "no")):
-        assert re.search(rf"^mnist +2 +{ranks} +\d+ +{overlap} +[\d.]+", out, flags=re.M), out
+        assert re.search(rf"^mnist +2 +{ranks} +\d+ +MPI +{overlap} +[\d.]+", out,
+                         flags=re.M), out
     runs = json.loads((tmp_path / "p.json").read_text())["runs"]
     assert [r["ranks"] for r in runs] == [1, 2]
     two = [s for s in runs[1]["steps"] if not s["overlap"]][0]
     assert 0 < two["comm_ms"] <= two["ms"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(launcher() is None, reason='needs mpiexec: pip install ".[mpi]"')
+def test_parallel_quick_run_on_gpus(capsys, monkeypatch, tmp_path):
+    # GPU ranks: NCCL's sums where each rank has a GPU of its own (each emulated process has its
+    # own devices), else MPI's.
+    pytest.importorskip("mpi4py")
+    from convnet import _core, replicas
+    replicas.use_wheel_nccl()
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["--parallel", "--quick", "--filter", "mnist", "--ranks", "2",
+                 "--device", "cuda"]) == 0
+    out = capsys.readouterr().out
+    nccl = not _core.nccl_status() and (EMULATED or convnet.cuda_device_count() > 1)
+    summed_by = "NCCL" if nccl else "MPI"
+    assert re.search(rf"^ +4\.00 +2 +{summed_by} +[\d.]+ +[\d.]+ ", out, flags=re.M), out
+    for overlap in ("yes", "no"):
+        assert re.search(rf"^mnist +2 +2 +\d+ +{summed_by} +{overlap} +[\d.]+", out,
+                         flags=re.M), out
 
 
 def test_the_pytorch_translation_steps_every_shipped_net(monkeypatch):

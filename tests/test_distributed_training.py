@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 import convnet
+from convnet import _core, replicas
+from gpu_helpers import EMULATED
 from helpers import GPU_VS_CPU_REL_TOL
 from nets import cfg, classifier
 from test_distributed import mpiexec
@@ -132,15 +134,32 @@ def test_ranks_train_the_weights_of_one_process(tmp_path, setup, ranks):
                                                 ).params["hidden.weights"])
 
 
+def _nccl_between_ranks():
+    """Why NCCL cannot sum between two GPU ranks here ("" when it can)."""
+    replicas.use_wheel_nccl()
+    if _core.nccl_status():
+        return _core.nccl_status()
+    if not EMULATED and convnet.cuda_device_count() < 2:
+        return "NCCL needs a GPU per rank: two GPUs"
+    return ""
+
+
 @pytest.mark.gpu
-def test_ranks_on_gpus_train_the_weights_of_one_cpu_process(tmp_path, setup):
+@pytest.mark.parametrize("sums", ["mpi", "nccl"])
+def test_ranks_on_gpus_train_the_weights_of_one_cpu_process(tmp_path, setup, sums):
     # Each rank on the GPU of its rank on the host (--gpu 0,1; both on cuda:0 where there is
-    # one), its gradients summed through host memory, against one process on the CPU.
+    # one), its gradients summed through host memory with MPI or on the GPUs with NCCL (the
+    # emulator's NCCL joins the ranks' processes through shared memory), against one process
+    # on the CPU.
+    if sums == "nccl" and _nccl_between_ranks():
+        pytest.skip(_nccl_between_ranks())
     cpu, gpu = tmp_path / "cpu.npz", tmp_path / "gpu.npz"
     assert launch(1, *setup, "--epochs", "1", "--save-path", cpu).returncode == 0
     gpus = "0,1" if convnet.cuda_device_count() > 1 else "0"
-    done = launch(2, *setup, "--epochs", "1", "--save-path", gpu, "--gpu", gpus)
+    done = launch(2, *setup, "--epochs", "1", "--save-path", gpu, "--gpu", gpus,
+                  "--sum-with", sums)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert f"gradients summed with {sums.upper()}" in done.stdout, done.stdout
     assert re.search(r"rank 1: pid \d+ on .*, cuda:" + gpus[-1], done.stdout), done.stdout
     a, b = trained(cpu), trained(gpu)
     assert a.step == b.step == 4
@@ -182,6 +201,18 @@ def test_ranks_from_other_runs_are_refused_at_start(tmp_path, setup):
     assert time.monotonic() - start < 60
 
 
+def test_nccl_sums_of_cpu_ranks_are_refused_naming_why(tmp_path, setup):
+    done = launch(2, *setup, "--epochs", "1", "--no-save", "--sum-with", "nccl", timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "NCCL cannot sum the gradients: rank 0: the net is on cpu, not on one GPU; " \
+           "rank 1: the net is on cpu, not on one GPU" in done.stderr, done.stderr
+    done = launch(2, parts=[setup + ["--epochs", "1", "--no-save", "--sum-with", "mpi"],
+                            setup + ["--epochs", "1", "--no-save"]], timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the ranks ask for different gradient sums: rank 0: MPI, rank 1: NCCL where it " \
+           "can" in done.stderr, done.stderr
+
+
 def test_a_rank_that_stops_alone_stops_the_others(tmp_path, setup):
     missing = tmp_path / "missing-params.cfg"
     start = time.monotonic()
@@ -203,7 +234,7 @@ def _start_long_run(tmp_path, setup, *extra):
     pids, lines = {}, []
     for line in proc.stdout:   # rank 0 prints the rank table before training
         lines.append(line)
-        found = re.match(r"\s+rank (\d+): pid (\d+) on .*, cpu$", line)
+        found = re.match(r"\s+rank (\d+): pid (\d+) on .*, (cpu|cuda:\d+)$", line)
         if found:
             pids[int(found[1])] = int(found[2])
         if line.startswith("training "):
@@ -250,3 +281,28 @@ def test_a_rank_that_hangs_is_given_up_on(tmp_path, setup):
     assert "rank 0 of 2: no answer from the other ranks for 3 s" in out, out
     assert "rank 0 of 2 stopped (exit code 1) while the others went on" in out, out
     assert took < 30, (took, out)
+
+
+@pytest.mark.gpu
+def test_a_gpu_rank_that_hangs_in_an_nccl_sum_is_given_up_on(tmp_path, setup):
+    # Rank 0's NCCL sum waits for rank 1 (stopped); at the deadline it aborts the communicator
+    # (a sum blocked in NCCL cannot be left otherwise) and stops the run.
+    if _nccl_between_ranks():
+        pytest.skip(_nccl_between_ranks())
+    gpus = "0,1" if convnet.cuda_device_count() > 1 else "0"
+    proc, pids, lines = _start_long_run(tmp_path, setup, "--collective-timeout", "3",
+                                        "--gpu", gpus, "--sum-with", "nccl")
+    time.sleep(1)
+    os.kill(pids[1], signal.SIGSTOP)
+    try:
+        out, took = _finish(proc, lines, limit=60)
+    finally:
+        try:
+            os.kill(pids[1], signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode != 0, out
+    assert "gradients summed with NCCL" in out, out
+    assert "rank 0 of 2: no answer from the other ranks for 3 s in the gradient all-reduce" \
+        in out, out
+    assert took < 60, (took, out)

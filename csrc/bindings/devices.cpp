@@ -1,4 +1,5 @@
-// Between devices: sums across devices (every build; NCCL where there are GPUs and the library),
+// Between devices: sums across devices and between ranks (every build; NCCL where there are GPUs
+// and the library),
 // and, on CUDA builds, whether two GPUs can reach each other, which path the copies took, and
 // streams of our own for the tests of the stream checks.
 #include <pybind11/pybind11.h>
@@ -10,6 +11,7 @@
 #include "bindings/families.h"
 #include "comm/device_sum.h"
 #include "comm/nccl.h"
+#include "comm/rank_sum.h"
 #include "core/cuda_runtime.h"
 #include "ops/eltwise.h"
 
@@ -28,6 +30,19 @@ void bind_between_devices(py::module_& m) {
         return nccl::api(&why_not) ? std::string() : why_not;
     });
     m.def("set_nccl_library", &nccl::set_library, py::arg("path"));
+    m.def("nccl_unique_id", [] { return py::bytes(nccl_unique_id()); });
+    py::class_<NcclRanks>(m, "NcclRanks")
+        .def(py::init([](const py::bytes& id, int nranks, int rank, int device) {
+                 const std::string bytes = id;
+                 py::gil_scoped_release release;   // returns when every rank has joined
+                 return std::make_unique<NcclRanks>(bytes, nranks, rank, device);
+             }),
+             py::arg("id"), py::arg("nranks"), py::arg("rank"), py::arg("device"))
+        .def_property_readonly("device", &NcclRanks::device)
+        .def("ready", &NcclRanks::ready, py::arg("tensors"), py::arg("scale"))
+        .def("sum", &NcclRanks::sum, py::arg("tensors"),
+             py::call_guard<py::gil_scoped_release>())
+        .def("abort", &NcclRanks::abort);
 #ifdef CONVNET_WITH_CUDA
     m.def("cuda_can_access_peer", &cuda::can_access_peer, py::arg("device"), py::arg("peer"));
     m.def("cuda_copy_counts", [] {

@@ -90,6 +90,11 @@ void bind_net(py::module_& m) {
             const Tensor& t = kind == 0 ? p.value : kind == 1 ? p.grad : p.velocity;
             return tensor_to_numpy(t.to(Device::cpu()));
         }, py::arg("layer"), py::arg("param"), py::arg("kind"))
+        // The live tensor itself, on the net's device (NCCL sums gradients in place).
+        .def("param_tensor", [](Net& n, int i, int j, int kind) {
+            const Param& p = n.layer(i).params().at(j);
+            return kind == 0 ? p.value : kind == 1 ? p.grad : p.velocity;
+        }, py::arg("layer"), py::arg("param"), py::arg("kind"))
         .def("param_set", [](Net& n, int i, int j, int kind, py::array value) {
             const Param& p = n.layer(i).params().at(j);
             const Tensor& t = kind == 0 ? p.value : kind == 1 ? p.grad : p.velocity;

@@ -33,8 +33,10 @@ struct Loaded {
 #if defined(CONVNET_EMU)
 Loaded load() {
     Loaded l;
-    l.api = Api{emu::nccl::comm_init_all, emu::nccl::comm_destroy, emu::nccl::all_reduce,
-                emu::nccl::group_start,   emu::nccl::group_end,    emu::nccl::error_string};
+    l.api = Api{emu::nccl::comm_init_all,  emu::nccl::comm_destroy,   emu::nccl::all_reduce,
+                emu::nccl::group_start,    emu::nccl::group_end,      emu::nccl::error_string,
+                emu::nccl::get_unique_id,  emu::nccl::comm_init_rank, emu::nccl::comm_abort,
+                emu::nccl::comm_get_async_error};
     l.ok = true;
     return l;
 }
@@ -61,7 +63,11 @@ Loaded load() {
            find(handle, "ncclAllReduce", a.all_reduce, l.why_not) &&
            find(handle, "ncclGroupStart", a.group_start, l.why_not) &&
            find(handle, "ncclGroupEnd", a.group_end, l.why_not) &&
-           find(handle, "ncclGetErrorString", a.error_string, l.why_not);
+           find(handle, "ncclGetErrorString", a.error_string, l.why_not) &&
+           find(handle, "ncclGetUniqueId", a.get_unique_id, l.why_not) &&
+           find(handle, "ncclCommInitRank", a.comm_init_rank, l.why_not) &&
+           find(handle, "ncclCommAbort", a.comm_abort, l.why_not) &&
+           find(handle, "ncclCommGetAsyncError", a.comm_get_async_error, l.why_not);
     return l;
 }
 #else

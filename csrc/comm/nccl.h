@@ -12,7 +12,11 @@
 namespace convnet::nccl {
 
 using Comm = void*;                   // ncclComm_t
+struct UniqueId {                     // ncclUniqueId: passed by value, as NCCL's ABI has it
+    char internal[128];
+};
 constexpr int kSuccess = 0;           // ncclSuccess
+constexpr int kRemoteError = 6;       // ncclRemoteError
 constexpr int kFloat32 = 7;           // ncclFloat32
 constexpr int kFloat64 = 8;           // ncclFloat64
 constexpr int kSum = 0;               // ncclSum
@@ -25,6 +29,11 @@ struct Api {
     int (*group_start)();                                                // ncclGroupStart
     int (*group_end)();                                                  // ncclGroupEnd
     const char* (*error_string)(int result);                             // ncclGetErrorString
+    // Communicators of one GPU per process (MPI ranks): rank 0 makes the id, every rank joins.
+    int (*get_unique_id)(UniqueId* id);                                  // ncclGetUniqueId
+    int (*comm_init_rank)(Comm* comm, int nranks, UniqueId id, int rank); // ncclCommInitRank
+    int (*comm_abort)(Comm comm);                                        // ncclCommAbort
+    int (*comm_get_async_error)(Comm comm, int* result);                 // ncclCommGetAsyncError
 };
 
 // The table, or nullptr with the reason in *why_not (a build without CUDA, no libnccl.so.2).

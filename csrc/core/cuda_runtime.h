@@ -91,8 +91,15 @@ CopyCounts copy_counts();
 void make_stream_wait_for(int device, std::uintptr_t stream);
 // The GPU whose memory `ptr` points into, or -1 when it is not device memory.
 int pointer_device(const void* ptr);
-// A new non-blocking stream on `device`, and its end (for tests of the stream checks).
+// A new non-blocking stream on `device`, and its end (a second stream beside the compute
+// stream: csrc/comm/rank_sum.cpp's, and the tests of the stream checks).
 std::uintptr_t stream_create(int device);
 void stream_destroy(std::uintptr_t stream);
+// Events of `device` (without timing), recorded on `stream` after the work so far there, and
+// whether that work is done yet (cudaEventQuery: polled instead of a blocking wait).
+std::uintptr_t event_create(int device);
+void event_destroy(std::uintptr_t event);
+void event_record(std::uintptr_t event, std::uintptr_t stream);
+bool event_done(std::uintptr_t event);
 
 }  // namespace convnet::cuda

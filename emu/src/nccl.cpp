@@ -4,7 +4,7 @@
 // open) and writes the sum into every rank's output. NCCL's rules are checked: distinct valid
 // devices, buffers that lie in a live block of the communicator's device, the same count and
 // type on every rank, a stream of that device, and no group left with a collective that not
-// every rank called.
+// every rank called. Communicators across processes (ncclCommInitRank) are nccl_processes.cpp's.
 #include "nccl_emu.h"
 
 #include <cuda_runtime.h>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "memory.h"
+#include "nccl_processes.h"
 #include "streams.h"
 
 namespace convnet::emu::nccl {
@@ -23,7 +24,8 @@ namespace convnet::emu::nccl {
 namespace {
 
 // NCCL's result codes (nccl.h).
-constexpr int kSuccess = 0, kInvalidArgument = 4, kInvalidUsage = 5;
+constexpr int kSuccess = 0, kSystemError = 2, kInternalError = 3, kInvalidArgument = 4,
+              kInvalidUsage = 5, kRemoteError = 6;
 constexpr int kFloat32 = 7, kFloat64 = 8, kSum = 0;
 
 struct Call {
@@ -41,8 +43,9 @@ struct Clique {
 };
 
 struct Comm {
-    std::shared_ptr<Clique> clique;
-    int rank;
+    std::shared_ptr<Clique> clique;     // ncclCommInitAll's, in this process
+    int rank = 0;
+    ProcessGroup* group = nullptr;      // or ncclCommInitRank's, across processes
 };
 
 std::mutex& lock() {
@@ -93,8 +96,35 @@ int comm_init_all(void** comms, int ndev, const int* devices) {
     return kSuccess;
 }
 
+int get_unique_id(convnet::nccl::UniqueId* id) { return process_unique_id(id); }
+
+int comm_init_rank(void** comm, int nranks, convnet::nccl::UniqueId id, int rank) {
+    if (!comm) return kInvalidArgument;
+    ProcessGroup* group = nullptr;
+    if (const int e = process_comm_init(&group, nranks, id, rank)) return e;
+    *comm = new Comm{nullptr, rank, group};
+    return kSuccess;
+}
+
 int comm_destroy(void* comm) {
-    delete static_cast<Comm*>(comm);
+    auto* c = static_cast<Comm*>(comm);
+    if (c) process_destroy(c->group);
+    delete c;
+    return kSuccess;
+}
+
+int comm_abort(void* comm) {
+    auto* c = static_cast<Comm*>(comm);
+    if (!c) return kInvalidArgument;
+    // Kept, not freed: another thread may be waiting in the communicator, and ends its wait now.
+    if (c->group) process_abort(*c->group);
+    return kSuccess;
+}
+
+int comm_get_async_error(void* comm, int* result) {
+    const auto* c = static_cast<const Comm*>(comm);
+    if (!c || !result) return kInvalidArgument;
+    *result = c->group ? process_async_error(*c->group) : kSuccess;
     return kSuccess;
 }
 
@@ -102,11 +132,12 @@ int all_reduce(const void* send, void* recv, std::size_t count, int dtype, int o
                void* stream) {
     if (!comm || op != kSum || (dtype != kFloat32 && dtype != kFloat64)) return kInvalidArgument;
     const Comm& me = *static_cast<Comm*>(comm);
-    Clique& c = *me.clique;
-    const int device = c.devices[me.rank];
+    const int device = me.group ? process_device(*me.group) : me.clique->devices[me.rank];
     const std::size_t bytes = count * (dtype == kFloat32 ? 4 : 8);
     if (stream_device(static_cast<cudaStream_t>(stream)) != device) return kInvalidUsage;
     if (!lies_on(send, device, bytes) || !lies_on(recv, device, bytes)) return kInvalidArgument;
+    if (me.group) return process_all_reduce(*me.group, send, recv, count, dtype);
+    Clique& c = *me.clique;
     std::lock_guard<std::mutex> g(lock());
     if (c.pending == 0) {
         c.count = count;
@@ -144,8 +175,11 @@ int group_end() {
 const char* error_string(int result) {
     switch (result) {
         case kSuccess: return "no error";
+        case kSystemError: return "unhandled system error (the other ranks did not join)";
+        case kInternalError: return "internal error (the communicator was aborted)";
         case kInvalidArgument: return "invalid argument";
         case kInvalidUsage: return "invalid usage";
+        case kRemoteError: return "remote process exited or there was a network error";
         default: return "unknown result";
     }
 }

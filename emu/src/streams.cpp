@@ -144,6 +144,10 @@ cudaError_t cudaEventSynchronize(cudaEvent_t event) {
     return live_event(event) ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
 
+cudaError_t cudaEventQuery(cudaEvent_t event) {   // the work before it is always done
+    return live_event(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
     const CUevent_st* a = live_event(start);
     const CUevent_st* b = live_event(end);

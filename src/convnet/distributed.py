@@ -9,8 +9,10 @@ global batch, which is what one process computes on it. Dropout draws the global
 with shards of B images follow one process with batches of N*B, up to the order of the float
 sums (float32 rounding; a float64 net agrees to ~1e-12).
 
-DataParallel is the engine of `mpiexec -n N convnet-train ...` (convnet.trainer) and of the
-Python API. Collectives wait with a deadline (timeout): a rank that hangs or has died stops the
+Ranks whose nets are on one GPU each sum with NCCL instead, on the GPUs (where every rank has
+NCCL: pip install "convnet[nccl]"); MPI then only starts them, checks them and carries the
+metrics. DataParallel is the engine of `mpiexec -n N convnet-train ...` (convnet.trainer) and
+of the Python API. Collectives wait with a deadline (timeout): a rank that hangs or has died stops the
 others with an error instead of a hang."""
 
 import hashlib
@@ -24,8 +26,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .allreduce import BUCKET_BYTES, GradientAllReduce
+from . import _core
+from .allreduce import BUCKET_BYTES, GradientAllReduce, NcclGradientAllReduce
 from .data.loader import shard_bounds
+from .replicas import use_wheel_nccl
 
 
 class DistributedError(RuntimeError):
@@ -85,17 +89,29 @@ class DataParallel:
     """Trains `net` on this rank's shards of global batches, in step with the other ranks of
     `comm` (default: MPI.COMM_WORLD). Every rank must build the same net (the same config and
     seed, or the same checkpoint): the constructor checks that their weights agree, and that
-    the `facts` every rank states (name -> value: config, options, data) are rank 0's."""
+    the `facts` every rank states (name -> value: config, options, data) are rank 0's.
+
+    nccl: sum the gradients with NCCL on the GPUs (True), with MPI through host memory (False),
+    or NCCL where every rank can (None: each rank's net on one GPU, NCCL found); `summed_by`
+    says which ("NCCL" or "MPI")."""
 
     def __init__(self, net, comm=None, timeout: float = DEFAULT_TIMEOUT,
                  facts: Optional[Dict[str, object]] = None, overlap: bool = True,
-                 bucket_bytes: int = BUCKET_BYTES):
+                 bucket_bytes: int = BUCKET_BYTES, nccl: Optional[bool] = None):
         MPI = mpi()
         self.net, self.comm = net, comm if comm is not None else MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self.timeout = float(timeout)
         self._mpi = MPI
         self.agree({**(facts or {}), "the weights and momenta": weights_digest(net)})
+        communicator = self._nccl_communicator(nccl)
+        if communicator is not None:
+            self.summed_by = "NCCL"
+            self.gradients = NcclGradientAllReduce(
+                net, self.size, communicator, self.timeout, self._no_answer, self._failed,
+                overlap=overlap, bucket_bytes=bucket_bytes)
+            return
+        self.summed_by = "MPI"
         # Overlap needs a second thread in MPI calls (never two at once).
         overlap = overlap and MPI.Query_thread() >= MPI.THREAD_SERIALIZED
         if overlap:
@@ -126,6 +142,32 @@ class DataParallel:
     def close(self) -> None:
         """Stops the communication thread (the net stays usable on its own)."""
         self.gradients.close()
+
+    def _nccl_communicator(self, wanted: Optional[bool]):
+        """NCCL's communicator of the ranks' GPUs (every rank decides alike), or None."""
+        why_not = "" if wanted is False else nccl_unusable(self.net)
+        every = self.allgather([wanted, why_not], "the choice of NCCL")
+        if any(w != wanted for w, _ in every):
+            raise DistributedError("the ranks ask for different gradient sums: " + ", ".join(
+                f"rank {r}: {_SUMS[w]}" for r, (w, _) in enumerate(every)))
+        if wanted is False:
+            return None
+        if any(why for _, why in every):
+            if wanted:
+                raise DistributedError("NCCL cannot sum the gradients: " + "; ".join(
+                    f"rank {r}: {why}" for r, (_, why) in enumerate(every) if why))
+            return None
+        unique = _core.nccl_unique_id().hex() if self.rank == 0 else ""
+        unique = self.allgather(unique, "the NCCL id")[0]
+        device = int(self.net.devices[0].partition(":")[2])
+        try:
+            return _core.NcclRanks(bytes.fromhex(unique), self.size, self.rank, device)
+        except RuntimeError as e:
+            raise self._failed("NCCL's start", e) from None
+
+    def _failed(self, what: str, error: Exception) -> DistributedError:
+        return DistributedError(f"rank {self.rank} of {self.size}: NCCL failed in {what} "
+                                f"({error})")
 
     # ---- collectives with a deadline -----------------------------------------------------------
 
@@ -249,6 +291,19 @@ class DataParallel:
         for (layer, k), value in sums.items():
             out.setdefault(layer, {})[k] = float(value / max(total, 1))
         return out
+
+
+_SUMS = {None: "NCCL where it can", True: "NCCL", False: "MPI"}
+
+
+def nccl_unusable(net) -> str:
+    """Why NCCL cannot sum this rank's gradients ("" when it can): the net must be one graph on
+    one GPU, and NCCL's library must load."""
+    if net.replicas != 1 or len(set(net.devices)) != 1 or \
+            not net.devices[0].startswith("cuda"):
+        return f"the net is on {','.join(net.devices)}, not on one GPU"
+    use_wheel_nccl()
+    return _core.nccl_status()
 
 
 def _short(value, limit: int = 120) -> str:

@@ -619,6 +619,14 @@ class Net:
         else:
             np.copyto(out, live.reshape(-1))
 
+    def gradient_tensor(self, name: str):
+        """The named parameter's live gradient tensor (a convnet._core.Tensor on the net's
+        device) of a net of one graph: NCCL sums it in place."""
+        if self.replicas != 1:
+            raise ValueError("gradient_tensor: a net of replicated layers has one per replica")
+        i, j = self.params._locate(name)
+        return self._core.param_tensor(i, j, 1)
+
     def write_gradient(self, name: str, value: np.ndarray) -> None:
         """The named parameter's gradient = value (flat or shaped), before update."""
         i, j = self.params._locate(name)

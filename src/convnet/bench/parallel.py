@@ -10,7 +10,11 @@ its share of the cores as threads) and measures, with convnet.distributed.DataPa
   ms per step, the time spent summing, the part of it the step waited for (not hidden by
   compute; all of it without overlap), images/s, and the speed-up over one rank.
 Ranks and threads share this machine's cores, so the step's scaling shows what ranks cost
-against threads; across machines or GPUs the all-reduce is what grows."""
+against threads; across machines or GPUs the all-reduce is what grows.
+
+With --device cuda each rank trains on a GPU of its own (its rank on the host, modulo the GPUs)
+and the sums are NCCL's, in place on the GPUs, where every rank has a GPU of its own and NCCL is
+installed; otherwise MPI's through host memory. The tables say which."""
 
 import argparse
 import json
@@ -54,7 +58,8 @@ def run(args) -> int:
             threads = max(1, cores // n)
             out = os.path.join(folder, f"ranks{n}.json")
             cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "convnet.bench.parallel",
-                   "--out", out, "--threads", str(threads), "--filter", args.filter or ""]
+                   "--out", out, "--threads", str(threads), "--filter", args.filter or "",
+                   "--device", args.device]
             cmd += ["--quick"] if args.quick else []
             print(f"{n} rank(s) x {threads} thread(s) ...", flush=True)
             env = dict(os.environ, OMP_NUM_THREADS=str(threads))
@@ -73,17 +78,22 @@ def run(args) -> int:
 
 
 def print_tables(results, copy) -> None:
-    print(f"\nall-reduce of float32 sums (MPI_Iallreduce), median: as one message and in the "
-          f"{PIECE_BYTES >> 20} MB pieces the gradient sums use; bus bandwidth = 2 (N-1)/N bytes "
-          f"/ time; this machine's copy bandwidth {copy:.1f} GB/s")
-    print(f"{'MB':>7} {'ranks':>5} {'one ms':>8} {'busbw':>7} {'pieces ms':>9} {'busbw':>7}")
+    print(f"\nall-reduce of float32 sums (MPI_Iallreduce of host buffers, or NCCL's of GPU "
+          f"tensors), median: as one message and in the {PIECE_BYTES >> 20} MB pieces MPI's "
+          f"gradient sums use; bus bandwidth = 2 (N-1)/N bytes / time; this machine's copy "
+          f"bandwidth {copy:.1f} GB/s")
+    print(f"{'MB':>7} {'ranks':>5} {'sum':>5} {'one ms':>8} {'busbw':>7} {'pieces ms':>9} "
+          f"{'busbw':>7}")
     for r in results:
         for a in r["allreduce"] if r["ranks"] > 1 else []:
-            print(f"{a['mb']:7.2f} {r['ranks']:5d} {a['whole_ms']:8.3f} {a['whole_busbw']:7.2f} "
-                  f"{a['pieces_ms']:9.3f} {a['pieces_busbw']:7.2f}")
+            pieces = (f"{a['pieces_ms']:9.3f} {a['pieces_busbw']:7.2f}" if "pieces_ms" in a
+                      else f"{'-':>9} {'-':>7}")
+            print(f"{a['mb']:7.2f} {r['ranks']:5d} {r.get('summed_by', 'MPI'):>5} "
+                  f"{a['whole_ms']:8.3f} {a['whole_busbw']:7.2f} {pieces}")
     print("\ntraining step at the global batch, each rank on its shard (median over rounds); "
           "comm: summing the gradients, exposed: the part the step waited for")
-    print(f"{'net':15} {'batch':>5} {'ranks':>5} {'threads':>7} {'overlap':>7} {'ms/step':>8} "
+    print(f"{'net':15} {'batch':>5} {'ranks':>5} {'threads':>7} {'sum':>5} {'overlap':>7} "
+          f"{'ms/step':>8} "
           f"{'comm ms':>8} {'exposed':>8} {'exp. %':>6} {'images/s':>9} {'vs 1 rank':>9}")
     one = {(s["net"], s["overlap"]): s for r in results if r["ranks"] == 1 for s in r["steps"]}
     for r in results:
@@ -91,7 +101,7 @@ def print_tables(results, copy) -> None:
             base = one.get((s["net"], s["overlap"]))
             speedup = f"{base['ms'] / s['ms']:9.2f}" if base else f"{'-':>9}"
             print(f"{s['net']:15} {s['batch']:5d} {r['ranks']:5d} {r['threads']:7d} "
-                  f"{'yes' if s['overlap'] else 'no':>7} {s['ms']:8.1f} {s['comm_ms']:8.2f} "
+                  f"{r.get('summed_by', 'MPI'):>5} {'yes' if s['overlap'] else 'no':>7} {s['ms']:8.1f} {s['comm_ms']:8.2f} "
                   f"{s['exposed_ms']:8.2f} {100 * s['exposed_ms'] / s['ms']:6.1f} "
                   f"{s['batch'] / s['ms'] * 1e3:9.0f} {speedup}")
 
@@ -104,7 +114,8 @@ def _max_over_ranks(dp, seconds: float) -> float:
 
 
 def _time_allreduce(dp, mb: float, repeats: int) -> dict:
-    """The sum of a buffer as one message and in the pieces the gradient sums use, in turn."""
+    """The sum of a buffer as one message and in the pieces MPI's gradient sums use, in turn;
+    with NCCL, of a GPU tensor as one call (NCCL pipelines it itself)."""
     buffer = np.ones(int(mb * (1 << 20)) // 4, np.float32)
     piece = PIECE_BYTES // 4
 
@@ -115,6 +126,11 @@ def _time_allreduce(dp, mb: float, repeats: int) -> dict:
         for at in range(0, buffer.size, piece):
             dp.allreduce(buffer[at:at + piece], "the bench")
     ways = {"whole": whole, "pieces": pieces}
+    if dp.summed_by == "NCCL":
+        import convnet
+        communicator = dp.gradients.communicator
+        tensor = convnet.Tensor.from_numpy(buffer, f"cuda:{communicator.device}")
+        ways = {"whole": lambda: communicator.sum([tensor])}
     times = {name: [] for name in ways}
     for way in ways.values():
         way()   # first touch and connection set-up
@@ -161,6 +177,7 @@ def worker(argv=None) -> int:
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--filter", default="")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = p.parse_args(argv)
     import convnet
     from ..distributed import DataParallel, mpi
@@ -171,10 +188,23 @@ def worker(argv=None) -> int:
     sizes = SIZES_MB[:2] if args.quick else SIZES_MB
     nets = [(s, 2 if args.quick else b) for s, b in NETS if args.filter in s]
     rounds, steps = (1, 1) if args.quick else (3, 3)
-    result = {"ranks": comm.Get_size(), "threads": args.threads, "allreduce": [], "steps": []}
+    result = {"ranks": comm.Get_size(), "threads": args.threads, "allreduce": [], "steps": [],
+              "device": args.device}
+    nccl = None
+    if args.device == "cuda":
+        gpus = convnet.cuda_device_count()
+        if gpus == 0:
+            raise SystemExit("convnet.bench --parallel --device cuda: no GPU here")
+        host = comm.Split_type(mpi().COMM_TYPE_SHARED)
+        device = f"cuda:{host.Get_rank() % gpus}"
+        nccl = None if host.Get_size() <= gpus else False   # NCCL wants a GPU per rank
     for stem, batch in nets:
         net = convnet.Net.from_cfg(root / f"{stem}.cfg", root / f"{stem}-params.cfg", seed=0)
-        modes = [DataParallel(net, comm, overlap=True), DataParallel(net, comm, overlap=False)]
+        if args.device == "cuda":
+            net.to(device)
+        modes = [DataParallel(net, comm, overlap=True, nccl=nccl),
+                 DataParallel(net, comm, overlap=False, nccl=nccl)]
+        result["summed_by"] = modes[0].summed_by
         if not result["allreduce"]:
             result["allreduce"] = [_time_allreduce(modes[1], mb, 3 if args.quick else 7)
                                    for mb in sizes]

@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-overlap", action="store_true", help="under mpiexec: sum the gradients "
                    "over the ranks after backward instead of in buckets overlapped with it "
                    "(the same sums; see docs/distributed.md for when each is faster)")
+    g.add_argument("--sum-with", choices=("nccl", "mpi"), default=None,
+                   help="under mpiexec: sum the gradients with NCCL on the ranks' GPUs or with "
+                        "MPI through host memory (default: NCCL where every rank's net is on "
+                        "one GPU and NCCL is installed, else MPI)")
     return p
 
 
@@ -430,12 +434,15 @@ def train_command(argv, world) -> int:
         try:
             trainer.parallel = DataParallel(net, world, timeout=args.collective_timeout,
                                             facts=run_facts(net, trainer, data),
-                                            overlap=not args.no_overlap)
+                                            overlap=not args.no_overlap,
+                                            nccl=None if args.sum_with is None else
+                                            args.sum_with == "nccl")
         except DistributedError as e:
             fail(str(e))
         notes += [f"data parallel over {trainer.parallel.size} ranks "
                   f"({-(-args.mini // trainer.parallel.size)} images of each batch of "
-                  f"{args.mini} per rank):"] + ["  " + w for w in trainer.parallel.where()]
+                  f"{args.mini} per rank, gradients summed with {trainer.parallel.summed_by}):"]
+        notes += ["  " + w for w in trainer.parallel.where()]
     done = state.epoch + state.batch / trainer.batches_per_epoch
     if args.test_only:
         for line in notes:
