@@ -253,6 +253,19 @@ def _finish(proc, lines, limit=30):
     return "".join(lines) + rest, time.monotonic() - start
 
 
+def _stop_rank_1(proc, pids, lines, limit=30):
+    """Stops rank 1 (SIGSTOP: alive but silent) a second into the run, and _finish()es."""
+    time.sleep(1)
+    os.kill(pids[1], signal.SIGSTOP)
+    try:
+        return _finish(proc, lines, limit)
+    finally:
+        try:
+            os.kill(pids[1], signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def test_a_killed_rank_ends_the_run_naming_it(tmp_path, setup):
     proc, pids, lines = _start_long_run(tmp_path, setup)
     time.sleep(1)
@@ -268,15 +281,7 @@ def test_a_killed_rank_ends_the_run_naming_it(tmp_path, setup):
 
 def test_a_rank_that_hangs_is_given_up_on(tmp_path, setup):
     proc, pids, lines = _start_long_run(tmp_path, setup, "--collective-timeout", "3")
-    time.sleep(1)
-    os.kill(pids[1], signal.SIGSTOP)   # alive but silent: the others wait 3 s, then stop
-    try:
-        out, took = _finish(proc, lines)
-    finally:
-        try:
-            os.kill(pids[1], signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    out, took = _stop_rank_1(proc, pids, lines)   # the others wait 3 s, then stop
     assert proc.returncode != 0, out
     assert "rank 0 of 2: no answer from the other ranks for 3 s" in out, out
     assert "rank 0 of 2 stopped (exit code 1) while the others went on" in out, out
@@ -292,15 +297,7 @@ def test_a_gpu_rank_that_hangs_in_an_nccl_sum_is_given_up_on(tmp_path, setup):
     gpus = "0,1" if convnet.cuda_device_count() > 1 else "0"
     proc, pids, lines = _start_long_run(tmp_path, setup, "--collective-timeout", "3",
                                         "--gpu", gpus, "--sum-with", "nccl")
-    time.sleep(1)
-    os.kill(pids[1], signal.SIGSTOP)
-    try:
-        out, took = _finish(proc, lines, limit=60)
-    finally:
-        try:
-            os.kill(pids[1], signal.SIGCONT)
-        except ProcessLookupError:
-            pass
+    out, took = _stop_rank_1(proc, pids, lines, limit=60)
     assert proc.returncode != 0, out
     assert "gradients summed with NCCL" in out, out
     assert "rank 0 of 2: no answer from the other ranks for 3 s in the gradient all-reduce" \

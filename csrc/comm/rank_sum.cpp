@@ -51,10 +51,13 @@ NcclRanks::NcclRanks(const std::string& id, int nranks, int rank, int device)
 }
 
 NcclRanks::~NcclRanks() {
-    const cuda::DeviceGuard on(device_);
-    if (!aborted_ && comm_) api_->comm_destroy(comm_);   // ncclCommAbort freed it already
-    if (done_) cuda::event_destroy(done_);
-    if (stream_) cuda::stream_destroy(stream_);
+    try {
+        const cuda::DeviceGuard on(device_);
+        if (!aborted_ && comm_) api_->comm_destroy(comm_);   // ncclCommAbort freed it already
+        if (done_) cuda::event_destroy(done_);
+        if (stream_) cuda::stream_destroy(stream_);
+    } catch (const std::exception&) {   // at teardown, after an error elsewhere: nothing to do
+    }
 }
 
 void NcclRanks::check_live() {
