@@ -201,6 +201,21 @@ def test_ranks_from_other_runs_are_refused_at_start(tmp_path, setup):
     assert time.monotonic() - start < 60
 
 
+@pytest.mark.gpu
+def test_ranks_that_share_a_gpu_sum_with_mpi_and_refuse_nccl(tmp_path, setup):
+    # NCCL wants a GPU of its own for each rank: two ranks on cuda:0 of one host sum through
+    # host memory, and --sum-with nccl says why it cannot.
+    if _core.nccl_status():
+        pytest.skip(_core.nccl_status())
+    done = launch(2, *setup, "--epochs", "1", "--no-save", "--gpu", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "gradients summed with MPI" in done.stdout, done.stdout
+    done = launch(2, *setup, "--epochs", "1", "--no-save", "--gpu", "0", "--sum-with", "nccl")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert re.search(r"NCCL cannot sum the gradients: ranks 0 and 1 share cuda:0 on \S+",
+                     done.stderr), done.stderr
+
+
 def test_nccl_sums_of_cpu_ranks_are_refused_naming_why(tmp_path, setup):
     done = launch(2, *setup, "--epochs", "1", "--no-save", "--sum-with", "nccl", timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
@@ -253,9 +268,9 @@ def _finish(proc, lines, limit=30):
     return "".join(lines) + rest, time.monotonic() - start
 
 
-def _stop_rank_1(proc, pids, lines, limit=30):
-    """Stops rank 1 (SIGSTOP: alive but silent) a second into the run, and _finish()es."""
-    time.sleep(1)
+def _stop_rank_1(proc, pids, lines, limit=30, after=1.0):
+    """Stops rank 1 (SIGSTOP: alive but silent) `after` seconds into the run, and _finish()es."""
+    time.sleep(after)
     os.kill(pids[1], signal.SIGSTOP)
     try:
         return _finish(proc, lines, limit)
@@ -297,7 +312,10 @@ def test_a_gpu_rank_that_hangs_in_an_nccl_sum_is_given_up_on(tmp_path, setup):
     gpus = "0,1" if convnet.cuda_device_count() > 1 else "0"
     proc, pids, lines = _start_long_run(tmp_path, setup, "--collective-timeout", "3",
                                         "--gpu", gpus, "--sum-with", "nccl")
-    out, took = _stop_rank_1(proc, pids, lines, limit=60)
+    # At once: rank 0 printed its last line before the first step, whose gradient sum is the
+    # first collective of training, so that is where it waits (later, a stop could fall between
+    # a step's sum and the metrics' sum, an MPI collective).
+    out, took = _stop_rank_1(proc, pids, lines, limit=60, after=0.0)
     assert proc.returncode != 0, out
     assert "gradients summed with NCCL" in out, out
     assert "rank 0 of 2: no answer from the other ranks for 3 s in the gradient all-reduce" \

@@ -9,11 +9,11 @@ global batch, which is what one process computes on it. Dropout draws the global
 with shards of B images follow one process with batches of N*B, up to the order of the float
 sums (float32 rounding; a float64 net agrees to ~1e-12).
 
-Ranks whose nets are on one GPU each sum with NCCL instead, on the GPUs (where every rank has
-NCCL: pip install "convnet[nccl]"); MPI then only starts them, checks them and carries the
-metrics. DataParallel is the engine of `mpiexec -n N convnet-train ...` (convnet.trainer) and
-of the Python API. Collectives wait with a deadline (timeout): a rank that hangs or has died stops the
-others with an error instead of a hang."""
+Ranks whose nets are on one GPU each (a GPU of its own) sum with NCCL instead, on the GPUs
+(where every rank has NCCL: pip install "convnet[nccl]"); MPI then only starts them, checks
+them and carries the metrics. DataParallel is the engine of `mpiexec -n N convnet-train ...`
+(convnet.trainer) and of the Python API. Collectives wait with a deadline (timeout): a rank
+that hangs or has died stops the others with an error instead of a hang."""
 
 import hashlib
 import json
@@ -146,16 +146,23 @@ class DataParallel:
     def _nccl_communicator(self, wanted: Optional[bool]):
         """NCCL's communicator of the ranks' GPUs (every rank decides alike), or None."""
         why_not = "" if wanted is False else nccl_unusable(self.net)
-        every = self.allgather([wanted, why_not], "the choice of NCCL")
-        if any(w != wanted for w, _ in every):
+        gpu = f"{self.net.devices[0]} on {socket.gethostname()}"
+        every = self.allgather([wanted, why_not, gpu], "the choice of NCCL")
+        if any(w != wanted for w, _, _ in every):
             raise DistributedError("the ranks ask for different gradient sums: " + ", ".join(
-                f"rank {r}: {_SUMS[w]}" for r, (w, _) in enumerate(every)))
+                f"rank {r}: {_SUMS[w]}" for r, (w, _, _) in enumerate(every)))
         if wanted is False:
             return None
-        if any(why for _, why in every):
+        reasons = [f"rank {r}: {why}" for r, (_, why, _) in enumerate(every) if why]
+        if not reasons:   # NCCL wants a GPU of its own for each rank
+            first = {}
+            for r, (_, _, where) in enumerate(every):
+                if where in first:
+                    reasons.append(f"ranks {first[where]} and {r} share {where}")
+                first.setdefault(where, r)
+        if reasons:
             if wanted:
-                raise DistributedError("NCCL cannot sum the gradients: " + "; ".join(
-                    f"rank {r}: {why}" for r, (_, why) in enumerate(every) if why))
+                raise DistributedError("NCCL cannot sum the gradients: " + "; ".join(reasons))
             return None
         unique = _core.nccl_unique_id().hex() if self.rank == 0 else ""
         unique = self.allgather(unique, "the NCCL id")[0]
