@@ -201,12 +201,15 @@ def make_data(args, net: Net):
                             test_size=args.synthetic_test_size, seed=args.seed)
 
 
-def describe(data) -> str:
+def describe(data, path: bool = True) -> str:
+    """The data in words; path=False leaves out where it is (ranks on other hosts may mount it
+    elsewhere)."""
     if isinstance(data, SyntheticDataset):
         return (f"the synthetic set ({data.classes} classes, {data.size('train')} train / "
                 f"{data.size('test')} test images of {'x'.join(map(str, data.shape))})")
     p, a = data.provider, data.augmentation
-    what = [f"{p.name} data at {getattr(p, 'path', '?')} ({data.classes} classes, "
+    where = f" at {getattr(p, 'path', '?')}" if path else ""
+    what = [f"{p.name} data{where} ({data.classes} classes, "
             f"{data.size('train')} train / {data.size('test')} test images of "
             f"{'x'.join(map(str, p.image_shape))})"]
     if a.crop:
@@ -345,7 +348,7 @@ def run_facts(net: Net, trainer: Trainer, data) -> dict:
             "the layer parameters (hash)": digest(source.get("params")),
             "the step": net.step, "the epoch and batch": [st.epoch, st.batch],
             "the frozen layers": net.frozen,
-            "the training options": options, "the data": describe(data),
+            "the training options": options, "the data": describe(data, path=False),
             "convnet's version": __version__}
 
 

@@ -16,6 +16,8 @@ from ..distributed import DistributedError, launched_world, mpi
 
 # Seconds a stopping rank waits for the others to stop too before it stops them.
 STOP_TOGETHER_WAIT = 5.0
+# Seconds it gives the launcher to forward its last lines before MPI_Abort.
+ABORT_PAUSE = 1.0
 
 
 def run_ranks(main: Callable[[List[str], Optional[object]], int], argv: List[str]) -> int:
@@ -59,6 +61,10 @@ def run_ranks(main: Callable[[List[str], Optional[object]], int], argv: List[str
         print(f"rank {rank}: {line}", file=sys.stderr)
     print(f"convnet-train: rank {rank} of {size} stopped (exit code {code}) while the others "
           "went on: stopping them", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # The launcher forwards our output through its proxy, which MPI_Abort tears down at once:
+    # without a pause the lines above are sometimes lost (seen under load with MPICH).
+    time.sleep(ABORT_PAUSE)
     world.Abort(code)
     return code   # not reached: Abort ends every rank
 
