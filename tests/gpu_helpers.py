@@ -39,6 +39,24 @@ def _emulated() -> bool:
 EMULATED = _emulated()
 
 
+def nccl_missing() -> str:
+    """Why NCCL cannot be used here ("" when it can), after pointing the library loader at the
+    nvidia-nccl wheel where it is installed."""
+    from convnet import replicas
+    replicas.use_wheel_nccl()
+    return _core.nccl_status()
+
+
+def nccl_ranks_unusable(nranks: int = 2) -> str:
+    """Why NCCL cannot join `nranks` processes of one GPU each here ("" when it can): the
+    library, and a GPU per rank (each emulated process has devices of its own)."""
+    if nccl_missing():
+        return nccl_missing()
+    if not EMULATED and convnet.cuda_device_count() < nranks:
+        return f"NCCL needs a GPU per rank: {nranks} GPUs"
+    return ""
+
+
 def real_gpu_sized(cases, too_big):
     """cases, with those for which too_big(case) holds skipped on the emulated device."""
     skip = pytest.mark.skipif(EMULATED, reason="AlexNet-sized: run on real GPUs, not emulated")

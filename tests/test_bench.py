@@ -12,7 +12,7 @@ import convnet
 
 from convnet.bench.__main__ import main
 from convnet.distributed import launcher
-from gpu_helpers import EMULATED
+from gpu_helpers import nccl_ranks_unusable
 
 META_KEYS = {"machine", "threads", "date", "version", "numpy", "blas", "device", "torch",
              "sgemm_gflops", "sgemm_gflops_start", "sgemm_gflops_end", "copy_gbps",
@@ -118,14 +118,11 @@ def test_parallel_quick_run_on_gpus(capsys, monkeypatch, tmp_path):
     # GPU ranks: NCCL's sums where each rank has a GPU of its own (each emulated process has its
     # own devices), else MPI's.
     pytest.importorskip("mpi4py")
-    from convnet import _core, replicas
-    replicas.use_wheel_nccl()
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     assert main(["--parallel", "--quick", "--filter", "mnist", "--ranks", "2",
                  "--device", "cuda"]) == 0
     out = capsys.readouterr().out
-    nccl = not _core.nccl_status() and (EMULATED or convnet.cuda_device_count() > 1)
-    summed_by = "NCCL" if nccl else "MPI"
+    summed_by = "MPI" if nccl_ranks_unusable(2) else "NCCL"
     assert re.search(rf"^ +4\.00 +2 +{summed_by} +[\d.]+ +[\d.]+ ", out, flags=re.M), out
     for overlap in ("yes", "no"):
         assert re.search(rf"^mnist +2 +2 +\d+ +{summed_by} +{overlap} +[\d.]+", out,

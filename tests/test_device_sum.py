@@ -56,6 +56,24 @@ def test_the_wheel_s_nccl_is_found_and_has_every_call():
     assert run.stdout.strip() == "''", run.stdout
 
 
+@pytest.mark.skipif(not convnet.built_with_cuda() or hasattr(_core, "emu_access_checks"),
+                    reason="needs a real CUDA build (the emulated one has its own NCCL)")
+def test_a_library_named_after_a_miss_is_tried():
+    # In a fresh process: the first use opens libnccl.so.2; where that misses, naming another
+    # file opens that one, instead of keeping the miss for the process's life.
+    script = ("from convnet import _core\n"
+              "print(repr(_core.nccl_status()))\n"
+              "_core.set_nccl_library('/nonexistent/libnccl.so.2')\n"
+              "print(repr(_core.nccl_status()))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    first, then = run.stdout.splitlines()
+    if first == "''":
+        pytest.skip("libnccl.so.2 is on the library path: no miss to try again")
+    assert "libnccl.so.2" in first and "/nonexistent/libnccl.so.2" in then, (first, then)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(GPUS < 2, reason="needs two GPUs")
 def test_parts_on_two_gpus_end_holding_the_sum(rng):

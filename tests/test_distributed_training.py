@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 
 import convnet
-from convnet import _core, replicas
-from gpu_helpers import EMULATED
+from gpu_helpers import nccl_missing, nccl_ranks_unusable
 from helpers import GPU_VS_CPU_REL_TOL
 from nets import cfg, classifier
 from test_distributed import mpiexec
@@ -135,16 +134,6 @@ def test_ranks_train_the_weights_of_one_process(tmp_path, setup, ranks):
                                                 ).params["hidden.weights"])
 
 
-def _nccl_between_ranks():
-    """Why NCCL cannot sum between two GPU ranks here ("" when it can)."""
-    replicas.use_wheel_nccl()
-    if _core.nccl_status():
-        return _core.nccl_status()
-    if not EMULATED and convnet.cuda_device_count() < 2:
-        return "NCCL needs a GPU per rank: two GPUs"
-    return ""
-
-
 @pytest.mark.gpu
 @pytest.mark.parametrize("sums", ["mpi", "nccl"])
 def test_ranks_on_gpus_train_the_weights_of_one_cpu_process(tmp_path, setup, sums):
@@ -152,8 +141,8 @@ def test_ranks_on_gpus_train_the_weights_of_one_cpu_process(tmp_path, setup, sum
     # one), its gradients summed through host memory with MPI or on the GPUs with NCCL (the
     # emulator's NCCL joins the ranks' processes through shared memory), against one process
     # on the CPU.
-    if sums == "nccl" and _nccl_between_ranks():
-        pytest.skip(_nccl_between_ranks())
+    if sums == "nccl" and nccl_ranks_unusable():
+        pytest.skip(nccl_ranks_unusable())
     cpu, gpu = tmp_path / "cpu.npz", tmp_path / "gpu.npz"
     assert launch(1, *setup, "--epochs", "1", "--save-path", cpu).returncode == 0
     gpus = "0,1" if convnet.cuda_device_count() > 1 else "0"
@@ -206,8 +195,8 @@ def test_ranks_from_other_runs_are_refused_at_start(tmp_path, setup):
 def test_ranks_that_share_a_gpu_sum_with_mpi_and_refuse_nccl(tmp_path, setup):
     # NCCL wants a GPU of its own for each rank: two ranks on cuda:0 of one host sum through
     # host memory, and --sum-with nccl says why it cannot.
-    if _core.nccl_status():
-        pytest.skip(_core.nccl_status())
+    if nccl_missing():
+        pytest.skip(nccl_missing())
     done = launch(2, *setup, "--epochs", "1", "--no-save", "--gpu", "0")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gradients summed with MPI" in done.stdout, done.stdout
@@ -321,8 +310,8 @@ def test_a_rank_that_hangs_is_given_up_on(tmp_path, setup):
 def test_a_gpu_rank_that_hangs_in_an_nccl_sum_is_given_up_on(tmp_path, setup):
     # Rank 0's NCCL sum waits for rank 1 (stopped); at the deadline it aborts the communicator
     # (a sum blocked in NCCL cannot be left otherwise) and stops the run.
-    if _nccl_between_ranks():
-        pytest.skip(_nccl_between_ranks())
+    if nccl_ranks_unusable():
+        pytest.skip(nccl_ranks_unusable())
     gpus = "0,1" if convnet.cuda_device_count() > 1 else "0"
     proc, pids, lines = _start_long_run(tmp_path, setup, "--collective-timeout", "3",
                                         "--gpu", gpus, "--sum-with", "nccl")

@@ -13,9 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-import convnet
-from convnet import _core, replicas
-from gpu_helpers import EMULATED
+from convnet import _core
+from gpu_helpers import EMULATED, nccl_ranks_unusable
 
 pytestmark = pytest.mark.gpu
 
@@ -24,19 +23,8 @@ sys.path.insert(0, str(WORKER.parent))
 from nccl_rank_worker import rank_data  # noqa: E402
 
 
-def _usable(nranks):
-    if not convnet.built_with_cuda():
-        return "needs a CUDA build"
-    replicas.use_wheel_nccl()
-    if _core.nccl_status():
-        return _core.nccl_status()
-    if not EMULATED and convnet.cuda_device_count() < nranks:
-        return f"NCCL needs a GPU per rank: {nranks} GPUs"
-    return ""
-
-
 def run_ranks(tmp_path, nranks, scenario, wait=60):
-    reason = _usable(nranks)
+    reason = nccl_ranks_unusable(nranks)
     if reason:
         pytest.skip(reason)
     unique = _core.nccl_unique_id().hex()

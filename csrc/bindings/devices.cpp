@@ -1,7 +1,6 @@
 // Between devices: sums across devices and between ranks (every build; NCCL where there are GPUs
-// and the library),
-// and, on CUDA builds, whether two GPUs can reach each other, which path the copies took, and
-// streams of our own for the tests of the stream checks.
+// and the library), and, on CUDA builds, whether two GPUs can reach each other, which path the
+// copies took, and streams of our own for the tests of the stream checks.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 

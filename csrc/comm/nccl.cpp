@@ -78,18 +78,31 @@ Loaded load() {
 }
 #endif
 
+Loaded& loaded() {
+    static Loaded l;
+    return l;
+}
+bool& tried() {
+    static bool t = false;
+    return t;
+}
+
 }  // namespace
 
 void set_library(const std::string& path) {
     std::lock_guard<std::mutex> g(lock());
     library() = path;
+    if (!loaded().ok) tried() = false;   // a miss is tried again with the new file
 }
 
 const Api* api(std::string* why_not) {
     std::lock_guard<std::mutex> g(lock());
-    static const Loaded loaded = load();
-    if (!loaded.ok && why_not) *why_not = loaded.why_not;
-    return loaded.ok ? &loaded.api : nullptr;
+    if (!tried()) {
+        loaded() = load();
+        tried() = true;
+    }
+    if (!loaded().ok && why_not) *why_not = loaded().why_not;
+    return loaded().ok ? &loaded().api : nullptr;
 }
 
 void check(const Api& nccl, int result, const char* what) {

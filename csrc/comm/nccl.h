@@ -15,7 +15,11 @@ using Comm = void*;                   // ncclComm_t
 struct UniqueId {                     // ncclUniqueId: passed by value, as NCCL's ABI has it
     char internal[128];
 };
-constexpr int kSuccess = 0;           // ncclSuccess
+constexpr int kSuccess = 0;           // ncclSuccess (the results the emulator gives, too)
+constexpr int kSystemError = 2;       // ncclSystemError
+constexpr int kInternalError = 3;     // ncclInternalError
+constexpr int kInvalidArgument = 4;   // ncclInvalidArgument
+constexpr int kInvalidUsage = 5;      // ncclInvalidUsage
 constexpr int kRemoteError = 6;       // ncclRemoteError
 constexpr int kFloat32 = 7;           // ncclFloat32
 constexpr int kFloat64 = 8;           // ncclFloat64
@@ -37,7 +41,8 @@ struct Api {
 };
 
 // The table, or nullptr with the reason in *why_not (a build without CUDA, no libnccl.so.2).
-// Loaded once; set_library first to name the file (the wheel's path, found from Python).
+// Loaded once; set_library names the file (the wheel's path, found from Python): before the
+// first use, or after a miss, which is then tried again with it.
 const Api* api(std::string* why_not = nullptr);
 void set_library(const std::string& path);
 

@@ -1,8 +1,8 @@
 // The emulated device's NCCL: the calls of csrc/comm/nccl.h's table, with NCCL's meaning, for
 // communicators over the emulated devices of one process (ncclCommInitAll) and of one emulated
-// device per process across processes (ncclCommInitRank, through shared memory). A collective completes when every rank
-// of its communicator has called it (inside or outside a group), and sums through host memory in
-// rank order, so the result is the same bits on every rank.
+// device per process across processes (ncclCommInitRank, through shared memory). A collective
+// completes when every rank of its communicator has called it (inside or outside a group), and
+// sums through host memory in rank order, so the result is the same bits on every rank.
 #pragma once
 
 #include <cstddef>

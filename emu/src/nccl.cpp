@@ -21,12 +21,9 @@
 
 namespace convnet::emu::nccl {
 
-namespace {
+using namespace convnet::nccl;   // NCCL's result codes and types (csrc/comm/nccl.h)
 
-// NCCL's result codes (nccl.h).
-constexpr int kSuccess = 0, kSystemError = 2, kInternalError = 3, kInvalidArgument = 4,
-              kInvalidUsage = 5, kRemoteError = 6;
-constexpr int kFloat32 = 7, kFloat64 = 8, kSum = 0;
+namespace {
 
 struct Call {
     const void* send;
